@@ -1,0 +1,1 @@
+"""Code generation: spec file -> model IR (SymPy) -> optimised program -> C and NumPy source."""

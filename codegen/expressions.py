@@ -1,0 +1,369 @@
+"""The expression language: a whitelisted subset of Python syntax turned into SymPy objects.
+
+Spec text is never evaluated. `ast.parse` only builds a syntax tree; this module walks it and
+accepts numbers, names, + - * / **, unary minus, comparisons, `and`/`or`/`not`, `where(c, a, b)`,
+a fixed set of mathematical functions, calls to functions the spec declares, vector indexing
+with integer literals (`P_e[3]`) and partial derivatives of declared functions written
+`diff(F, x)(args)` / `diff(F, x, y)(args)`. Anything else is a SpecError naming the construct.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import sympy
+
+from mfgen.errors import Location, SpecError
+
+MAX_EXPRESSION_CHARS = 20_000
+MAX_NESTING = 100
+MAX_INTEGER_EXPONENT = 64
+
+# name -> (arity, builder). Names the C and NumPy printers both know.
+BUILTIN_FUNCTIONS: dict[str, tuple[int | None, Callable[..., sympy.Expr]]] = {
+    "exp": (1, sympy.exp),
+    "log": (1, sympy.log),
+    "sqrt": (1, sympy.sqrt),
+    "erf": (1, sympy.erf),
+    "erfc": (1, sympy.erfc),
+    "tanh": (1, sympy.tanh),
+    "sin": (1, sympy.sin),
+    "cos": (1, sympy.cos),
+    "abs": (1, sympy.Abs),
+    "max": (None, sympy.Max),
+    "min": (None, sympy.Min),
+}
+CONSTANTS = {"pi": sympy.pi}
+SPECIAL_FORMS = {"where", "diff"}
+RESERVED_NAMES = frozenset(BUILTIN_FUNCTIONS) | frozenset(CONSTANTS) | SPECIAL_FORMS
+
+_COMPARISONS = {
+    ast.Lt: sympy.StrictLessThan,
+    ast.LtE: sympy.LessThan,
+    ast.Gt: sympy.StrictGreaterThan,
+    ast.GtE: sympy.GreaterThan,
+    ast.Eq: sympy.Eq,
+    ast.NotEq: sympy.Ne,
+}
+_OPERATOR_NAMES = {
+    ast.FloorDiv: "//", ast.Mod: "%", ast.MatMult: "@", ast.BitAnd: "&", ast.BitOr: "|",
+    ast.BitXor: "^", ast.LShift: "<<", ast.RShift: ">>", ast.Invert: "~",
+}
+
+
+@dataclass(frozen=True)
+class VectorRef:
+    """A whole vector (parameter or vector argument) passed to a function by name."""
+
+    name: str
+    elements: tuple[sympy.Expr, ...]
+
+
+Argument = sympy.Expr | VectorRef
+
+
+class Scope(Protocol):
+    """What the parser asks the model about the names it meets."""
+
+    def symbol(self, name: str, where: Location) -> sympy.Expr | VectorRef: ...
+
+    def call(self, name: str, args: list[Argument], where: Location) -> sympy.Expr: ...
+
+    def derivative(
+        self, name: str, wrt: list[str], args: list[Argument], where: Location
+    ) -> sympy.Expr: ...
+
+
+def number(value: float | int) -> sympy.Expr:
+    """A numeric literal: exact integers stay Integer (so x**2 prints as x*x), others Float."""
+    if isinstance(value, bool):
+        raise TypeError("booleans are not numbers here")
+    if isinstance(value, int) and abs(value) < 2**53:
+        return sympy.Integer(value)
+    as_float = float(value)
+    if not math.isfinite(as_float):
+        raise ValueError(f"{value!r} is not finite")
+    return sympy.Float(as_float, precision=53)
+
+
+def parse_expression(text: object, where: Location, scope: Scope) -> sympy.Expr:
+    """Parse one spec expression (a YAML string or number) into a SymPy expression."""
+    if isinstance(text, bool) or not isinstance(text, (str, int, float)):
+        raise SpecError(
+            f"expected an expression, got {type(text).__name__} {text!r}",
+            where,
+            "write the expression as a string, e.g. 'a*x + b'",
+        )
+    if not isinstance(text, str):
+        try:
+            return number(text)
+        except ValueError:
+            raise SpecError(f"the number {text!r} is not finite", where,
+                            "use a finite value") from None
+    return _Parser(text, where, scope).parse()
+
+
+class _Parser:
+    def __init__(self, text: str, where: Location, scope: Scope):
+        self.text = text
+        self.where = where
+        self.scope = scope
+
+    def fail(self, message: str, node: ast.AST | None = None, hint: str = "") -> SpecError:
+        loc = self.where
+        if node is not None and hasattr(node, "col_offset") and "\n" not in self.text:
+            loc = self.where.shifted(node.col_offset)
+        return SpecError(f"{message} in '{_shorten(self.text)}'", loc, hint)
+
+    def parse(self) -> sympy.Expr:
+        if len(self.text) > MAX_EXPRESSION_CHARS:
+            raise self.fail(f"expression longer than {MAX_EXPRESSION_CHARS} characters")
+        if not self.text.strip():
+            raise self.fail("empty expression", hint="write the expression after the colon")
+        bad = [c for c in self.text if not (c.isascii() and (c.isprintable() or c in "\n\t"))]
+        if bad:
+            raise SpecError(
+                f"expression contains the non-ASCII or control character {bad[0]!r} "
+                f"(U+{ord(bad[0]):04X})",
+                self.where,
+                "names and operators must be plain ASCII; retype the expression",
+            )
+        source = " ".join(self.text.split())  # YAML folded text: newlines are just spaces
+        try:
+            tree = ast.parse(source, mode="eval")
+        except SyntaxError as exc:
+            loc = self.where.shifted((exc.offset or 1) - 1) if exc.offset else self.where
+            raise SpecError(f"syntax error in '{_shorten(self.text)}': {exc.msg}", loc,
+                            "check brackets and operators") from None
+        except (RecursionError, MemoryError, ValueError):
+            raise self.fail("expression is nested too deeply to parse") from None
+        self._check_nesting(tree.body)
+        result = self.visit(tree.body)
+        if isinstance(result, VectorRef):
+            raise self.fail(f"'{result.name}' is a vector; an expression must be a number",
+                            tree.body, f"index it, e.g. {result.name}[0]")
+        if isinstance(result, sympy.logic.boolalg.Boolean) and not isinstance(result, sympy.Expr):
+            raise self.fail("a comparison is not a value", tree.body,
+                            "use it as the condition of where(condition, a, b)")
+        if result.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
+            raise self.fail("expression evaluates to an infinite or undefined value "
+                            "(division by zero?)")
+        return result
+
+    def _check_nesting(self, root: ast.AST) -> None:
+        stack = [(root, 1)]
+        while stack:
+            node, depth = stack.pop()
+            if depth > MAX_NESTING:
+                raise self.fail(f"expression nested more than {MAX_NESTING} levels deep", node,
+                                "split it into named derived expressions")
+            stack.extend((child, depth + 1) for child in ast.iter_child_nodes(node))
+
+    # -- node visitors -------------------------------------------------------------------
+    def visit(self, node: ast.AST) -> sympy.Expr | VectorRef:
+        method = getattr(self, "visit_" + type(node).__name__, None)
+        if method is None:
+            raise self.fail(f"{_describe(node)} is not allowed", node,
+                            "expressions may use numbers, names, + - * / **, comparisons, "
+                            "where(), math functions and the spec's functions")
+        return method(node)
+
+    def value(self, node: ast.AST) -> sympy.Expr:
+        """Visit a node that must be a number-valued expression."""
+        result = self.visit(node)
+        if isinstance(result, VectorRef):
+            raise self.fail(f"'{result.name}' is a vector, not a number", node,
+                            f"index it, e.g. {result.name}[0]")
+        if not isinstance(result, sympy.Expr):
+            raise self.fail("a comparison cannot be used as a number", node,
+                            "use where(condition, a, b) to choose between values")
+        return result
+
+    def condition(self, node: ast.AST) -> sympy.Basic:
+        result = self.visit(node)
+        if isinstance(result, sympy.Expr) or isinstance(result, VectorRef):
+            raise self.fail("expected a comparison (e.g. x > 0)", node)
+        return result
+
+    def visit_Constant(self, node: ast.Constant) -> sympy.Expr:
+        if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+            raise self.fail(f"the literal {node.value!r} is not allowed", node,
+                            "only numbers are allowed")
+        try:
+            return number(node.value)
+        except ValueError:
+            raise self.fail(f"the number {node.value!r} is not finite", node,
+                            "use a finite value") from None
+
+    def visit_Name(self, node: ast.Name) -> sympy.Expr | VectorRef:
+        if node.id in CONSTANTS:
+            return CONSTANTS[node.id]
+        if node.id in BUILTIN_FUNCTIONS or node.id in SPECIAL_FORMS:
+            raise self.fail(f"'{node.id}' is a function; call it with arguments", node)
+        return self.scope.symbol(node.id, self._loc(node))
+
+    def visit_UnaryOp(self, node: ast.UnaryOp) -> sympy.Basic:
+        if isinstance(node.op, ast.USub):
+            return -self.value(node.operand)
+        if isinstance(node.op, ast.UAdd):
+            return self.value(node.operand)
+        if isinstance(node.op, ast.Not):
+            return sympy.Not(self.condition(node.operand))
+        raise self.fail(f"the operator '{_OPERATOR_NAMES.get(type(node.op), '?')}' is not "
+                        "allowed", node)
+
+    def visit_BinOp(self, node: ast.BinOp) -> sympy.Expr:
+        op = type(node.op)
+        if op not in (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.Pow):
+            raise self.fail(f"the operator '{_OPERATOR_NAMES.get(op, '?')}' is not allowed",
+                            node, "use + - * / ** only")
+        left, right = self.value(node.left), self.value(node.right)
+        if op is ast.Add:
+            return left + right
+        if op is ast.Sub:
+            return left - right
+        if op is ast.Mult:
+            return left * right
+        if op is ast.Div:
+            if right == 0:
+                raise self.fail("division by zero", node)
+            return left / right
+        return self._power(left, right, node)
+
+    def _power(self, base: sympy.Expr, exponent: sympy.Expr, node: ast.AST) -> sympy.Expr:
+        if base.is_Number and exponent.is_Number:
+            # Fold numerically: SymPy would compute e.g. 10**10**10 exactly and never return.
+            try:
+                value = float(base) ** float(exponent)
+            except (OverflowError, ZeroDivisionError):
+                value = math.inf
+            if isinstance(value, complex) or not math.isfinite(value):
+                raise self.fail("the power is not a finite real number", node)
+            return number(value) if not value.is_integer() else number(int(value))
+        if exponent.is_Integer and abs(int(exponent)) > MAX_INTEGER_EXPONENT:
+            raise self.fail(f"integer exponent {exponent} is larger than "
+                            f"{MAX_INTEGER_EXPONENT}", node, "write exp(n*log(x)) if you mean it")
+        return base**exponent
+
+    def visit_BoolOp(self, node: ast.BoolOp) -> sympy.Basic:
+        parts = [self.condition(v) for v in node.values]
+        return sympy.And(*parts) if isinstance(node.op, ast.And) else sympy.Or(*parts)
+
+    def visit_Compare(self, node: ast.Compare) -> sympy.Basic:
+        terms = [self.value(node.left)] + [self.value(c) for c in node.comparators]
+        relations = []
+        for op, left, right in zip(node.ops, terms, terms[1:]):
+            if type(op) not in _COMPARISONS:
+                raise self.fail("only < <= > >= == != comparisons are allowed", node)
+            relations.append(_COMPARISONS[type(op)](left, right))
+        return sympy.And(*relations) if len(relations) > 1 else relations[0]
+
+    def visit_Subscript(self, node: ast.Subscript) -> sympy.Expr:
+        if not isinstance(node.value, ast.Name):
+            raise self.fail("only named vectors can be indexed", node)
+        target = self.scope.symbol(node.value.id, self._loc(node))
+        if not isinstance(target, VectorRef):
+            raise self.fail(f"'{node.value.id}' is a scalar and cannot be indexed", node,
+                            "declare it with a list default to make it a vector")
+        index_node = node.slice
+        negative = isinstance(index_node, ast.UnaryOp) and isinstance(index_node.op, ast.USub)
+        inner = index_node.operand if negative else index_node
+        if not (isinstance(inner, ast.Constant) and type(inner.value) is int):
+            raise self.fail(f"the index of '{target.name}' must be an integer literal", node,
+                            f"write e.g. {target.name}[0]")
+        index = -inner.value if negative else inner.value
+        size = len(target.elements)
+        if not 0 <= index < size:
+            raise self.fail(f"index {index} is out of range for '{target.name}', which has "
+                            f"{size} elements", node, f"use an index from 0 to {size - 1}")
+        return target.elements[index]
+
+    def visit_Call(self, node: ast.Call) -> sympy.Expr:
+        if node.keywords:
+            raise self.fail("keyword arguments are not allowed", node,
+                            "pass arguments by position")
+        if any(isinstance(a, ast.Starred) for a in node.args):
+            raise self.fail("starred arguments are not allowed", node)
+        if isinstance(node.func, ast.Call):
+            return self._derivative_call(node)
+        if not isinstance(node.func, ast.Name):
+            raise self.fail(f"{_describe(node.func)} cannot be called", node,
+                            "only math functions and the spec's functions can be called")
+        name = node.func.id
+        if name == "where":
+            if len(node.args) != 3:
+                raise self.fail(f"where() takes 3 arguments (condition, a, b), got "
+                                f"{len(node.args)}", node)
+            cond = self.condition(node.args[0])
+            a, b = self.value(node.args[1]), self.value(node.args[2])
+            return sympy.Piecewise((a, cond), (b, True))
+        if name == "diff":
+            raise self.fail("diff(F, x) names a derivative function; call it with F's "
+                            "arguments", node, "write diff(F, x)(a, b)")
+        if name in BUILTIN_FUNCTIONS:
+            arity, build = BUILTIN_FUNCTIONS[name]
+            args = [self.value(a) for a in node.args]
+            if arity is not None and len(args) != arity:
+                raise self.fail(f"{name}() takes {arity} argument(s), got {len(args)}", node)
+            if arity is None and len(args) < 2:
+                raise self.fail(f"{name}() takes at least 2 arguments, got {len(args)}", node)
+            return build(*args)
+        args = [self.argument(a) for a in node.args]
+        return self.scope.call(name, args, self._loc(node))
+
+    def _derivative_call(self, node: ast.Call) -> sympy.Expr:
+        inner = node.func
+        assert isinstance(inner, ast.Call)
+        if not (isinstance(inner.func, ast.Name) and inner.func.id == "diff"):
+            raise self.fail("a call result cannot be called", node)
+        if inner.keywords or len(inner.args) < 2:
+            raise self.fail("diff takes a function and one or two argument names, e.g. "
+                            "diff(F, x)", node)
+        if not all(isinstance(a, ast.Name) for a in inner.args):
+            raise self.fail("diff(F, x, ...) takes names only", node)
+        fname, *wrt = [a.id for a in inner.args]  # type: ignore[attr-defined]
+        args = [self.argument(a) for a in node.args]
+        return self.scope.derivative(fname, wrt, args, self._loc(node))
+
+    def argument(self, node: ast.AST) -> Argument:
+        result = self.visit(node)
+        if not isinstance(result, (sympy.Expr, VectorRef)):
+            raise self.fail("a comparison cannot be passed as an argument", node)
+        return result
+
+    def _loc(self, node: ast.AST) -> Location:
+        if "\n" in self.text:
+            return self.where
+        return self.where.shifted(getattr(node, "col_offset", 0))
+
+
+def _describe(node: ast.AST) -> str:
+    names = {
+        "Attribute": "attribute access (a.b)",
+        "Lambda": "lambda",
+        "ListComp": "a list comprehension",
+        "SetComp": "a set comprehension",
+        "DictComp": "a dict comprehension",
+        "GeneratorExp": "a generator expression",
+        "JoinedStr": "an f-string",
+        "NamedExpr": "the walrus operator (:=)",
+        "IfExp": "'a if c else b'",
+        "List": "a list",
+        "Tuple": "a tuple",
+        "Dict": "a dict",
+        "Set": "a set",
+        "Starred": "a starred expression",
+        "Await": "await",
+        "Yield": "yield",
+        "Slice": "a slice",
+    }
+    return names.get(type(node).__name__, f"the construct '{type(node).__name__}'")
+
+
+def _shorten(text: str, limit: int = 60) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."

@@ -1,0 +1,462 @@
+"""Stage 2: turn a ModelSpec into the model IR: a straight-line program of SymPy assignments.
+
+Functions are inlined call by call as named statements (`F__1__mu_G = ...`), never substituted
+into one big tree: derivatives are then taken statement by statement (forward mode), which
+keeps them small (see shared/notes.md: 0.4 s instead of 8 minutes for the seed-6 TF).
+Every name is resolved here, so undefined symbols, cycles, arity and index errors are reported
+with the place they were written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import sympy
+
+from mfgen.codegen.expressions import Argument, VectorRef, parse_expression
+from mfgen.codegen.spec import Expression, FunctionSpec, ModelSpec
+from mfgen.errors import Location, SpecError, did_you_mean
+
+LOCAL_COUPLING = "local_coupling"
+
+
+def real_symbol(name: str) -> sympy.Symbol:
+    return sympy.Symbol(name, real=True)
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    default: float | tuple[float, ...]
+    size: int | None  # None: scalar
+    range: tuple[float, float] | None
+    unit: str
+    description: str
+    slots: tuple[str, ...]  # one generated name per element, in the packed parameter vector
+
+
+@dataclass(frozen=True)
+class StateVariable:
+    name: str
+    range: tuple[float, float]
+    boundaries: tuple[float | None, float | None]
+    check_range: tuple[float, float]
+    unit: str
+    description: str
+
+
+@dataclass(frozen=True)
+class CouplingInput:
+    name: str
+    state: str
+    state_index: int
+
+
+@dataclass
+class ModelIR:
+    name: str
+    description: str
+    references: list[str]
+    parameters: list[Parameter]
+    states: list[StateVariable]
+    coupling: list[CouplingInput]
+    program: list[tuple[sympy.Symbol, sympy.Expr]]  # in order; each may use earlier ones
+    outputs: list[sympy.Expr]  # d(state)/dt, one per state, over program symbols and inputs
+    sources: list[str] = field(default_factory=list)
+    source_digest: str = ""
+
+    @property
+    def parameter_slots(self) -> list[str]:
+        return [slot for p in self.parameters for slot in p.slots]
+
+    def canonical_text(self) -> str:
+        """Everything that determines generated code (defaults excluded: they are data)."""
+        lines = [f"model {self.name}"]
+        lines += [f"param {p.name} {p.size}" for p in self.parameters]
+        lines += [f"state {s.name}" for s in self.states]
+        lines += [f"coupling {c.name} {c.state}" for c in self.coupling]
+        lines += [f"{sym} = {sympy.srepr(expr)}" for sym, expr in self.program]
+        lines += [f"d/dt {s.name} = {sympy.srepr(e)}" for s, e in zip(self.states, self.outputs)]
+        return "\n".join(lines)
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.canonical_text().encode()).hexdigest()
+
+
+class _ProgramBuilder:
+    """Emits statements; function instances get unique prefixes."""
+
+    def __init__(self) -> None:
+        self.program: list[tuple[sympy.Symbol, sympy.Expr]] = []
+        self.instance_counter: dict[str, int] = {}
+
+    def emit(self, name: str, expr: sympy.Expr) -> sympy.Symbol:
+        symbol = real_symbol(name)
+        self.program.append((symbol, expr))
+        return symbol
+
+    def new_instance(self, function: str) -> str:
+        count = self.instance_counter.get(function, 0) + 1
+        self.instance_counter[function] = count
+        return f"{function}__{count}"
+
+
+class _ModelScope:
+    """Resolves names at model level: inputs, parameters, derived expressions (lazily)."""
+
+    def __init__(self, spec: ModelSpec, builder: _ProgramBuilder, functions: _Functions):
+        self.spec = spec
+        self.builder = builder
+        self.functions = functions
+        self.values: dict[str, sympy.Expr | VectorRef] = {}
+        for name in spec.states:
+            self.values[name] = real_symbol(name)
+        for name in spec.coupling:
+            self.values[name] = real_symbol(name)
+        self.values[LOCAL_COUPLING] = real_symbol(LOCAL_COUPLING)
+        self.values.update(parameter_values(spec))
+        self.in_progress: list[str] = []
+
+    def visible_names(self) -> list[str]:
+        return [*self.values, *self.spec.derived]
+
+    def symbol(self, name: str, where: Location) -> sympy.Expr | VectorRef:
+        if name in self.values:
+            return self.values[name]
+        if name in self.spec.derived:
+            return self.derived(name)
+        if name in self.spec.functions:
+            raise SpecError(f"'{name}' is a function; call it with arguments", where,
+                            f"write {name}(...)")
+        raise SpecError(f"undefined symbol '{name}'", where,
+                        did_you_mean(name, self.visible_names())
+                        or "declare it under parameters, state_variables, coupling or derived")
+
+    def derived(self, name: str) -> sympy.Symbol:
+        if name in self.in_progress:
+            cycle = " -> ".join([*self.in_progress[self.in_progress.index(name):], name])
+            raise SpecError(f"cycle among derived expressions: {cycle}",
+                            self.spec.derived[name].where,
+                            "a derived expression cannot depend on itself")
+        self.in_progress.append(name)
+        expr = self.parse(self.spec.derived[name])
+        self.in_progress.pop()
+        symbol = self.builder.emit(name, expr)
+        self.values[name] = symbol
+        return symbol
+
+    def parse(self, expression: Expression) -> sympy.Expr:
+        where = expression.where or Location(self.spec.name)
+        return parse_expression(expression.text, where, self)
+
+    def call(self, name: str, args: list[Argument], where: Location) -> sympy.Expr:
+        return self.functions.call(name, args, where)
+
+    def derivative(self, name: str, wrt: list[str], args: list[Argument],
+                   where: Location) -> sympy.Expr:
+        return self.functions.derivative(name, wrt, args, where)
+
+
+class _FunctionScope:
+    """Names inside one inlined function instance: arguments, locals, parameters."""
+
+    def __init__(self, function: FunctionSpec, prefix: str, bound: dict[str, Argument],
+                 parameters: dict[str, sympy.Expr | VectorRef], builder: _ProgramBuilder,
+                 functions: _Functions):
+        self.function = function
+        self.prefix = prefix
+        self.values: dict[str, sympy.Expr | VectorRef] = dict(parameters)
+        self.values.update(bound)
+        self.locals = dict(function.derived)
+        self.builder = builder
+        self.functions = functions
+        self.in_progress: list[str] = []
+
+    def symbol(self, name: str, where: Location) -> sympy.Expr | VectorRef:
+        if name in self.values:
+            return self.values[name]
+        if name in self.locals:
+            if name in self.in_progress:
+                cycle = " -> ".join([*self.in_progress[self.in_progress.index(name):], name])
+                raise SpecError(f"cycle among derived expressions of function "
+                                f"'{self.function.name}': {cycle}", self.locals[name].where)
+            self.in_progress.append(name)
+            expr = self.parse(self.locals[name])
+            self.in_progress.pop()
+            self.values[name] = self.builder.emit(f"{self.prefix}__{name}", expr)
+            return self.values[name]
+        if name in self.functions.specs:
+            raise SpecError(f"'{name}' is a function; call it with arguments", where)
+        hint = did_you_mean(name, [*self.values, *self.locals])
+        raise SpecError(
+            f"undefined symbol '{name}' in function '{self.function.name}'", where,
+            hint or "a function sees only its arguments, its derived expressions and the "
+            "model's parameters; pass other values as arguments")
+
+    def parse(self, expression: Expression) -> sympy.Expr:
+        where = expression.where or self.function.where or Location("<function>")
+        return parse_expression(expression.text, where, self)
+
+    def call(self, name: str, args: list[Argument], where: Location) -> sympy.Expr:
+        return self.functions.call(name, args, where)
+
+    def derivative(self, name: str, wrt: list[str], args: list[Argument],
+                   where: Location) -> sympy.Expr:
+        return self.functions.derivative(name, wrt, args, where)
+
+
+class _Functions:
+    """Inlines calls of the spec's functions and their partial derivatives."""
+
+    def __init__(self, spec: ModelSpec, builder: _ProgramBuilder):
+        self.specs = spec.functions
+        self.builder = builder
+        self.parameters = parameter_values(spec)
+        self.stack: list[str] = []
+
+    def _lookup(self, name: str, where: Location) -> FunctionSpec:
+        if name not in self.specs:
+            raise SpecError(f"call of undefined function '{name}'", where,
+                            did_you_mean(name, self.specs) or "declare it under functions:")
+        if name in self.stack:
+            chain = " -> ".join([*self.stack, name])
+            raise SpecError(f"function '{name}' calls itself ({chain})", where,
+                            "recursion is not supported")
+        return self.specs[name]
+
+    def _bind(self, function: FunctionSpec, args: list[Argument], where: Location,
+              prefix: str, as_statements: bool) -> dict[str, Argument]:
+        if len(args) != len(function.args):
+            names = ", ".join(a if s is None else f"{a}[{s}]" for a, s in function.args)
+            raise SpecError(f"function '{function.name}' takes {len(function.args)} "
+                            f"argument(s) ({names}), got {len(args)}", where)
+        bound: dict[str, Argument] = {}
+        for (arg_name, size), value in zip(function.args, args):
+            if size is None:
+                if isinstance(value, VectorRef):
+                    raise SpecError(f"argument '{arg_name}' of '{function.name}' is a scalar "
+                                    f"but the vector '{value.name}' was passed", where,
+                                    f"pass one element, e.g. {value.name}[0]")
+                if as_statements or not (value.is_Atom):
+                    value = self.builder.emit(f"{prefix}__{arg_name}", value)
+                bound[arg_name] = value
+            else:
+                if not isinstance(value, VectorRef):
+                    raise SpecError(f"argument '{arg_name}' of '{function.name}' is a vector "
+                                    f"of {size} elements; pass a vector by name", where)
+                if len(value.elements) != size:
+                    raise SpecError(f"argument '{arg_name}' of '{function.name}' needs "
+                                    f"{size} elements but '{value.name}' has "
+                                    f"{len(value.elements)}", where)
+                bound[arg_name] = value
+        return bound
+
+    def _inline(self, function: FunctionSpec, args: list[Argument], where: Location,
+                as_statements: bool = False) -> tuple[sympy.Symbol, dict[str, Argument], int]:
+        prefix = self.builder.new_instance(function.name)
+        start = len(self.builder.program)
+        bound = self._bind(function, args, where, prefix, as_statements)
+        self.stack.append(function.name)
+        scope = _FunctionScope(function, prefix, bound, self.parameters, self.builder, self)
+        for local in scope.locals:  # parse all, so errors in unused locals are reported too
+            scope.symbol(local, where)
+        result = self.builder.emit(prefix, scope.parse(function.result))
+        self.stack.pop()
+        return result, bound, start
+
+    def call(self, name: str, args: list[Argument], where: Location) -> sympy.Expr:
+        return self._inline(self._lookup(name, where), args, where)[0]
+
+    def derivative(self, name: str, wrt: list[str], args: list[Argument],
+                   where: Location) -> sympy.Expr:
+        function = self._lookup(name, where)
+        scalar_args = [a for a, size in function.args if size is None]
+        for variable in wrt:
+            if variable not in scalar_args:
+                raise SpecError(f"diff({name}, {variable}): '{variable}' is not a scalar "
+                                f"argument of '{name}'", where,
+                                did_you_mean(variable, scalar_args)
+                                or f"arguments: {', '.join(scalar_args)}")
+        if len(wrt) > 2:
+            raise SpecError("only first and second derivatives are supported", where)
+        if function.derivatives.method == "finite_difference":
+            return self._finite_difference(function, wrt, args, where)
+        result, bound, start = self._inline(function, args, where, as_statements=True)
+        seeds = [bound[v] for v in wrt]
+        return forward_derivative(self.builder, start, result, seeds)
+
+    def _finite_difference(self, function: FunctionSpec, wrt: list[str],
+                           args: list[Argument], where: Location) -> sympy.Expr:
+        """Central differences with the spec's step, as the seeds compute them."""
+        h = sympy.Float(function.derivatives.step, precision=53)
+        positions = {a: i for i, (a, _) in enumerate(function.args)}
+
+        def at(*shifts: tuple[str, int]) -> sympy.Expr:
+            shifted = list(args)
+            for variable, sign in shifts:
+                shifted[positions[variable]] = shifted[positions[variable]] + sign * h
+            return self._inline(function, shifted, where)[0]
+
+        if len(wrt) == 1:
+            (x,) = wrt
+            return (at((x, 1)) - at((x, -1))) / (2 * h)
+        x, y = wrt
+        if x == y:
+            return (at((x, 1)) - 2 * at() + at((x, -1))) / h**2
+        return (at((x, 1), (y, 1)) - at((x, 1), (y, -1)) - at((x, -1), (y, 1))
+                + at((x, -1), (y, -1))) / (2 * h) ** 2
+
+
+def forward_derivative(builder: _ProgramBuilder, start: int, result: sympy.Symbol,
+                       seeds: list[sympy.Expr]) -> sympy.Expr:
+    """First or second derivative of `result` w.r.t. the seed symbols, by forward mode.
+
+    Walks the statements emitted since `start` once; for each statement s = f(u...) it emits
+    ds/dx = sum_j f_j du_j/dx and, for second order,
+    d2s/dxdy = sum_j f_j d2u_j/dxdy + sum_jk f_jk du_j/dx du_k/dy, skipping zero terms.
+    """
+    x = seeds[0]
+    y = seeds[1] if len(seeds) > 1 else None
+    d_x: dict[sympy.Symbol, sympy.Expr] = {x: sympy.Integer(1)}
+    d_y: dict[sympy.Symbol, sympy.Expr] = {y: sympy.Integer(1)} if y is not None else {}
+    d_xy: dict[sympy.Symbol, sympy.Expr] = {}
+    tag = "d" + ("2" if y is not None else "")
+    statements = builder.program[start:]
+    for symbol, expr in statements:
+        if symbol in d_x or symbol in d_y:
+            continue  # a seed itself
+        uses = [u for u in expr.free_symbols if u in d_x or u in d_y or u in d_xy]
+        if not uses:
+            continue
+        partial = {u: sympy.diff(expr, u) for u in uses}
+        dx = sum((partial[u] * d_x[u] for u in uses if u in d_x), sympy.Integer(0))
+        if dx != 0:
+            d_x[symbol] = builder.emit(f"{symbol.name}__{tag}x", dx)
+        if y is None:
+            continue
+        dy = sum((partial[u] * d_y[u] for u in uses if u in d_y), sympy.Integer(0))
+        if dy != 0:
+            d_y[symbol] = builder.emit(f"{symbol.name}__{tag}y", dy)
+        dxy = sum((partial[u] * d_xy[u] for u in uses if u in d_xy), sympy.Integer(0))
+        for u in uses:
+            if u not in d_x:
+                continue
+            for v in uses:
+                if v in d_y:
+                    second = sympy.diff(partial[u], v)
+                    if second != 0:
+                        dxy += second * d_x[u] * d_y[v]
+        if dxy != 0:
+            d_xy[symbol] = builder.emit(f"{symbol.name}__{tag}xy", dxy)
+    if y is None:
+        return d_x.get(result, sympy.Integer(0))
+    return d_xy.get(result, sympy.Integer(0))
+
+
+def parameter_values(spec: ModelSpec) -> dict[str, sympy.Expr | VectorRef]:
+    values: dict[str, sympy.Expr | VectorRef] = {}
+    for name, p in spec.parameters.items():
+        if p.size is None:
+            values[name] = real_symbol(name)
+        else:
+            values[name] = VectorRef(name, tuple(real_symbol(f"{name}__{i}")
+                                                 for i in range(p.size)))
+    return values
+
+
+def _check_namespaces(spec: ModelSpec) -> None:
+    sections = {
+        "parameter": spec.parameters, "state variable": spec.states,
+        "coupling input": spec.coupling, "function": spec.functions,
+        "derived expression": spec.derived,
+    }
+    seen: dict[str, str] = {}
+    for kind, section in sections.items():
+        for name, value in section.items():
+            if name in seen:
+                where = value[1] if isinstance(value, tuple) else getattr(value, "where", None)
+                raise SpecError(f"name clash: '{name}' is both a {seen[name]} and a {kind}",
+                                where, "rename one of them")
+            seen[name] = kind
+
+
+def build_ir(spec: ModelSpec) -> ModelIR:
+    """Resolve every name and inline every function; raise SpecError on the first problem."""
+    if not spec.name:
+        raise SpecError("the spec has no 'name'", spec.where, "add 'name: my_model'")
+    if not spec.states:
+        raise SpecError(f"'{spec.name}' declares no state_variables", spec.where,
+                        "a spec without state variables can only be used through 'extends'")
+    _check_namespaces(spec)
+    state_names = list(spec.states)
+    coupling = []
+    for name, (target, where) in spec.coupling.items():
+        if target not in spec.states:
+            raise SpecError(f"coupling input '{name}' couples unknown state variable "
+                            f"'{target}'", where,
+                            did_you_mean(str(target), state_names)
+                            or f"state variables: {', '.join(state_names)}")
+        coupling.append(CouplingInput(name, target, state_names.index(target)))
+    for state, expression in spec.derivatives.items():
+        if state not in spec.states:
+            raise SpecError(f"derivative given for unknown state variable '{state}'",
+                            expression.where,
+                            did_you_mean(state, state_names)
+                            or f"state variables: {', '.join(state_names)}")
+    for state, sv in spec.states.items():
+        if state not in spec.derivatives:
+            raise SpecError(f"state variable '{state}' has no derivative", sv.where,
+                            f"add '{state}: <expression>' under derivatives:")
+
+    builder = _ProgramBuilder()
+    functions = _Functions(spec, builder)
+    scope = _ModelScope(spec, builder, functions)
+    for name in spec.derived:
+        if name not in scope.values:
+            scope.derived(name)
+    for fname, function in spec.functions.items():
+        if function.result.where is None:
+            raise SpecError(f"function '{fname}' has no return", function.where)
+    outputs = [scope.parse(spec.derivatives[s]) for s in state_names]
+    _check_unused_functions(spec, builder)
+
+    parameters = [
+        Parameter(p.name, p.default, p.size, p.range, p.unit, p.description,
+                  (p.name,) if p.size is None else tuple(f"{p.name}__{i}" for i in range(p.size)))
+        for p in spec.parameters.values()
+    ]
+    states = []
+    for s in spec.states.values():
+        check = s.check_range or _widened(s.range)
+        states.append(StateVariable(s.name, s.range, s.boundaries, check, s.unit,
+                                    s.description))
+    return ModelIR(spec.name, spec.description, spec.references, parameters, states, coupling,
+                   builder.program, outputs, [str(p) for p in spec.sources], spec.source_digest)
+
+
+def _check_unused_functions(spec: ModelSpec, builder: _ProgramBuilder) -> None:
+    """Parse functions nobody calls too, so their errors are not silently ignored."""
+    for name, function in spec.functions.items():
+        if name in builder.instance_counter:
+            continue
+        probe = _ProgramBuilder()
+        functions = _Functions(spec, probe)
+        args: list[Argument] = []
+        for arg_name, size in function.args:
+            if size is None:
+                args.append(real_symbol(arg_name))
+            else:
+                args.append(VectorRef(arg_name, tuple(real_symbol(f"{arg_name}__{i}")
+                                                      for i in range(size))))
+        functions.call(name, args, function.where or Location(spec.name))
+
+
+def _widened(interval: tuple[float, float]) -> tuple[float, float]:
+    """Default sampling interval for checks: the state range plus 10 % on each side."""
+    low, high = interval
+    width = high - low
+    if width == 0:
+        width = max(abs(low), 1.0)
+        return (low, low + width)
+    return (low - 0.1 * width, high + 0.1 * width)

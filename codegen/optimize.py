@@ -1,0 +1,123 @@
+"""Stage 3: optimise the IR program into the statements a kernel evaluates per node.
+
+1. value numbering: statements with identical right-hand sides (the same helper called twice
+   with the same arguments, derivative instances that recompute the value) become one;
+2. SymPy common-subexpression elimination over all statements and outputs together;
+3. dead-code elimination and scheduling in dependency order;
+4. statements that depend on parameters only are marked loop-invariant (hoisted out of the
+   node loop when every node shares the parameters).
+No `simplify()`: it can take minutes on these expressions and gains little over CSE.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy
+
+from mfgen.codegen.ir import LOCAL_COUPLING, ModelIR
+
+TRANSCENDENTAL = ("exp", "erfc", "erf", "sqrt", "log", "tanh", "sin", "cos", "pow")
+
+
+@dataclass
+class Kernel:
+    """The optimised per-node program of one model."""
+
+    statements: list[tuple[sympy.Symbol, sympy.Expr]]
+    outputs: list[sympy.Expr]
+    loop_invariant: set[sympy.Symbol]
+    stats: dict[str, object]
+
+
+def _value_number(program: list[tuple[sympy.Symbol, sympy.Expr]], outputs: list[sympy.Expr]
+                  ) -> tuple[list[tuple[sympy.Symbol, sympy.Expr]], list[sympy.Expr]]:
+    alias: dict[sympy.Basic, sympy.Basic] = {}
+    seen: dict[sympy.Basic, sympy.Symbol] = {}
+    kept = []
+    for symbol, expr in program:
+        value = expr.xreplace(alias) if alias else expr
+        if value.is_Atom:
+            alias[symbol] = value
+        elif value in seen:
+            alias[symbol] = seen[value]
+        else:
+            seen[value] = symbol
+            kept.append((symbol, value))
+    return kept, [o.xreplace(alias) for o in outputs]
+
+
+def _schedule(defined: dict[sympy.Symbol, sympy.Expr], outputs: list[sympy.Expr]
+              ) -> list[tuple[sympy.Symbol, sympy.Expr]]:
+    """Statements the outputs need, each after its dependencies (iterative DFS)."""
+    order: list[tuple[sympy.Symbol, sympy.Expr]] = []
+    done: set[sympy.Symbol] = set()
+    for output in outputs:
+        roots = sorted((s for s in output.free_symbols if s in defined), key=str)
+        stack = [(root, False) for root in reversed(roots)]
+        while stack:
+            symbol, expanded = stack.pop()
+            if symbol in done:
+                continue
+            if expanded:
+                done.add(symbol)
+                order.append((symbol, defined[symbol]))
+                continue
+            stack.append((symbol, True))
+            deps = sorted((s for s in defined[symbol].free_symbols
+                           if s in defined and s not in done), key=str)
+            stack.extend((dep, False) for dep in reversed(deps))
+    return order
+
+
+def count_operations(exprs: list[sympy.Expr]) -> int:
+    return int(sum(sympy.count_ops(e) for e in exprs))
+
+
+def count_calls(exprs: list[sympy.Expr]) -> dict[str, int]:
+    """How many times each transcendental function is evaluated (sqrt includes x**0.5)."""
+    counts = dict.fromkeys(TRANSCENDENTAL, 0)
+    for expr in exprs:
+        for node in sympy.preorder_traversal(expr):
+            if isinstance(node, sympy.Function):
+                name = type(node).__name__
+                if name in counts:
+                    counts[name] += 1
+            elif isinstance(node, sympy.Pow) and not node.exp.is_Integer:
+                counts["sqrt" if abs(node.exp) == sympy.S.Half else "pow"] += 1
+    return {k: v for k, v in counts.items() if v}
+
+
+def optimize(ir: ModelIR) -> Kernel:
+    program, outputs = _value_number(ir.program, ir.outputs)
+    live = _schedule(dict(program), outputs)
+    ops_before = count_operations([e for _, e in live] + outputs)
+
+    temporaries = sympy.numbered_symbols("_x", real=True)
+    replacements, reduced = sympy.cse([e for _, e in live] + outputs, symbols=temporaries,
+                                      order="none")
+    statements = list(replacements)
+    statements += [(symbol, expr) for (symbol, _), expr in zip(live, reduced[: len(live)])]
+    statements, outputs = _value_number(statements, reduced[len(live):])
+    defined = dict(statements)
+    scheduled = _schedule(defined, outputs)
+
+    node_inputs = {sympy.Symbol(s.name, real=True) for s in ir.states}
+    node_inputs |= {sympy.Symbol(c.name, real=True) for c in ir.coupling}
+    node_inputs.add(sympy.Symbol(LOCAL_COUPLING, real=True))
+    per_node: set[sympy.Symbol] = set()
+    for symbol, expr in scheduled:
+        if expr.free_symbols & (node_inputs | per_node):
+            per_node.add(symbol)
+    invariant = {s for s, _ in scheduled if s not in per_node}
+
+    final = [e for _, e in scheduled] + outputs
+    stats = {
+        "statements_ir": len(ir.program),
+        "statements": len(scheduled),
+        "loop_invariant_statements": len(invariant),
+        "operations_before_cse": ops_before,
+        "operations_after_cse": count_operations(final),
+        "calls_per_node": count_calls([e for s, e in scheduled if s in per_node] + outputs),
+    }
+    return Kernel(scheduled, outputs, invariant, stats)

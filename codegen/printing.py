@@ -1,0 +1,120 @@
+"""Printers: SymPy expressions to C99 (kernels) and to NumPy (the reference).
+
+Math formatting lives here, loops and layout in the templates (the NESTML split).
+"""
+
+from __future__ import annotations
+
+import sympy
+from sympy.printing.c import C99CodePrinter
+from sympy.printing.numpy import SciPyPrinter
+
+MAX_MULTIPLY_POWER = 8  # x**n with |n| <= 8 prints as repeated multiplication
+
+
+class CPrinter(C99CodePrinter):
+    """C99 with exact float literals, powers as products, no macros (M_PI) or errno traps."""
+
+    def _print_Symbol(self, expr: sympy.Symbol) -> str:
+        return expr.name  # names were validated as C-safe when the spec was loaded
+
+    def _print_Float(self, expr: sympy.Float) -> str:
+        return repr(float(expr))
+
+    def _print_Integer(self, expr: sympy.Integer) -> str:
+        return f"{int(expr)}.0"
+
+    def _print_Rational(self, expr: sympy.Rational) -> str:
+        return f"({int(expr.p)}.0/{int(expr.q)}.0)"
+
+    def _print_Pi(self, expr: sympy.Expr) -> str:
+        return repr(float(sympy.pi))
+
+    def _print_Exp1(self, expr: sympy.Expr) -> str:
+        return repr(float(sympy.E))
+
+    def _print_Pow(self, expr: sympy.Pow) -> str:
+        base, exponent = expr.base, expr.exp
+        if base == sympy.E:
+            return f"exp({self._print(exponent)})"
+        if exponent == sympy.S.Half:
+            return f"sqrt({self._print(base)})"
+        if exponent == -sympy.S.Half:
+            return f"(1.0/sqrt({self._print(base)}))"
+        if exponent.is_Integer and 0 < abs(int(exponent)) <= MAX_MULTIPLY_POWER:
+            factor = self.parenthesize(base, sympy.printing.precedence.PRECEDENCE["Mul"])
+            product = "*".join([factor] * abs(int(exponent)))
+            return f"({product})" if exponent > 0 else f"(1.0/({product}))"
+        return f"pow({self._print(base)}, {self._print(exponent)})"
+
+    def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
+        result = None
+        for value, condition in reversed(expr.args):
+            printed = self._print(value)
+            if condition == sympy.true:
+                result = printed
+            else:
+                fallback = result if result is not None else "NAN"
+                result = f"(({self._print(condition)}) ? ({printed}) : ({fallback}))"
+        return result or "NAN"
+
+    def _print_Heaviside(self, expr: sympy.Expr) -> str:
+        x = self._print(expr.args[0])
+        half = self._print(expr.args[1]) if len(expr.args) > 1 else "0.5"
+        return f"(({x}) > 0.0 ? 1.0 : (({x}) < 0.0 ? 0.0 : {half}))"
+
+    def _print_sign(self, expr: sympy.Expr) -> str:
+        x = self._print(expr.args[0])
+        return f"((double)(({x}) > 0.0) - (double)(({x}) < 0.0))"
+
+    def _print_Abs(self, expr: sympy.Expr) -> str:
+        return f"fabs({self._print(expr.args[0])})"
+
+
+class NumpyPrinter(SciPyPrinter):
+    """NumPy/SciPy source for the reference; elementwise everywhere (no reductions)."""
+
+    def _print_Symbol(self, expr: sympy.Symbol) -> str:
+        return expr.name
+
+    def _print_Float(self, expr: sympy.Float) -> str:
+        return repr(float(expr))
+
+    def _print_Max(self, expr: sympy.Expr) -> str:
+        return self._fold("numpy.maximum", expr.args)
+
+    def _print_Min(self, expr: sympy.Expr) -> str:
+        return self._fold("numpy.minimum", expr.args)
+
+    def _fold(self, function: str, args: tuple) -> str:
+        result = self._print(args[0])
+        for arg in args[1:]:
+            result = f"{function}({result}, {self._print(arg)})"
+        return result
+
+    def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
+        result = None
+        for value, condition in reversed(expr.args):
+            printed = self._print(value)
+            if condition == sympy.true:
+                result = printed
+            else:
+                fallback = result if result is not None else "numpy.nan"
+                result = f"numpy.where({self._print(condition)}, {printed}, {fallback})"
+        return result or "numpy.nan"
+
+    def _print_Heaviside(self, expr: sympy.Expr) -> str:
+        half = self._print(expr.args[1]) if len(expr.args) > 1 else "0.5"
+        return f"numpy.heaviside({self._print(expr.args[0])}, {half})"
+
+
+_C = CPrinter()
+_NUMPY = NumpyPrinter({"fully_qualified_modules": True, "allow_unknown_functions": False})
+
+
+def c_expression(expr: sympy.Expr) -> str:
+    return _C.doprint(expr)
+
+
+def numpy_expression(expr: sympy.Expr) -> str:
+    return _NUMPY.doprint(expr)

@@ -1,0 +1,423 @@
+"""Stage 1: read a spec file (and what it extends) into a validated, positioned `ModelSpec`.
+
+This stage checks structure only: known keys, types, names, numbers, ranges. Expressions stay
+text here; `ir.py` parses them once every name in the model is known.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from mfgen.codegen.names import check_name, unknown_key
+from mfgen.codegen.yaml_source import PositionedDict, PositionedList, load_yaml
+from mfgen.errors import Location, SpecError, did_you_mean
+
+MAX_EXTENDS_DEPTH = 8
+MAX_VECTOR_SIZE = 256
+TOP_LEVEL_KEYS = ["name", "description", "references", "extends", "parameters",
+                  "state_variables", "coupling", "functions", "derived", "derivatives"]
+PARAMETER_KEYS = ["default", "range", "unit", "description"]
+STATE_KEYS = ["range", "boundaries", "check_range", "unit", "description"]
+FUNCTION_KEYS = ["args", "derived", "return", "description", "derivatives"]
+DERIVATIVE_METHOD_KEYS = ["method", "step"]
+_ARG = re.compile(r"([A-Za-z][A-Za-z0-9_]*)(?:\[(\d+)\])?\Z")
+
+
+@dataclass(frozen=True)
+class Expression:
+    """Expression text with the place it was written."""
+
+    text: Any
+    where: Location | None
+
+
+@dataclass(frozen=True)
+class ParameterSpec:
+    name: str
+    default: float | tuple[float, ...]
+    range: tuple[float, float] | None
+    unit: str
+    description: str
+    where: Location | None
+
+    @property
+    def size(self) -> int | None:
+        """None for a scalar, the number of elements for a vector parameter."""
+        return len(self.default) if isinstance(self.default, tuple) else None
+
+
+@dataclass(frozen=True)
+class StateSpec:
+    name: str
+    range: tuple[float, float]
+    boundaries: tuple[float | None, float | None]
+    check_range: tuple[float, float] | None
+    unit: str
+    description: str
+    where: Location | None
+
+
+@dataclass(frozen=True)
+class DerivativeMethod:
+    """How a function's partial derivatives are taken: exactly, or by the seeds' stencil."""
+
+    method: str = "symbolic"  # or "finite_difference"
+    step: float = 0.0
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    args: tuple[tuple[str, int | None], ...]  # (name, vector size or None)
+    derived: tuple[tuple[str, Expression], ...]
+    result: Expression
+    derivatives: DerivativeMethod
+    description: str
+    where: Location | None
+
+
+@dataclass
+class ModelSpec:
+    name: str
+    description: str
+    references: list[str]
+    parameters: dict[str, ParameterSpec] = field(default_factory=dict)
+    states: dict[str, StateSpec] = field(default_factory=dict)
+    coupling: dict[str, tuple[str, Location | None]] = field(default_factory=dict)
+    functions: dict[str, FunctionSpec] = field(default_factory=dict)
+    derived: dict[str, Expression] = field(default_factory=dict)
+    derivatives: dict[str, Expression] = field(default_factory=dict)
+    sources: list[Path] = field(default_factory=list)
+    where: Location | None = None
+    source_digest: str = ""
+
+
+def bundled_spec_dir() -> Path:
+    return Path(str(resources.files("mfgen.specs")))
+
+
+def bundled_spec_names() -> list[str]:
+    """Names of the buildable specs shipped with mfgen (libraries under lib/ excluded)."""
+    return sorted(p.stem for p in bundled_spec_dir().glob("*.yaml"))
+
+
+def resolve_spec_path(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
+    """A spec path from a file path, a path relative to another spec, or a bundled name."""
+    text = str(name_or_path)
+    candidates: list[Path] = []
+    if relative_to is not None:
+        candidates += [relative_to.parent / text, relative_to.parent / f"{text}.yaml",
+                       relative_to.parent / "lib" / f"{text}.yaml"]
+    candidates += [Path(text)]
+    if "/" not in text and "\\" not in text and not text.endswith((".yaml", ".yml")):
+        candidates += [bundled_spec_dir() / f"{text}.yaml", bundled_spec_dir() / "lib" /
+                       f"{text}.yaml"]
+    for candidate in candidates:
+        if candidate.is_file():
+            return candidate.resolve()
+    known = bundled_spec_names()
+    hint = did_you_mean(text, known) or "bundled specs: " + ", ".join(known)
+    raise SpecError(f"no spec file or bundled spec named '{text}'", None, hint)
+
+
+def load_spec(name_or_path: str | Path) -> ModelSpec:
+    """Read a spec (following `extends`) into a ModelSpec; raises SpecError with a location."""
+    path = resolve_spec_path(name_or_path)
+    spec = _load_file(path, chain=())
+    digest = hashlib.sha256()
+    for source in spec.sources:
+        digest.update(str(source).encode() + b"\0" + source.read_bytes() + b"\0")
+    spec.source_digest = digest.hexdigest()
+    return spec
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise SpecError(f"cannot read the spec: {exc.strerror}", Location(str(path))) from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise SpecError("the file is not valid UTF-8", Location(str(path), line),
+                        "save it as UTF-8 text") from None
+
+
+def _load_file(path: Path, chain: tuple[Path, ...]) -> ModelSpec:
+    if path in chain:
+        cycle = " -> ".join(p.name for p in (*chain, path))
+        raise SpecError(f"'extends' forms a cycle: {cycle}", Location(str(path)),
+                        "remove one of the extends entries")
+    if len(chain) >= MAX_EXTENDS_DEPTH:
+        raise SpecError("'extends' chain is too deep", Location(str(path)))
+    data = load_yaml(_read_text(path), str(path))
+    for key in data:
+        if key not in TOP_LEVEL_KEYS:
+            raise unknown_key(key, TOP_LEVEL_KEYS, data.where(key), "the spec")
+
+    spec = ModelSpec(name="", description="", references=[], where=data.location)
+    parents = data.get("extends", [])
+    if isinstance(parents, str):
+        parents = [parents]
+    if not isinstance(parents, list):
+        raise SpecError("'extends' must be a spec name or a list of them", data.where("extends"))
+    for index, parent in enumerate(parents):
+        where = _item_location(parents, index, data.where("extends"))
+        if not isinstance(parent, str):
+            raise SpecError(f"'extends' entries must be spec names, got {parent!r}", where)
+        try:
+            parent_path = resolve_spec_path(parent, relative_to=path)
+        except SpecError as exc:
+            raise SpecError(exc.bare_message, where, exc.hint) from None
+        _merge(spec, _load_file(parent_path, (*chain, path)))
+    spec.sources.append(path)
+
+    if "name" in data:
+        spec.name = check_name(data["name"], data.value_where("name"), "model")
+    spec.description = _text(data, "description")
+    spec.references = _text_list(data, "references")
+    own = ModelSpec(name=spec.name, description=spec.description, references=spec.references)
+    own.parameters = _parameters(data)
+    own.states = _states(data)
+    own.coupling = _coupling(data)
+    own.functions = _functions(data)
+    own.derived = _expressions(data, "derived", "derived expression")
+    own.derivatives = _expressions(data, "derivatives", "derivative", check=False)
+    _merge(spec, own)
+    return spec
+
+
+def _merge(into: ModelSpec, other: ModelSpec) -> None:
+    """Later definitions replace earlier ones of the same name (how `extends` overrides)."""
+    into.parameters.update(other.parameters)
+    into.states.update(other.states)
+    into.coupling.update(other.coupling)
+    into.functions.update(other.functions)
+    into.derived.update(other.derived)
+    into.derivatives.update(other.derivatives)
+    for source in other.sources:
+        if source not in into.sources:
+            into.sources.append(source)
+
+
+# -- sections --------------------------------------------------------------------------------
+def _section(data: PositionedDict, key: str) -> PositionedDict:
+    value = data.get(key)
+    if value is None:
+        return PositionedDict()
+    if not isinstance(value, PositionedDict):
+        raise SpecError(f"'{key}' must be a mapping of names to definitions",
+                        data.where(key), f"write '{key}:' followed by indented 'name: ...' lines")
+    return value
+
+
+def _text(data: PositionedDict, key: str) -> str:
+    value = data.get(key, "")
+    if value is None:
+        return ""
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise SpecError(f"'{key}' must be text", data.where(key))
+    return str(value)
+
+
+def _text_list(data: PositionedDict, key: str) -> list[str]:
+    value = data.get(key, [])
+    if isinstance(value, str):
+        return [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SpecError(f"'{key}' must be a list of text entries", data.where(key))
+    return list(value)
+
+
+def _number(value: Any, where: Location | None, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SpecError(f"{what} must be a number, got {value!r}", where,
+                        "write a plain number such as 0.5 or -65")
+    if not math.isfinite(float(value)):
+        raise SpecError(f"{what} must be finite, got {value!r}", where, "use a finite number")
+    return float(value)
+
+
+def _pair(value: Any, where: Location | None, what: str, allow_open: bool = False) -> tuple:
+    if not isinstance(value, list) or len(value) != 2:
+        raise SpecError(f"{what} must be a list of two numbers [low, high], got {value!r}", where)
+    pair = tuple(None if (allow_open and v is None) else _number(v, where, what) for v in value)
+    if pair[0] is not None and pair[1] is not None and pair[0] > pair[1]:
+        raise SpecError(f"{what} has low {pair[0]} above high {pair[1]}", where,
+                        "write [low, high]")
+    return pair
+
+
+def _mapping_entry(section: PositionedDict, name: str, keys: list[str], context: str,
+                   shorthand: str) -> PositionedDict:
+    entry = section[name]
+    if not isinstance(entry, PositionedDict):
+        wrapped = PositionedDict({shorthand: entry})
+        wrapped.key_locations[shorthand] = section.value_where(name)
+        wrapped.value_locations[shorthand] = section.value_where(name)
+        wrapped.location = section.where(name)
+        return wrapped
+    for key in entry:
+        if key not in keys:
+            raise unknown_key(key, keys, entry.where(key), f"{context} '{name}'")
+    return entry
+
+
+def _parameters(data: PositionedDict) -> dict[str, ParameterSpec]:
+    section = _section(data, "parameters")
+    result = {}
+    for name in section:
+        where = section.where(name)
+        check_name(name, where, "parameter")
+        entry = _mapping_entry(section, name, PARAMETER_KEYS, "parameter", "default")
+        if "default" not in entry:
+            raise SpecError(f"parameter '{name}' has no default", where,
+                            "add 'default: <number>' (or a list for a vector)")
+        raw = entry["default"]
+        dwhere = entry.value_where("default")
+        if isinstance(raw, list):
+            if not raw or len(raw) > MAX_VECTOR_SIZE:
+                raise SpecError(f"vector parameter '{name}' must have 1 to {MAX_VECTOR_SIZE} "
+                                "elements", dwhere)
+            default: float | tuple[float, ...] = tuple(
+                _number(v, dwhere, f"default of '{name}'[{i}]") for i, v in enumerate(raw))
+        else:
+            default = _number(raw, dwhere, f"default of parameter '{name}'")
+        prange = None
+        if "range" in entry:
+            prange = _pair(entry["range"], entry.value_where("range"), f"range of '{name}'")
+        result[name] = ParameterSpec(name, default, prange, _text(entry, "unit"),
+                                     _text(entry, "description"), where)
+    return result
+
+
+def _states(data: PositionedDict) -> dict[str, StateSpec]:
+    section = _section(data, "state_variables")
+    result = {}
+    for name in section:
+        where = section.where(name)
+        check_name(name, where, "state variable")
+        entry = _mapping_entry(section, name, STATE_KEYS, "state variable", "range")
+        if "range" not in entry:
+            raise SpecError(f"state variable '{name}' has no range", where,
+                            "add 'range: [low, high]' (TVB's state_variable_range)")
+        srange = _pair(entry["range"], entry.value_where("range"), f"range of '{name}'")
+        bounds = (None, None)
+        if "boundaries" in entry:
+            bounds = _pair(entry["boundaries"], entry.value_where("boundaries"),
+                           f"boundaries of '{name}'", allow_open=True)
+        check = None
+        if "check_range" in entry:
+            check = _pair(entry["check_range"], entry.value_where("check_range"),
+                          f"check_range of '{name}'")
+        result[name] = StateSpec(name, srange, bounds, check, _text(entry, "unit"),
+                                 _text(entry, "description"), where)
+    return result
+
+
+def _coupling(data: PositionedDict) -> dict[str, tuple[str, Location | None]]:
+    section = _section(data, "coupling")
+    result = {}
+    for name in section:
+        where = section.where(name)
+        check_name(name, where, "coupling input")
+        target = section[name]
+        if not isinstance(target, str):
+            raise SpecError(f"coupling input '{name}' must name the state variable it couples",
+                            where, f"write '{name}: E' for TVB's cvar = [E]")
+        result[name] = (target, section.value_where(name))
+    return result
+
+
+def _expressions(data: PositionedDict, key: str, kind: str,
+                 check: bool = True) -> dict[str, Expression]:
+    section = _section(data, key)
+    result = {}
+    for name in section:
+        if check:
+            check_name(name, section.where(name), kind)
+        value = section[name]
+        if isinstance(value, (PositionedDict, PositionedList)) or value is None:
+            raise SpecError(f"{kind} '{name}' must be one expression", section.where(name),
+                            f"write '{name}: <expression>'")
+        result[name] = Expression(value, section.value_where(name))
+    return result
+
+
+def _functions(data: PositionedDict) -> dict[str, FunctionSpec]:
+    section = _section(data, "functions")
+    result = {}
+    for name in section:
+        where = section.where(name)
+        check_name(name, where, "function")
+        entry = section[name]
+        if not isinstance(entry, PositionedDict):
+            raise SpecError(f"function '{name}' must be a mapping with 'args' and 'return'",
+                            where)
+        for key in entry:
+            if key not in FUNCTION_KEYS:
+                raise unknown_key(key, FUNCTION_KEYS, entry.where(key), f"function '{name}'")
+        for required in ("args", "return"):
+            if required not in entry:
+                raise SpecError(f"function '{name}' has no '{required}'", where,
+                                "functions need 'args: [x, y]' and 'return: <expression>'")
+        raw_args = entry["args"]
+        if not isinstance(raw_args, list):
+            raise SpecError(f"'args' of function '{name}' must be a list of names",
+                            entry.where("args"))
+        args: list[tuple[str, int | None]] = []
+        for i, arg in enumerate(raw_args):
+            awhere = _item_location(raw_args, i, entry.where("args"))
+            match = _ARG.match(arg) if isinstance(arg, str) else None
+            if not match:
+                raise SpecError(f"argument {arg!r} of function '{name}' is not a name",
+                                awhere, "write a name, or name[size] for a vector argument")
+            arg_name = check_name(match.group(1), awhere, "argument")
+            if any(arg_name == a for a, _ in args):
+                raise SpecError(f"duplicate argument '{arg_name}' in function '{name}'", awhere)
+            size = int(match.group(2)) if match.group(2) else None
+            if size is not None and not 1 <= size <= MAX_VECTOR_SIZE:
+                raise SpecError(f"vector argument size must be 1..{MAX_VECTOR_SIZE}", awhere)
+            args.append((arg_name, size))
+        derived = _expressions(entry, "derived", "derived expression")
+        for local in derived:
+            if any(local == a for a, _ in args):
+                raise SpecError(f"'{local}' in function '{name}' is both an argument and a "
+                                "derived expression", entry["derived"].where(local),
+                                "rename one of them")
+        result[name] = FunctionSpec(
+            name, tuple(args), tuple(derived.items()),
+            Expression(entry["return"], entry.value_where("return")),
+            _derivative_method(entry, name), _text(entry, "description"), where)
+    return result
+
+
+def _derivative_method(entry: PositionedDict, name: str) -> DerivativeMethod:
+    raw = entry.get("derivatives", "symbolic")
+    where = entry.where("derivatives")
+    if raw == "symbolic":
+        return DerivativeMethod()
+    if not isinstance(raw, PositionedDict) or raw.get("method") != "finite_difference":
+        raise SpecError(f"'derivatives' of function '{name}' must be 'symbolic' or a mapping "
+                        "{method: finite_difference, step: h}", where)
+    for key in raw:
+        if key not in DERIVATIVE_METHOD_KEYS:
+            raise unknown_key(key, DERIVATIVE_METHOD_KEYS, raw.where(key), "derivatives")
+    step = _number(raw.get("step"), raw.where("step"), "finite-difference step")
+    if step <= 0:
+        raise SpecError("finite-difference step must be positive", where)
+    return DerivativeMethod("finite_difference", step)
+
+
+def _item_location(items: Any, index: int, fallback: Location | None) -> Location | None:
+    locations = getattr(items, "locations", None)
+    if locations and index < len(locations):
+        return locations[index]
+    return fallback

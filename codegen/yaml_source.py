@@ -1,0 +1,171 @@
+"""Safe YAML loading that remembers where every key and value came from.
+
+Specs are data from strangers: only `yaml.SafeLoader` constructs are allowed, duplicate keys
+are errors (YAML would silently keep the last one), aliases are refused (they can build
+exponentially large documents), and every mapping records the line and column of each key
+so later stages can point at the exact place of a problem.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from mfgen.errors import Location, SpecError
+
+MAX_SPEC_BYTES = 1_000_000  # the largest seed spec is ~10 kB; anything near this is not a model
+MAX_DEPTH = 32
+
+
+class PositionedDict(dict):
+    """A mapping from a spec file; `where(key)` gives the key's location."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.key_locations: dict[str, Location] = {}
+        self.value_locations: dict[str, Location] = {}
+        self.location: Location | None = None
+
+    def where(self, key: str) -> Location | None:
+        return self.key_locations.get(key, self.location)
+
+    def value_where(self, key: str) -> Location | None:
+        return self.value_locations.get(key, self.where(key))
+
+
+class PositionedList(list):
+    """A sequence from a spec file; `locations[i]` is the location of item i."""
+
+    def __init__(self, *args: Any):
+        super().__init__(*args)
+        self.locations: list[Location] = []
+        self.location: Location | None = None
+
+
+def _mark(path: str, mark: yaml.Mark) -> Location:
+    return Location(path, mark.line + 1, mark.column + 1)
+
+
+def _scalar_location(path: str, node: yaml.Node) -> Location:
+    loc = _mark(path, node.start_mark)
+    # Quoted scalars start one column before their text; point at the text itself.
+    if isinstance(node, yaml.ScalarNode) and node.style in ("'", '"'):
+        return Location(loc.path, loc.line, loc.column + 1)
+    return loc
+
+
+class _SpecLoader(yaml.SafeLoader):
+    """SafeLoader that keeps positions, rejects duplicate keys, aliases and deep nesting."""
+
+    path = "<spec>"
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise SpecError(
+                "YAML aliases (*name) are not allowed in specs",
+                _mark(self.path, event.start_mark),
+                "write the value out again; aliases can expand a small file into a huge one",
+            )
+        return super().compose_node(parent, index)
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        _check_depth(self.path, node)
+        return super().construct_document(node)
+
+
+def _check_depth(path: str, root: yaml.Node) -> None:
+    stack = [(root, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise SpecError(
+                f"the document is nested more than {MAX_DEPTH} levels deep",
+                _mark(path, node.start_mark),
+                "a model spec needs at most a handful of levels",
+            )
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                stack.append((k, depth + 1))
+                stack.append((v, depth + 1))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, depth + 1) for item in node.value)
+
+
+def _construct_mapping(loader: _SpecLoader, node: yaml.MappingNode) -> PositionedDict:
+    loader.flatten_mapping(node)
+    result = PositionedDict()
+    result.location = _mark(loader.path, node.start_mark)
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        where = _mark(loader.path, key_node.start_mark)
+        if not isinstance(key, str):
+            raise SpecError(
+                f"mapping keys must be names, got {key!r}", where, "write the key as a name"
+            )
+        if key in result:
+            first = result.key_locations[key]
+            raise SpecError(
+                f"duplicate key '{key}' (first defined at line {first.line})",
+                where,
+                "remove one of the two; YAML would silently keep only the last",
+            )
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_locations[key] = where
+        result.value_locations[key] = _scalar_location(loader.path, value_node)
+    return result
+
+
+def _construct_sequence(loader: _SpecLoader, node: yaml.SequenceNode) -> PositionedList:
+    result = PositionedList(loader.construct_object(child, deep=True) for child in node.value)
+    result.locations = [_scalar_location(loader.path, child) for child in node.value]
+    result.location = _mark(loader.path, node.start_mark)
+    return result
+
+
+_SpecLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_SpecLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+def load_yaml(text: str, path: str) -> PositionedDict:
+    """Parse spec text into positioned dicts/lists; every failure is a SpecError with a place."""
+    if len(text) > MAX_SPEC_BYTES:
+        raise SpecError(
+            f"the file is {len(text)} bytes; specs are limited to {MAX_SPEC_BYTES}",
+            Location(path),
+            "a model spec is a few kilobytes; check that this is the file you meant",
+        )
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise SpecError("the file contains a NUL byte", Location(path, line), "save it as text")
+    loader = _SpecLoader(text)
+    loader.path = path
+    try:
+        data = loader.get_single_data()
+    except SpecError:
+        raise
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = _mark(path, mark) if mark else Location(path)
+        problem = exc.problem or "invalid YAML"
+        if "could not determine a constructor" in str(exc):
+            problem = f"YAML tags are not allowed in specs ({exc.problem})"
+        raise SpecError(f"YAML syntax error: {problem}", where, "fix the YAML syntax") from None
+    except yaml.YAMLError as exc:
+        raise SpecError(f"YAML error: {exc}", Location(path), "fix the YAML syntax") from None
+    except RecursionError:
+        raise SpecError(
+            "the document is nested too deeply", Location(path), "flatten the structure"
+        ) from None
+    finally:
+        loader.dispose()
+    if data is None:
+        raise SpecError("the file is empty", Location(path), "write a model spec into it")
+    if not isinstance(data, PositionedDict):
+        raise SpecError(
+            "a spec must be a mapping of sections (name:, parameters:, ...)",
+            Location(path, 1),
+            "see the spec language reference in the README",
+        )
+    return data

@@ -1,0 +1,240 @@
+"""`mfgen.build` and `mfgen.load`: run the pipeline when needed, else load from the cache.
+
+    spec file --codegen.spec--> ModelSpec --codegen.ir--> ModelIR --codegen.optimize--> Kernel
+      --codegen.render--> C + NumPy source --runtime.toolchain--> cffi module (cached)
+      --runtime.model--> CompiledModel / ReferenceModel
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from mfgen import __version__
+from mfgen.errors import CompileError, MfgenError
+from mfgen.runtime.cache import Cache, digest
+from mfgen.runtime.model import CompiledModel, ModelBase, ReferenceModel
+from mfgen.runtime.toolchain import Toolchain, compile_module, detect_toolchain
+
+KERNEL_FILE = "kernel.c"
+REFERENCE_FILE = "reference.py"
+
+
+@dataclass
+class BuildResult:
+    """What `build` did: the index entry it wrote, timings (s) and whether it compiled."""
+
+    spec_path: Path
+    entry: dict[str, Any]
+    compiled: bool
+    from_index: bool
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def module_dir(self) -> Path:
+        return Path(self.entry["module_dir"])
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        return self.entry["model"]["stats"]
+
+
+def _spec_key(path: Path, toolchain: Toolchain) -> str:
+    return digest("spec-index", __version__, toolchain.identity(), str(path), path.read_bytes())
+
+
+def _sources_unchanged(entry: dict[str, Any]) -> bool:
+    for source in entry.get("sources", []):
+        try:
+            data = Path(source["path"]).read_bytes()
+        except OSError:
+            return False
+        if hashlib.sha256(data).hexdigest() != source["sha256"]:
+            return False
+    return True
+
+
+def _module_file(module_dir: Path, name: str) -> Path | None:
+    matches = sorted(module_dir.glob(f"{name}.*.so")) + sorted(module_dir.glob(f"{name}.so"))
+    return matches[0] if matches else None
+
+
+def build(spec: str | Path, *, force: bool = False, emit_c: str | Path | None = None,
+          cache: Cache | None = None) -> BuildResult:
+    """Build a spec into the cache (compiling only if its generated code is new)."""
+    from mfgen.codegen.spec import resolve_spec_path
+
+    cache = cache or Cache()
+    toolchain = detect_toolchain()
+    path = resolve_spec_path(spec)
+    spec_key = _spec_key(path, toolchain)
+    if not force and emit_c is None:
+        entry = cache.read_index(spec_key)
+        if entry and _sources_unchanged(entry) and _module_ok(Path(entry["module_dir"]),
+                                                              entry["module_name"]):
+            return BuildResult(path, entry, compiled=False, from_index=True)
+    return _generate_and_compile(path, spec_key, toolchain, cache, force, emit_c)
+
+
+def _module_ok(module_dir: Path, module_name: str) -> bool:
+    return _module_file(module_dir, module_name) is not None and \
+        (module_dir / REFERENCE_FILE).is_file()
+
+
+def _generate_and_compile(path: Path, spec_key: str, toolchain: Toolchain, cache: Cache,
+                          force: bool, emit_c: str | Path | None) -> BuildResult:
+    from mfgen.codegen.ir import build_ir
+    from mfgen.codegen.optimize import optimize
+    from mfgen.codegen.render import render
+    from mfgen.codegen.spec import load_spec
+
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
+    spec = load_spec(path)
+    timings["parse"] = time.perf_counter() - start
+    mark = time.perf_counter()
+    ir = build_ir(spec)
+    timings["ir"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    kernel = optimize(ir)
+    timings["optimize"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    source = render(ir, kernel)
+    timings["render"] = time.perf_counter() - mark
+
+    if emit_c is not None:
+        out = Path(emit_c)
+        out.mkdir(parents=True, exist_ok=True)
+        (out / f"{ir.name}.c").write_text(source.c_source)
+        (out / f"{ir.name}_reference.py").write_text(source.reference_source)
+
+    module_key = digest("module", __version__, toolchain.identity(), ir.canonical_text(),
+                        source.c_source, source.reference_source)
+    module_name = f"_mfgen_{module_key[:32]}"
+    compiled = False
+    mark = time.perf_counter()
+    with cache.lock(module_key):
+        module_dir = cache.module_dir(module_key)
+        if force and module_dir.exists():
+            cache.discard(module_key)
+        if not _module_ok(module_dir, module_name):
+            if module_dir.exists():
+                cache.discard(module_key)
+            with cache.staging() as staged:
+                (staged / KERNEL_FILE).write_text(source.c_source)
+                (staged / REFERENCE_FILE).write_text(source.reference_source)
+                (staged / "ir.txt").write_text(ir.canonical_text())
+                compile_module(module_name, source.c_source, source.c_declarations, staged,
+                               toolchain)
+                cache.publish(staged, module_key)
+            compiled = True
+    timings["compile"] = time.perf_counter() - mark
+
+    metadata = _metadata(ir, kernel.stats, module_key)
+    entry = {
+        "mfgen_version": __version__,
+        "sources": [{"path": str(p), "sha256": hashlib.sha256(Path(p).read_bytes()).hexdigest()}
+                    for p in ir.sources],
+        "module_key": module_key,
+        "module_name": module_name,
+        "module_dir": str(cache.module_dir(module_key)),
+        "model": metadata,
+    }
+    cache.write_index(spec_key, entry)
+    return BuildResult(path, entry, compiled=compiled, from_index=False, timings=timings)
+
+
+def _metadata(ir: Any, stats: dict[str, Any], module_key: str) -> dict[str, Any]:
+    return {
+        "name": ir.name,
+        "description": ir.description,
+        "references": ir.references,
+        "module_key": module_key,
+        "ir_digest": ir.digest(),
+        "stats": stats,
+        "parameters": [
+            {"name": p.name, "default": list(p.default) if p.size else p.default,
+             "size": p.size, "range": p.range, "unit": p.unit, "description": p.description}
+            for p in ir.parameters],
+        "states": [
+            {"name": s.name, "range": s.range, "boundaries": s.boundaries,
+             "check_range": s.check_range, "unit": s.unit, "description": s.description}
+            for s in ir.states],
+        "coupling": [{"name": c.name, "state": c.state, "state_index": c.state_index}
+                     for c in ir.coupling],
+    }
+
+
+def _import_file(module_name: str, path: Path) -> ModuleType:
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sys.modules[module_name] = module
+    return module
+
+
+def load(spec: str | Path, *, backend: str = "c") -> ModelBase:
+    """Load a model by bundled name or spec path, building it first if needed.
+
+    backend='c' (default) returns a CompiledModel; backend='numpy' returns the spec's NumPy
+    reference without compiling anything (for machines without a C compiler).
+    """
+    if backend == "numpy":
+        return _reference_without_compiler(spec)
+    if backend != "c":
+        raise ValueError(f"backend must be 'c' or 'numpy', got {backend!r}")
+    cache = Cache()
+    result = build(spec, cache=cache)
+    entry = result.entry
+    module_dir = Path(entry["module_dir"])
+    try:
+        return _load_entry(entry, module_dir)
+    except (ImportError, OSError, AttributeError, ValueError) as exc:
+        warnings.warn(f"mfgen: the cached module for '{entry['model']['name']}' in "
+                      f"{module_dir} is damaged ({exc}); rebuilding it.", stacklevel=2)
+        result = build(spec, cache=cache, force=True)
+        return _load_entry(result.entry, Path(result.entry["module_dir"]))
+
+
+def _load_entry(entry: dict[str, Any], module_dir: Path) -> CompiledModel:
+    so_path = _module_file(module_dir, entry["module_name"])
+    if so_path is None:
+        raise ImportError("compiled module missing")
+    module = _import_file(entry["module_name"], so_path)
+    reference_module = _import_file(entry["module_name"] + "_reference",
+                                    module_dir / REFERENCE_FILE)
+    reference = ReferenceModel(entry["model"], reference_module.dfun)
+    return CompiledModel(entry["model"], module, reference)
+
+
+def _reference_without_compiler(spec: str | Path) -> ReferenceModel:
+    from mfgen.codegen.ir import build_ir
+    from mfgen.codegen.optimize import optimize
+    from mfgen.codegen.render import render
+    from mfgen.codegen.spec import load_spec
+
+    ir = build_ir(load_spec(spec))
+    kernel = optimize(ir)
+    source = render(ir, kernel)
+    namespace: dict[str, Any] = {}
+    module_name = f"_mfgen_numpy_{ir.digest()[:32]}"
+    module = ModuleType(module_name)
+    # Our own generated source (printed from the validated IR), not spec text.
+    code = compile(source.reference_source, f"<mfgen reference {ir.name}>", "exec")
+    exec(code, module.__dict__)  # noqa: S102
+    namespace.update(module.__dict__)
+    return ReferenceModel(_metadata(ir, kernel.stats, ""), namespace["dfun"])
+
+
+__all__ = ["BuildResult", "CompileError", "MfgenError", "build", "load"]

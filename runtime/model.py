@@ -1,0 +1,252 @@
+"""The Python face of a built model: metadata, argument checking, compiled and NumPy `dfun`.
+
+Nothing here imports SymPy: a cached model loads in milliseconds.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from mfgen.errors import did_you_mean
+
+
+@dataclass(frozen=True)
+class ParameterInfo:
+    name: str
+    default: float | np.ndarray
+    size: int | None
+    range: tuple[float, float] | None
+    unit: str
+    description: str
+
+
+@dataclass(frozen=True)
+class StateInfo:
+    name: str
+    range: tuple[float, float]
+    boundaries: tuple[float | None, float | None]
+    check_range: tuple[float, float]
+    unit: str
+    description: str
+
+
+def _as_default(value: Any) -> float | np.ndarray:
+    if isinstance(value, list):
+        array = np.array(value, dtype=np.float64)
+        array.setflags(write=False)
+        return array
+    return float(value)
+
+
+class ModelBase:
+    """Metadata and argument handling shared by the compiled kernel and the NumPy reference."""
+
+    backend = "abstract"
+
+    def __init__(self, metadata: Mapping[str, Any]):
+        self.metadata = dict(metadata)
+        self.name: str = metadata["name"]
+        self.description: str = metadata["description"]
+        self.references: list[str] = list(metadata["references"])
+        self.states = {s["name"]: StateInfo(s["name"], tuple(s["range"]),
+                                            tuple(s["boundaries"]), tuple(s["check_range"]),
+                                            s["unit"], s["description"])
+                       for s in metadata["states"]}
+        self.state_variables: tuple[str, ...] = tuple(self.states)
+        self.coupling_variables: tuple[str, ...] = tuple(c["name"] for c in metadata["coupling"])
+        self.cvar = np.array([c["state_index"] for c in metadata["coupling"]], dtype=np.intp)
+        self.parameter_info = {
+            p["name"]: ParameterInfo(p["name"], _as_default(p["default"]), p["size"],
+                                     tuple(p["range"]) if p["range"] else None, p["unit"],
+                                     p["description"])
+            for p in metadata["parameters"]}
+        self.parameters: dict[str, float | np.ndarray] = {
+            name: info.default for name, info in self.parameter_info.items()}
+        self._slot_offsets: dict[str, int] = {}
+        offset = 0
+        for name, info in self.parameter_info.items():
+            self._slot_offsets[name] = offset
+            offset += info.size or 1
+        self.n_parameter_slots = offset
+        self._default_vector = np.zeros(offset)
+        for name, info in self.parameter_info.items():
+            start = self._slot_offsets[name]
+            self._default_vector[start:start + (info.size or 1)] = info.default
+        self._default_vector.setflags(write=False)
+
+    def __repr__(self) -> str:
+        return (f"<mfgen model '{self.name}' ({self.backend}): states "
+                f"{', '.join(self.state_variables)}; coupling "
+                f"{', '.join(self.coupling_variables) or 'none'}; "
+                f"{len(self.parameters)} parameters>")
+
+    @property
+    def n_states(self) -> int:
+        return len(self.state_variables)
+
+    # -- argument checking -------------------------------------------------------------------
+    def _array(self, name: str, value: Any, rows: int, n_nodes: int | None) -> np.ndarray:
+        shape_text = f"({rows}, {'n_nodes' if n_nodes is None else n_nodes})"
+        try:
+            array = np.asarray(value)
+        except Exception as exc:  # noqa: BLE001 - any conversion failure is the caller's input
+            raise TypeError(f"{name} must be a float64 array of shape {shape_text}: {exc}") \
+                from None
+        if array.dtype.kind not in "fiu":
+            raise TypeError(f"{name} must be a real float64 array of shape {shape_text}, got "
+                            f"dtype {array.dtype}")
+        if array.ndim != 2 or array.shape[0] != rows or (
+                n_nodes is not None and array.shape[1] != n_nodes):
+            raise ValueError(f"{name} must have shape {shape_text} for model '{self.name}', "
+                             f"got {array.shape}")
+        return np.ascontiguousarray(array, dtype=np.float64)
+
+    def _inputs(self, state: Any, coupling: Any, local_coupling: Any
+                ) -> tuple[np.ndarray, np.ndarray, float]:
+        state = self._array("state", state, self.n_states, None)
+        coupling = self._array("coupling", coupling, len(self.coupling_variables),
+                               state.shape[1])
+        try:
+            lc = float(local_coupling)
+        except (TypeError, ValueError):
+            raise TypeError("local_coupling must be a scalar number (TVB's region-level "
+                            f"local coupling), got {local_coupling!r}") from None
+        return state, coupling, lc
+
+    def _check_parameter(self, name: str, value: Any, n_nodes: int) -> np.ndarray:
+        if name not in self.parameter_info:
+            hint = did_you_mean(name, self.parameter_info)
+            raise TypeError(f"model '{self.name}' has no parameter '{name}'"
+                            + (f"; {hint}" if hint else ""))
+        info = self.parameter_info[name]
+        try:
+            array = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"parameter '{name}' must be numeric, got {value!r}") from None
+        size = info.size
+        allowed = [()] if size is None else [(size,)]
+        allowed.append((n_nodes,) if size is None else (size, n_nodes))
+        if array.shape not in allowed:
+            expected = " or ".join(str(s) for s in allowed)
+            raise ValueError(f"parameter '{name}' must have shape {expected} (scalar/shared or "
+                             f"per node), got {array.shape}")
+        if not np.isfinite(array).all():
+            raise ValueError(f"parameter '{name}' contains NaN or infinite values")
+        return array
+
+    def _pack(self, overrides: Mapping[str, Any], n_nodes: int) -> tuple[np.ndarray, bool]:
+        """The packed parameter vector (shared) or table (n_slots, n_nodes) (per node)."""
+        if not overrides:
+            return self._default_vector, False
+        checked = {name: self._check_parameter(name, value, n_nodes)
+                   for name, value in overrides.items()}
+        per_node = any(a.ndim == (1 if self.parameter_info[n].size is None else 2)
+                       and not (self.parameter_info[n].size is None and a.ndim == 0)
+                       for n, a in checked.items())
+        if not per_node:
+            vector = self._default_vector.copy()
+            for name, array in checked.items():
+                start = self._slot_offsets[name]
+                vector[start:start + (self.parameter_info[name].size or 1)] = array
+            return vector, False
+        table = np.empty((self.n_parameter_slots, n_nodes))
+        table[:] = self._default_vector[:, None]
+        for name, array in checked.items():
+            start = self._slot_offsets[name]
+            size = self.parameter_info[name].size or 1
+            table[start:start + size] = array.reshape(size, -1)
+        return table, True
+
+    def parameter_values(self, **overrides: Any) -> dict[str, float | np.ndarray]:
+        """All parameters with `overrides` applied (for the reference and for provenance)."""
+        values = dict(self.parameters)
+        for name, value in overrides.items():
+            array = self._check_parameter(name, value, _nodes_of(value))
+            values[name] = array if array.ndim else float(array)
+        return values
+
+    def dfun(self, state: Any, coupling: Any, local_coupling: float = 0.0, **parameters: Any
+             ) -> np.ndarray:
+        raise NotImplementedError
+
+
+def _nodes_of(value: Any) -> int:
+    shape = np.shape(value)
+    return shape[-1] if shape else 1
+
+
+class CompiledModel(ModelBase):
+    """A model whose `dfun` runs the generated C kernel."""
+
+    backend = "c"
+
+    def __init__(self, metadata: Mapping[str, Any], module: Any, reference: ReferenceModel):
+        super().__init__(metadata)
+        self._ffi = module.ffi
+        self._uniform = module.lib.dfun_uniform
+        self._per_node = module.lib.dfun_per_node
+        self.reference = reference
+        self.module_key: str = metadata["module_key"]
+
+    def dfun(self, state: Any, coupling: Any, local_coupling: float = 0.0, *,
+             out: np.ndarray | None = None, **parameters: Any) -> np.ndarray:
+        """d(state)/dt for `state` (n_state, n_nodes) and `coupling` (n_coupling, n_nodes).
+
+        Parameters default to the spec's values; pass overrides by name as scalars (all nodes)
+        or arrays of shape (n_nodes,) (vector parameters: (size,) or (size, n_nodes)).
+        """
+        state, coupling, lc = self._inputs(state, coupling, local_coupling)
+        n_nodes = state.shape[1]
+        params, per_node = self._pack(parameters, n_nodes)
+        if out is None:
+            out = np.empty_like(state)
+        elif not (isinstance(out, np.ndarray) and out.dtype == np.float64
+                  and out.shape == state.shape and out.flags.c_contiguous
+                  and out.flags.writeable):
+            raise ValueError(f"out must be a writable C-contiguous float64 array of shape "
+                             f"{state.shape}")
+        if n_nodes:
+            kernel = self._per_node if per_node else self._uniform
+            buffer = self._ffi.from_buffer
+            kernel(n_nodes, buffer("double[]", state), buffer("double[]", coupling), lc,
+                   buffer("double[]", params), buffer("double[]", out, require_writable=True))
+        return out
+
+
+class ReferenceModel(ModelBase):
+    """The NumPy reference generated from the same spec (slow, simple, the test oracle)."""
+
+    backend = "numpy"
+
+    def __init__(self, metadata: Mapping[str, Any], reference_dfun: Callable[..., np.ndarray]):
+        super().__init__(metadata)
+        self._dfun = reference_dfun
+
+    @property
+    def reference(self) -> ReferenceModel:
+        return self
+
+    def dfun(self, state: Any, coupling: Any, local_coupling: float = 0.0, *,
+             out: np.ndarray | None = None, **parameters: Any) -> np.ndarray:
+        state, coupling, lc = self._inputs(state, coupling, local_coupling)
+        n_nodes = state.shape[1]
+        values = dict(self.parameters)
+        for name, value in parameters.items():
+            array = self._check_parameter(name, value, n_nodes)
+            values[name] = array if array.ndim else float(array)
+        with np.errstate(all="ignore"):
+            result = self._dfun(state, coupling, lc, values)
+        result = np.broadcast_to(result, state.shape) if result.shape != state.shape else result
+        if out is not None:
+            out[...] = result
+            return out
+        return np.array(result, dtype=np.float64)
+
+
+def finite_or_nan(x: float) -> float:
+    return x if math.isfinite(x) else math.nan

@@ -1,0 +1,134 @@
+"""The C toolchain: which compiler, which flags, and turning generated C into a cffi module.
+
+The cffi wrapper is produced in API mode (`FFI.set_source` + `emit_c_code`) and compiled here
+with one compiler call whose output is captured, so a failure shows the compiler's message
+next to the generated lines it points at. There is no fallback to NumPy: a missing or failing
+compiler is an error that says what to do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import io
+import hashlib
+import os
+import platform
+import re
+import shlex
+import shutil
+import subprocess
+import sysconfig
+from dataclasses import dataclass
+from pathlib import Path
+
+from mfgen.errors import CompileError
+
+BASE_FLAGS = ("-O3", "-fPIC", "-shared", "-fopenmp-simd", "-fno-math-errno", "-std=gnu11")
+COMPILE_TIMEOUT_S = 600
+
+
+@dataclass(frozen=True)
+class Toolchain:
+    compiler: str
+    version: str
+    flags: tuple[str, ...]
+    libraries: tuple[str, ...]
+    cpu: str
+
+    def identity(self) -> str:
+        """Everything about the toolchain that can change the compiled module."""
+        return "\n".join([self.compiler, self.version, " ".join(self.flags),
+                          " ".join(self.libraries), self.cpu, sysconfig.get_config_var(
+                              "EXT_SUFFIX") or ""])
+
+
+def _cpu_identity() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+        model = re.search(r"^model name\s*:\s*(.*)$", text, re.M)
+        flags = re.search(r"^flags\s*:\s*(.*)$", text, re.M)
+        digest = hashlib.sha256((flags.group(1) if flags else "").encode()).hexdigest()[:16]
+        return f"{model.group(1) if model else platform.processor()} flags:{digest}"
+    except OSError:
+        return f"{platform.machine()} {platform.processor()}"
+
+
+@functools.lru_cache(maxsize=1)
+def detect_toolchain() -> Toolchain:
+    """The compiler ($CC or cc/gcc/clang) and flags ($MFGEN_CFLAGS adds or replaces -march)."""
+    compiler = os.environ.get("CC") or next(
+        (c for c in ("cc", "gcc", "clang") if shutil.which(c)), "")
+    if not compiler or not shutil.which(shlex.split(compiler)[0]):
+        raise CompileError(
+            "no C compiler found (looked for $CC, cc, gcc, clang).\n"
+            "  mfgen compiles every model to C. Install one, e.g. `apt-get install gcc` or "
+            "`conda install c-compiler`, or set CC=/path/to/compiler.\n"
+            "  Without a compiler you can still evaluate a spec's NumPy reference explicitly: "
+            "mfgen.load(spec, backend='numpy').")
+    command = shlex.split(compiler)
+    try:
+        version = subprocess.run([*command, "--version"], capture_output=True, text=True,
+                                 timeout=60).stdout.splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError) as exc:
+        raise CompileError(f"the C compiler '{compiler}' does not run: {exc}") from None
+    flags = list(BASE_FLAGS)
+    extra = shlex.split(os.environ.get("MFGEN_CFLAGS", "-march=native"))
+    flags += extra
+    libraries: list[str] = []
+    if platform.system() == "Linux" and _has_library(command, "libmvec.so"):
+        flags.append("-DMFGEN_USE_LIBMVEC")
+        libraries.append("mvec")
+    libraries.append("m")
+    return Toolchain(compiler, version, tuple(flags), tuple(libraries), _cpu_identity())
+
+
+def _has_library(command: list[str], filename: str) -> bool:
+    try:
+        found = subprocess.run([*command, f"-print-file-name={filename}"], capture_output=True,
+                               text=True, timeout=60).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return os.path.isabs(found) and os.path.exists(found)
+
+
+def compile_module(module_name: str, c_source: str, declarations: str, workdir: Path,
+                   toolchain: Toolchain) -> Path:
+    """Build the cffi extension `module_name` in `workdir`; return the path of the .so."""
+    import cffi  # only needed when building
+
+    ffi = cffi.FFI()
+    ffi.cdef(declarations)
+    ffi.set_source(module_name, c_source)
+    wrapper = workdir / f"{module_name}.c"
+    with contextlib.redirect_stdout(io.StringIO()):  # cffi announces "generating ..."
+        ffi.emit_c_code(str(wrapper))
+    target = workdir / f"{module_name}{sysconfig.get_config_var('EXT_SUFFIX')}"
+    include = sysconfig.get_paths()["include"]
+    command = [*shlex.split(toolchain.compiler), *toolchain.flags, f"-I{include}",
+               str(wrapper), "-o", str(target), *[f"-l{lib}" for lib in toolchain.libraries]]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True,
+                                timeout=COMPILE_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        raise CompileError(f"the C compiler took longer than {COMPILE_TIMEOUT_S} s") from None
+    except OSError as exc:
+        raise CompileError(f"cannot run the C compiler '{toolchain.compiler}': {exc}") from None
+    if result.returncode != 0 or not target.exists():
+        raise CompileError(_explain_failure(result.stderr or result.stdout, wrapper, command))
+    return target
+
+
+def _explain_failure(output: str, source: Path, command: list[str]) -> str:
+    lines = source.read_text().splitlines()
+    parts = ["the C compiler failed on generated code.", f"  command: {shlex.join(command)}",
+             "  compiler output:", *("    " + line for line in output.strip().splitlines()[:40])]
+    for match in list(re.finditer(rf"{re.escape(source.name)}:(\d+)", output))[:3]:
+        number = int(match.group(1))
+        parts.append(f"  generated source around line {number}:")
+        for i in range(max(1, number - 3), min(len(lines), number + 3) + 1):
+            marker = ">>" if i == number else "  "
+            parts.append(f"  {marker} {i:5d} | {lines[i - 1]}")
+    parts.append("  This is a bug in mfgen or an unsupported construct in the spec; please "
+                 "report it with the spec and this message.")
+    return "\n".join(parts)
