@@ -166,9 +166,11 @@ class _FunctionScope:
                  functions: _Functions):
         self.function = function
         self.prefix = prefix
-        self.values: dict[str, sympy.Expr | VectorRef] = dict(parameters)
-        self.values.update(bound)
         self.locals = dict(function.derived)
+        # Arguments and locals shadow the model's parameters of the same name.
+        self.values: dict[str, sympy.Expr | VectorRef] = {
+            k: v for k, v in parameters.items() if k not in self.locals}
+        self.values.update(bound)
         self.builder = builder
         self.functions = functions
         self.in_progress: list[str] = []

@@ -8,8 +8,10 @@ function or macro, not an expression-language builtin.
 
 from __future__ import annotations
 
+import functools
 import keyword
 import re
+from importlib import resources
 
 from mfgen.codegen.expressions import RESERVED_NAMES
 from mfgen.errors import Location, SpecError, did_you_mean
@@ -63,10 +65,16 @@ def check_name(name: object, where: Location | None, kind: str) -> str:
     if name in C_LIBRARY_NAMES:
         raise SpecError(f"'{name}' is a C library name and cannot be a {kind} name", where,
                         "choose another name")
-    if len(name) >= 3 and name.isupper() or name.startswith(("Py", "PY")):
-        raise SpecError(f"'{name}' looks like a C macro (all capitals or Py prefix) and cannot "
-                        f"be a {kind} name", where, "use at least one lower-case letter")
+    if name in c_macro_names() or name.startswith(("Py", "PY")):
+        raise SpecError(f"'{name}' is a C preprocessor macro in the kernel's headers and cannot "
+                        f"be a {kind} name", where, "choose another name")
     return name
+
+
+@functools.lru_cache(maxsize=1)
+def c_macro_names() -> frozenset[str]:
+    text = (resources.files("mfgen.codegen") / "c_macro_names.txt").read_text()
+    return frozenset(line for line in text.split() if line and not line.startswith("#"))
 
 
 def unknown_key(key: str, allowed: list[str], where: Location | None, context: str) -> SpecError:

@@ -98,9 +98,11 @@ def optimize(ir: ModelIR) -> Kernel:
                                       order="none")
     statements = list(replacements)
     statements += [(symbol, expr) for (symbol, _), expr in zip(live, reduced[: len(live)])]
-    statements, outputs = _value_number(statements, reduced[len(live):])
-    defined = dict(statements)
-    scheduled = _schedule(defined, outputs)
+    outputs = reduced[len(live):]
+    # CSE temporaries may use program symbols: order everything by dependency, then fold the
+    # copies CSE leaves behind (s = _x3) in that order.
+    statements, outputs = _value_number(_schedule(dict(statements), outputs), outputs)
+    scheduled = _schedule(dict(statements), outputs)
 
     node_inputs = {sympy.Symbol(s.name, real=True) for s in ir.states}
     node_inputs |= {sympy.Symbol(c.name, real=True) for c in ir.coupling}

@@ -15,6 +15,8 @@ MAX_MULTIPLY_POWER = 8  # x**n with |n| <= 8 prints as repeated multiplication
 class CPrinter(C99CodePrinter):
     """C99 with exact float literals, powers as products, no macros (M_PI) or errno traps."""
 
+    math_macros: dict = {}  # print sqrt(2) etc. as numbers: M_SQRT2 is not ISO C
+
     def _print_Symbol(self, expr: sympy.Symbol) -> str:
         return expr.name  # names were validated as C-safe when the spec was loaded
 

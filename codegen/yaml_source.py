@@ -151,7 +151,10 @@ def load_yaml(text: str, path: str) -> PositionedDict:
         problem = exc.problem or "invalid YAML"
         if "could not determine a constructor" in str(exc):
             problem = f"YAML tags are not allowed in specs ({exc.problem})"
-        raise SpecError(f"YAML syntax error: {problem}", where, "fix the YAML syntax") from None
+        hint = "fix the YAML syntax"
+        if "got '['" in problem:
+            hint = 'inside [a, b] lists, quote vector arguments: [x, "P[10]"]'
+        raise SpecError(f"YAML syntax error: {problem}", where, hint) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"YAML error: {exc}", Location(path), "fix the YAML syntax") from None
     except RecursionError:

@@ -19,7 +19,7 @@ from typing import Any
 
 from mfgen import __version__
 from mfgen.errors import CompileError, MfgenError
-from mfgen.runtime.cache import Cache, digest
+from mfgen.runtime.cache import Cache, digest, generator_identity
 from mfgen.runtime.model import CompiledModel, ModelBase, ReferenceModel
 from mfgen.runtime.toolchain import Toolchain, compile_module, detect_toolchain
 
@@ -47,7 +47,7 @@ class BuildResult:
 
 
 def _spec_key(path: Path, toolchain: Toolchain) -> str:
-    return digest("spec-index", __version__, toolchain.identity(), str(path), path.read_bytes())
+    return digest("spec-index", generator_identity(), toolchain.identity(), str(path), path.read_bytes())
 
 
 def _sources_unchanged(entry: dict[str, Any]) -> bool:
@@ -115,7 +115,7 @@ def _generate_and_compile(path: Path, spec_key: str, toolchain: Toolchain, cache
         (out / f"{ir.name}.c").write_text(source.c_source)
         (out / f"{ir.name}_reference.py").write_text(source.reference_source)
 
-    module_key = digest("module", __version__, toolchain.identity(), ir.canonical_text(),
+    module_key = digest("module", generator_identity(), toolchain.identity(), ir.canonical_text(),
                         source.c_source, source.reference_source)
     module_name = f"_mfgen_{module_key[:32]}"
     compiled = False

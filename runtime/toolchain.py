@@ -123,8 +123,9 @@ def _explain_failure(output: str, source: Path, command: list[str]) -> str:
     lines = source.read_text().splitlines()
     parts = ["the C compiler failed on generated code.", f"  command: {shlex.join(command)}",
              "  compiler output:", *("    " + line for line in output.strip().splitlines()[:40])]
-    for match in list(re.finditer(rf"{re.escape(source.name)}:(\d+)", output))[:3]:
-        number = int(match.group(1))
+    numbers = dict.fromkeys(int(m.group(1)) for m in
+                            re.finditer(rf"{re.escape(source.name)}:(\d+)", output))
+    for number in list(numbers)[:3]:
         parts.append(f"  generated source around line {number}:")
         for i in range(max(1, number - 3), min(len(lines), number + 3) + 1):
             marker = ">>" if i == number else "  "
