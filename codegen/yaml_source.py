@@ -128,6 +128,33 @@ _SpecLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 _SpecLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
+# (part of PyYAML's problem text, what to do): the commonest slips in hand-written specs.
+_SYNTAX_HINTS = (
+    ("got '['", 'inside [a, b] lists, quote vector arguments: [x, "P[10]"]'),
+    ("'\\t'", "indent with spaces; YAML does not allow tabs"),
+    ("mapping values are not allowed", "quote a value that contains ': ', e.g. key: \"a: b\""),
+    ("expected ',' or", "close the bracket, or separate the items with ','"),
+    ("<block end>", "indent all keys of one mapping by the same number of spaces"),
+    ("end of stream", "close the quote or bracket"),
+)
+
+
+def _syntax_error(exc: yaml.MarkedYAMLError, path: str) -> SpecError:
+    mark = exc.problem_mark or exc.context_mark
+    where = _mark(path, mark) if mark else Location(path)
+    problem = exc.problem or "invalid YAML"
+    if "could not determine a constructor" in problem:
+        return SpecError(f"YAML tags are not allowed in specs ({problem})", where,
+                         "remove the tag: specs hold plain numbers, text, lists and mappings")
+    if "another document" in problem:
+        return SpecError("a spec must be a single YAML document", where,
+                         "remove this '---' and what follows, or move it to its own file")
+    if exc.context and exc.context_mark:
+        problem += f" ({exc.context} started at line {exc.context_mark.line + 1})"
+    hint = next((h for key, h in _SYNTAX_HINTS if key in problem), "fix the YAML syntax")
+    return SpecError(f"YAML syntax error: {problem}", where, hint)
+
+
 def load_yaml(text: str, path: str) -> PositionedDict:
     """Parse spec text into positioned dicts/lists; every failure is a SpecError with a place."""
     if len(text) > MAX_SPEC_BYTES:
@@ -146,15 +173,7 @@ def load_yaml(text: str, path: str) -> PositionedDict:
     except SpecError:
         raise
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = _mark(path, mark) if mark else Location(path)
-        problem = exc.problem or "invalid YAML"
-        if "could not determine a constructor" in str(exc):
-            problem = f"YAML tags are not allowed in specs ({exc.problem})"
-        hint = "fix the YAML syntax"
-        if "got '['" in problem:
-            hint = 'inside [a, b] lists, quote vector arguments: [x, "P[10]"]'
-        raise SpecError(f"YAML syntax error: {problem}", where, hint) from None
+        raise _syntax_error(exc, path) from None
     except yaml.YAMLError as exc:
         raise SpecError(f"YAML error: {exc}", Location(path), "fix the YAML syntax") from None
     except RecursionError:

@@ -47,7 +47,8 @@ class BuildResult:
 
 
 def _spec_key(path: Path, toolchain: Toolchain) -> str:
-    return digest("spec-index", generator_identity(), toolchain.identity(), str(path), path.read_bytes())
+    return digest("spec-index", generator_identity(), toolchain.identity(), str(path),
+                  path.read_bytes())
 
 
 def _sources_unchanged(entry: dict[str, Any]) -> bool:

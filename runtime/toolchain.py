@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import io
 import hashlib
+import io
 import os
 import platform
 import re
