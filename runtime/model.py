@@ -35,6 +35,9 @@ class StateInfo:
     description: str
 
 
+_FLOAT64 = np.dtype(np.float64)
+
+
 def _as_default(value: Any) -> float | np.ndarray:
     if isinstance(value, list):
         array = np.array(value, dtype=np.float64)
@@ -91,6 +94,10 @@ class ModelBase:
 
     # -- argument checking -------------------------------------------------------------------
     def _array(self, name: str, value: Any, rows: int, n_nodes: int | None) -> np.ndarray:
+        if (type(value) is np.ndarray and value.dtype == _FLOAT64 and value.ndim == 2
+                and value.shape[0] == rows and (n_nodes is None or value.shape[1] == n_nodes)
+                and value.flags.c_contiguous):
+            return value  # the common case, checked cheaply (call overhead matters at N=76)
         shape_text = f"({rows}, {'n_nodes' if n_nodes is None else n_nodes})"
         try:
             array = np.asarray(value)
@@ -111,6 +118,8 @@ class ModelBase:
         state = self._array("state", state, self.n_states, None)
         coupling = self._array("coupling", coupling, len(self.coupling_variables),
                                state.shape[1])
+        if type(local_coupling) is float:
+            return state, coupling, local_coupling
         try:
             lc = float(local_coupling)
         except (TypeError, ValueError):
@@ -205,7 +214,7 @@ class CompiledModel(ModelBase):
         params, per_node = self._pack(parameters, n_nodes)
         if out is None:
             out = np.empty_like(state)
-        elif not (isinstance(out, np.ndarray) and out.dtype == np.float64
+        elif not (type(out) is np.ndarray and out.dtype == _FLOAT64
                   and out.shape == state.shape and out.flags.c_contiguous
                   and out.flags.writeable):
             raise ValueError(f"out must be a writable C-contiguous float64 array of shape "
