@@ -152,6 +152,9 @@ class _Parser:
         if result.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
             raise self.fail("expression evaluates to an infinite or undefined value "
                             "(division by zero?)")
+        if result.has(sympy.I):
+            raise self.fail("expression has a complex value (square root or log of a negative "
+                            "number?)", hint="the kernels compute with real numbers only")
         return result
 
     def _check_nesting(self, root: ast.AST) -> None:
@@ -168,8 +171,7 @@ class _Parser:
         method = getattr(self, "visit_" + type(node).__name__, None)
         if method is None:
             raise self.fail(f"{_describe(node)} is not allowed", node,
-                            "expressions may use numbers, names, + - * / **, comparisons, "
-                            "where(), math functions and the spec's functions")
+                            _REFUSAL_HINTS.get(type(node).__name__, _GENERAL_HINT))
         return method(node)
 
     def value(self, node: ast.AST) -> sympy.Expr:
@@ -203,7 +205,8 @@ class _Parser:
         if node.id in CONSTANTS:
             return CONSTANTS[node.id]
         if node.id in BUILTIN_FUNCTIONS or node.id in SPECIAL_FORMS:
-            raise self.fail(f"'{node.id}' is a function; call it with arguments", node)
+            raise self.fail(f"'{node.id}' is a function; call it with arguments", node,
+                            f"write {node.id}(...)")
         return self.scope.symbol(node.id, self._loc(node))
 
     def visit_UnaryOp(self, node: ast.UnaryOp) -> sympy.Basic:
@@ -301,6 +304,9 @@ class _Parser:
             cond = self.condition(node.args[0])
             a, b = self.value(node.args[1]), self.value(node.args[2])
             return sympy.Piecewise((a, cond), (b, True))
+        if name in CONSTANTS:
+            raise self.fail(f"'{name}' is a constant, not a function", node,
+                            f"write '*' to multiply: {name} * (...)")
         if name == "diff":
             raise self.fail("diff(F, x) names a derivative function; call it with F's "
                             "arguments", node, "write diff(F, x)(a, b)")
@@ -308,9 +314,11 @@ class _Parser:
             arity, build = BUILTIN_FUNCTIONS[name]
             args = [self.value(a) for a in node.args]
             if arity is not None and len(args) != arity:
-                raise self.fail(f"{name}() takes {arity} argument(s), got {len(args)}", node)
+                raise self.fail(f"{name}() takes {arity} argument(s), got {len(args)}", node,
+                                f"call it as {name}({', '.join('abc'[:arity])})")
             if arity is None and len(args) < 2:
-                raise self.fail(f"{name}() takes at least 2 arguments, got {len(args)}", node)
+                raise self.fail(f"{name}() takes at least 2 arguments, got {len(args)}", node,
+                                f"call it as {name}(a, b, ...)")
             return build(*args)
         args = [self.argument(a) for a in node.args]
         return self.scope.call(name, args, self._loc(node))
@@ -339,6 +347,15 @@ class _Parser:
         if "\n" in self.text:
             return self.where
         return self.where.shifted(getattr(node, "col_offset", 0))
+
+
+_GENERAL_HINT = ("expressions may use numbers, names, + - * / **, comparisons, where(), "
+                 "math functions and the spec's functions")
+# Refused constructs that have a direct equivalent in the expression language.
+_REFUSAL_HINTS = {
+    "IfExp": "write where(condition, a, b)",
+    "Lambda": "declare a function under 'functions:' and call it",
+}
 
 
 def _describe(node: ast.AST) -> str:

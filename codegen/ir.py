@@ -151,11 +151,18 @@ class _ModelScope:
         return parse_expression(expression.text, where, self)
 
     def call(self, name: str, args: list[Argument], where: Location) -> sympy.Expr:
+        if name not in self.functions.specs and name in self.visible_names():
+            raise _not_a_function(name, where)
         return self.functions.call(name, args, where)
 
     def derivative(self, name: str, wrt: list[str], args: list[Argument],
                    where: Location) -> sympy.Expr:
         return self.functions.derivative(name, wrt, args, where)
+
+
+def _not_a_function(name: str, where: Location) -> SpecError:
+    return SpecError(f"'{name}' is a value, not a function, and cannot be called", where,
+                     f"write '*' to multiply: {name} * (...)")
 
 
 class _FunctionScope:
@@ -170,7 +177,9 @@ class _FunctionScope:
         # Arguments and locals shadow the model's parameters of the same name.
         self.values: dict[str, sympy.Expr | VectorRef] = {
             k: v for k, v in parameters.items() if k not in self.locals}
-        self.values.update(bound)
+        # A vector argument goes by the argument's name here, so messages name what is written.
+        self.values.update({k: VectorRef(k, v.elements) if isinstance(v, VectorRef) else v
+                            for k, v in bound.items()})
         self.builder = builder
         self.functions = functions
         self.in_progress: list[str] = []
@@ -182,7 +191,8 @@ class _FunctionScope:
             if name in self.in_progress:
                 cycle = " -> ".join([*self.in_progress[self.in_progress.index(name):], name])
                 raise SpecError(f"cycle among derived expressions of function "
-                                f"'{self.function.name}': {cycle}", self.locals[name].where)
+                                f"'{self.function.name}': {cycle}", self.locals[name].where,
+                                "a derived expression cannot depend on itself")
             self.in_progress.append(name)
             expr = self.parse(self.locals[name])
             self.in_progress.pop()
@@ -201,6 +211,8 @@ class _FunctionScope:
         return parse_expression(expression.text, where, self)
 
     def call(self, name: str, args: list[Argument], where: Location) -> sympy.Expr:
+        if name not in self.functions.specs and (name in self.values or name in self.locals):
+            raise _not_a_function(name, where)
         return self.functions.call(name, args, where)
 
     def derivative(self, name: str, wrt: list[str], args: list[Argument],
@@ -216,6 +228,10 @@ class _Functions:
         self.builder = builder
         self.parameters = parameter_values(spec)
         self.stack: list[str] = []
+        # Instances inlined for differentiation, and stencil points, by (function, arguments):
+        # every partial derivative of F at the same point shares one copy of F's statements.
+        self.differentiable: dict[tuple, _Differentiable] = {}
+        self.stencil_points: dict[tuple, sympy.Symbol] = {}
 
     def _lookup(self, name: str, where: Location) -> FunctionSpec:
         if name not in self.specs:
@@ -232,7 +248,8 @@ class _Functions:
         if len(args) != len(function.args):
             names = ", ".join(a if s is None else f"{a}[{s}]" for a, s in function.args)
             raise SpecError(f"function '{function.name}' takes {len(function.args)} "
-                            f"argument(s) ({names}), got {len(args)}", where)
+                            f"argument(s) ({names}), got {len(args)}", where,
+                            f"call it as {function.name}({names})")
         bound: dict[str, Argument] = {}
         for (arg_name, size), value in zip(function.args, args):
             if size is None:
@@ -246,11 +263,13 @@ class _Functions:
             else:
                 if not isinstance(value, VectorRef):
                     raise SpecError(f"argument '{arg_name}' of '{function.name}' is a vector "
-                                    f"of {size} elements; pass a vector by name", where)
+                                    f"of {size} elements; pass a vector by name", where,
+                                    "pass a vector parameter or vector argument, without [i]")
                 if len(value.elements) != size:
                     raise SpecError(f"argument '{arg_name}' of '{function.name}' needs "
                                     f"{size} elements but '{value.name}' has "
-                                    f"{len(value.elements)}", where)
+                                    f"{len(value.elements)}", where,
+                                    f"pass a vector of {size} elements")
                 bound[arg_name] = value
         return bound
 
@@ -284,9 +303,16 @@ class _Functions:
             raise SpecError("only first and second derivatives are supported", where)
         if function.derivatives.method == "finite_difference":
             return self._finite_difference(function, wrt, args, where)
-        result, bound, start = self._inline(function, args, where, as_statements=True)
-        seeds = [bound[v] for v in wrt]
-        return forward_derivative(self.builder, start, result, seeds)
+        key = (function.name, tuple(args))
+        instance = self.differentiable.get(key)
+        if instance is None:
+            result, bound, start = self._inline(function, args, where, as_statements=True)
+            seeds = {a: bound[a] for a in scalar_args}
+            instance = _Differentiable(result, seeds, self.builder.program[start:])
+            self.differentiable[key] = instance
+        if len(wrt) == 1:
+            return instance.first(self.builder, wrt[0]).get(instance.result, sympy.Integer(0))
+        return instance.second(self.builder, wrt[0], wrt[1])
 
     def _finite_difference(self, function: FunctionSpec, wrt: list[str],
                            args: list[Argument], where: Location) -> sympy.Expr:
@@ -298,7 +324,10 @@ class _Functions:
             shifted = list(args)
             for variable, sign in shifts:
                 shifted[positions[variable]] = shifted[positions[variable]] + sign * h
-            return self._inline(function, shifted, where)[0]
+            key = (function.name, tuple(shifted))
+            if key not in self.stencil_points:
+                self.stencil_points[key] = self._inline(function, shifted, where)[0]
+            return self.stencil_points[key]
 
         if len(wrt) == 1:
             (x,) = wrt
@@ -310,50 +339,76 @@ class _Functions:
                 + at((x, -1), (y, -1))) / (2 * h) ** 2
 
 
-def forward_derivative(builder: _ProgramBuilder, start: int, result: sympy.Symbol,
-                       seeds: list[sympy.Expr]) -> sympy.Expr:
-    """First or second derivative of `result` w.r.t. the seed symbols, by forward mode.
+@dataclass
+class _Differentiable:
+    """One inlined instance of a function, differentiated in forward mode.
 
-    Walks the statements emitted since `start` once; for each statement s = f(u...) it emits
-    ds/dx = sum_j f_j du_j/dx and, for second order,
-    d2s/dxdy = sum_j f_j d2u_j/dxdy + sum_jk f_jk du_j/dx du_k/dy, skipping zero terms.
+    Walking the instance's statements in order, each statement s = f(u...) gets
+    ds/dx = sum_j f_j du_j/dx and d2s/dxdy = sum_j f_j d2u_j/dxdy + sum_jk f_jk du_j/dx du_k/dy,
+    emitted as new statements, zero terms skipped. Partials f_j, f_jk and the first-derivative
+    statements are computed once and shared by every derivative of the instance (F_x, F_xx and
+    F_xy all reuse F_x).
     """
-    x = seeds[0]
-    y = seeds[1] if len(seeds) > 1 else None
-    d_x: dict[sympy.Symbol, sympy.Expr] = {x: sympy.Integer(1)}
-    d_y: dict[sympy.Symbol, sympy.Expr] = {y: sympy.Integer(1)} if y is not None else {}
-    d_xy: dict[sympy.Symbol, sympy.Expr] = {}
-    tag = "d" + ("2" if y is not None else "")
-    statements = builder.program[start:]
-    for symbol, expr in statements:
-        if symbol in d_x or symbol in d_y:
-            continue  # a seed itself
-        uses = [u for u in expr.free_symbols if u in d_x or u in d_y or u in d_xy]
-        if not uses:
-            continue
-        partial = {u: sympy.diff(expr, u) for u in uses}
-        dx = sum((partial[u] * d_x[u] for u in uses if u in d_x), sympy.Integer(0))
-        if dx != 0:
-            d_x[symbol] = builder.emit(f"{symbol.name}__{tag}x", dx)
-        if y is None:
-            continue
-        dy = sum((partial[u] * d_y[u] for u in uses if u in d_y), sympy.Integer(0))
-        if dy != 0:
-            d_y[symbol] = builder.emit(f"{symbol.name}__{tag}y", dy)
-        dxy = sum((partial[u] * d_xy[u] for u in uses if u in d_xy), sympy.Integer(0))
-        for u in uses:
-            if u not in d_x:
+
+    result: sympy.Symbol
+    seeds: dict[str, Argument]  # formal scalar argument -> the statement binding it
+    statements: list[tuple[sympy.Symbol, sympy.Expr]]
+    partials: dict[tuple[sympy.Symbol, ...], sympy.Expr] = field(default_factory=dict)
+    tangents: dict[str, dict[sympy.Symbol, sympy.Expr]] = field(default_factory=dict)
+    seconds: dict[tuple[str, str], sympy.Expr] = field(default_factory=dict)
+
+    def partial(self, expr: sympy.Expr, symbol: sympy.Symbol, *wrt: sympy.Symbol
+                ) -> sympy.Expr:
+        """d(expr)/d(wrt...) of the statement `symbol = expr`, memoised."""
+        key = (symbol, *(sorted(wrt, key=str) if len(wrt) == 2 else wrt))
+        if key not in self.partials:
+            inner = self.partial(expr, symbol, wrt[0]) if len(wrt) == 2 else expr
+            self.partials[key] = sympy.diff(inner, wrt[-1])
+        return self.partials[key]
+
+    def first(self, builder: _ProgramBuilder, x: str) -> dict[sympy.Symbol, sympy.Expr]:
+        """d(statement)/dx for every statement that depends on the argument x."""
+        if x in self.tangents:
+            return self.tangents[x]
+        seed = self.seeds[x]
+        d_x: dict[sympy.Symbol, sympy.Expr] = {seed: sympy.Integer(1)}
+        for symbol, expr in self.statements:
+            if symbol == seed:
                 continue
-            for v in uses:
-                if v in d_y:
-                    second = sympy.diff(partial[u], v)
-                    if second != 0:
-                        dxy += second * d_x[u] * d_y[v]
-        if dxy != 0:
-            d_xy[symbol] = builder.emit(f"{symbol.name}__{tag}xy", dxy)
-    if y is None:
-        return d_x.get(result, sympy.Integer(0))
-    return d_xy.get(result, sympy.Integer(0))
+            uses = sorted((u for u in expr.free_symbols if u in d_x), key=str)
+            if not uses:
+                continue
+            dx = sum((self.partial(expr, symbol, u) * d_x[u] for u in uses), sympy.Integer(0))
+            if dx != 0:
+                d_x[symbol] = builder.emit(f"{symbol.name}__d__{x}", dx)
+        self.tangents[x] = d_x
+        return d_x
+
+    def second(self, builder: _ProgramBuilder, x: str, y: str) -> sympy.Expr:
+        """d2(result)/dxdy (symmetric: F_xy and F_yx are one statement)."""
+        x, y = sorted((x, y))
+        if (x, y) in self.seconds:
+            return self.seconds[(x, y)]
+        d_x, d_y = self.first(builder, x), self.first(builder, y)
+        d_xy: dict[sympy.Symbol, sympy.Expr] = {}
+        for symbol, expr in self.statements:
+            if symbol in (self.seeds[x], self.seeds[y]):
+                continue
+            uses = sorted((u for u in expr.free_symbols if u in d_x or u in d_y), key=str)
+            if not uses:
+                continue
+            dxy = sum((self.partial(expr, symbol, u) * d_xy[u] for u in uses if u in d_xy),
+                      sympy.Integer(0))
+            for u in uses:
+                for v in uses:
+                    if u in d_x and v in d_y:
+                        second = self.partial(expr, symbol, u, v)
+                        if second != 0:
+                            dxy += second * d_x[u] * d_y[v]
+            if dxy != 0:
+                d_xy[symbol] = builder.emit(f"{symbol.name}__d2__{x}__{y}", dxy)
+        self.seconds[(x, y)] = d_xy.get(self.result, sympy.Integer(0))
+        return self.seconds[(x, y)]
 
 
 def parameter_values(spec: ModelSpec) -> dict[str, sympy.Expr | VectorRef]:

@@ -122,7 +122,13 @@ def resolve_spec_path(name_or_path: str | Path, relative_to: Path | None = None)
         if candidate.is_file():
             return candidate.resolve()
     known = bundled_spec_names()
-    hint = did_you_mean(text, known) or "bundled specs: " + ", ".join(known)
+    libraries = sorted(p.stem for p in (bundled_spec_dir() / "lib").glob("*.yaml"))
+    nearby = []
+    if relative_to is not None:
+        folders = (relative_to.parent, relative_to.parent / "lib")
+        nearby = [p.stem for folder in folders for p in folder.glob("*.yaml")]
+    hint = (did_you_mean(text, [*known, *libraries, *nearby])
+            or f"bundled specs: {', '.join(known)}; libraries: {', '.join(libraries)}")
     raise SpecError(f"no spec file or bundled spec named '{text}'", None, hint)
 
 
@@ -151,10 +157,6 @@ def _read_text(path: Path) -> str:
 
 
 def _load_file(path: Path, chain: tuple[Path, ...]) -> ModelSpec:
-    if path in chain:
-        cycle = " -> ".join(p.name for p in (*chain, path))
-        raise SpecError(f"'extends' forms a cycle: {cycle}", Location(str(path)),
-                        "remove one of the extends entries")
     if len(chain) >= MAX_EXTENDS_DEPTH:
         raise SpecError("'extends' chain is too deep", Location(str(path)))
     data = load_yaml(_read_text(path), str(path))
@@ -169,13 +171,17 @@ def _load_file(path: Path, chain: tuple[Path, ...]) -> ModelSpec:
     if not isinstance(parents, list):
         raise SpecError("'extends' must be a spec name or a list of them", data.where("extends"))
     for index, parent in enumerate(parents):
-        where = _item_location(parents, index, data.where("extends"))
+        where = _item_location(parents, index, data.value_where("extends"))
         if not isinstance(parent, str):
             raise SpecError(f"'extends' entries must be spec names, got {parent!r}", where)
         try:
             parent_path = resolve_spec_path(parent, relative_to=path)
         except SpecError as exc:
             raise SpecError(exc.bare_message, where, exc.hint) from None
+        if parent_path in (*chain, path):
+            cycle = " -> ".join(p.name for p in (*chain, path, parent_path))
+            raise SpecError(f"'extends' forms a cycle: {cycle}", where,
+                            "remove one of the extends entries")
         _merge(spec, _load_file(parent_path, (*chain, path)))
     spec.sources.append(path)
 
@@ -197,6 +203,10 @@ def _load_file(path: Path, chain: tuple[Path, ...]) -> ModelSpec:
 def _merge(into: ModelSpec, other: ModelSpec) -> None:
     """Later definitions replace earlier ones of the same name (how `extends` overrides)."""
     into.parameters.update(other.parameters)
+    if other.states and set(into.states) <= set(other.states):
+        # A spec that restates every inherited state variable restates their order too
+        # (a second-order model puts its covariances between the rates and W).
+        into.states.clear()
     into.states.update(other.states)
     into.coupling.update(other.coupling)
     into.functions.update(other.functions)
@@ -287,7 +297,8 @@ def _parameters(data: PositionedDict) -> dict[str, ParameterSpec]:
                 raise SpecError(f"vector parameter '{name}' must have 1 to {MAX_VECTOR_SIZE} "
                                 "elements", dwhere)
             default: float | tuple[float, ...] = tuple(
-                _number(v, dwhere, f"default of '{name}'[{i}]") for i, v in enumerate(raw))
+                _number(v, _item_location(raw, i, dwhere), f"default of '{name}'[{i}]")
+                for i, v in enumerate(raw))
         else:
             default = _number(raw, dwhere, f"default of parameter '{name}'")
         prange = None
@@ -381,10 +392,12 @@ def _functions(data: PositionedDict) -> dict[str, FunctionSpec]:
                                 awhere, "write a name, or name[size] for a vector argument")
             arg_name = check_name(match.group(1), awhere, "argument")
             if any(arg_name == a for a, _ in args):
-                raise SpecError(f"duplicate argument '{arg_name}' in function '{name}'", awhere)
+                raise SpecError(f"duplicate argument '{arg_name}' in function '{name}'", awhere,
+                                "give each argument its own name")
             size = int(match.group(2)) if match.group(2) else None
             if size is not None and not 1 <= size <= MAX_VECTOR_SIZE:
-                raise SpecError(f"vector argument size must be 1..{MAX_VECTOR_SIZE}", awhere)
+                raise SpecError(f"vector argument '{arg_name}' of function '{name}' has size "
+                                f"{size}; sizes must be 1..{MAX_VECTOR_SIZE}", awhere)
             args.append((arg_name, size))
         derived = _expressions(entry, "derived", "derived expression")
         for local in derived:
@@ -412,7 +425,8 @@ def _derivative_method(entry: PositionedDict, name: str) -> DerivativeMethod:
             raise unknown_key(key, DERIVATIVE_METHOD_KEYS, raw.where(key), "derivatives")
     step = _number(raw.get("step"), raw.where("step"), "finite-difference step")
     if step <= 0:
-        raise SpecError("finite-difference step must be positive", where)
+        raise SpecError(f"finite-difference step must be positive, got {step}",
+                        raw.value_where("step"), "write a small positive step such as 1e-6")
     return DerivativeMethod("finite_difference", step)
 
 

@@ -101,9 +101,10 @@ def _construct_mapping(loader: _SpecLoader, node: yaml.MappingNode) -> Positione
         key = loader.construct_object(key_node, deep=True)
         where = _mark(loader.path, key_node.start_mark)
         if not isinstance(key, str):
-            raise SpecError(
-                f"mapping keys must be names, got {key!r}", where, "write the key as a name"
-            )
+            hint = "write the key as a name"
+            if isinstance(key, bool) or key is None:
+                hint = "YAML reads yes/no/on/off/true/false/null/~ as values; quote the name"
+            raise SpecError(f"mapping keys must be names, got {key!r}", where, hint)
         if key in result:
             first = result.key_locations[key]
             raise SpecError(
