@@ -9,12 +9,26 @@ from pathlib import Path
 import pytest
 
 import mfgen
-from mfgen.codegen.spec import bundled_spec_dir
 from mfgen.errors import CompileError
 from mfgen.runtime.cache import Cache
 from mfgen.runtime.toolchain import compile_module, detect_toolchain
 
-OSCILLATOR = (bundled_spec_dir() / "generic_2d_oscillator.yaml").read_text()
+# A self-contained spec (bundled specs may use `extends`, which a copy elsewhere can't follow).
+OSCILLATOR = """
+name: small_oscillator
+parameters:
+  d:     {default: 0.02, range: [0.0001, 1.0]}
+  tau:   {default: 1.0, range: [1.0, 5.0]}
+  beta:  {default: 1.0, range: [-5.0, 5.0]}
+state_variables:
+  V: {range: [-2.0, 4.0]}
+  W: {range: [-6.0, 6.0]}
+coupling:
+  c_0: V
+derivatives:
+  V: d * tau * (W - V**3 + 3 * V**2 + c_0)
+  W: d * (-2 - 10 * V - beta * W) / tau
+"""
 
 
 @pytest.fixture
