@@ -9,6 +9,8 @@ import jinja2
 import sympy
 
 from mfgen import __version__
+from mfgen.codegen.coupling import load_coupling_functions
+from mfgen.codegen.integrators import INTEGRATORS
 from mfgen.codegen.ir import ModelIR
 from mfgen.codegen.optimize import Kernel
 from mfgen.codegen.printing import c_expression, numpy_expression
@@ -21,7 +23,51 @@ void dfun_uniform(const int64_t n, const double *state, const double *coupling,
                   const double local_coupling, const double *params, double *deriv);
 void dfun_per_node(const int64_t n, const double *state, const double *coupling,
                    const double local_coupling, const double *params, double *deriv);
-"""
+typedef struct {
+    int32_t kind; int32_t period; int32_t n_voi; const int32_t *voi; double *accumulator;
+    int32_t phase; double *out; int64_t capacity; int64_t n_out;
+} mf_monitor;
+typedef struct {
+    int64_t n_nodes; int64_t t; double dt; const double *params; int32_t per_node;
+    double local_coupling; int64_t horizon; const int64_t *row_ptr; const int32_t *col;
+    const double *weight; const int32_t *delay; int32_t coupling_kind;
+    const double *coupling_params; double *history; int32_t n_noisy;
+    const int32_t *noisy_states; const double *noise_gain; uint64_t seed;
+    const double *noise_in; int32_t n_monitors; mf_monitor *monitors; double *scratch;
+    int64_t bad_step; int64_t bad_node; int32_t bad_state;
+} mf_sim;
+void mf_philox(const uint32_t *counter, const uint32_t *key, uint32_t *out);
+void mf_normals(uint64_t seed, int64_t step, int32_t q, int64_t n_nodes, double *out);
+""" + "".join(
+    f"int64_t simulate_{name}(mf_sim *sim, double *x, int64_t n_steps);\n"
+    for name in INTEGRATORS)
+
+
+def _literal(value: float | None, open_end: str) -> str:
+    return open_end if value is None else repr(float(value))
+
+
+def _simulation_context(ir: ModelIR) -> dict:
+    couplings = [
+        {"name": f.name, "parameters": [p for p, _ in f.parameters],
+         "pre": c_expression(f.pre), "post": c_expression(f.post)}
+        for f in load_coupling_functions().values()]
+    integrators = []
+    for tab in INTEGRATORS.values():
+        rows = [[(j, repr(float(a))) for j, a in enumerate(row) if a] for row in tab.a]
+        integrators.append({
+            "name": tab.name, "description": tab.description, "stages": tab.stages,
+            "a": rows, "b": [(j, repr(float(b))) for j, b in enumerate(tab.b) if b],
+            "stochastic": tab.stochastic, "stage_noise": tab.stage_noise})
+    return {
+        "cvar": [c.state_index for c in ir.coupling],
+        "lower": [_literal(s.boundaries[0], "-INFINITY") for s in ir.states],
+        "upper": [_literal(s.boundaries[1], "INFINITY") for s in ir.states],
+        "bounded": [k for k, s in enumerate(ir.states) if s.boundaries != (None, None)],
+        "couplings": couplings,
+        "integrators": integrators,
+        "max_stages": max(t.stages for t in INTEGRATORS.values()),
+    }
 
 
 @dataclass(frozen=True)
@@ -73,6 +119,7 @@ def render(ir: ModelIR, kernel: Kernel) -> GeneratedSource:
         invariant_statements=invariant,
         node_statements=per_node,
         outputs=[c_expression(e) for e in kernel.outputs],
+        **_simulation_context(ir),
     )
     reference = env.get_template("reference.py.j2").render(
         version=__version__,

@@ -9,6 +9,19 @@
 __version__ = "0.1.0"
 
 from mfgen.errors import CompileError, MfgenError, SpecError  # noqa: E402
+from mfgen.runtime.connectivity import Connectivity  # noqa: E402
 from mfgen.runtime.loader import build, load  # noqa: E402
+from mfgen.runtime.simulation import (  # noqa: E402
+    Monitor,
+    Raw,
+    Simulation,
+    SimulationError,
+    SimulationResult,
+    SubSample,
+    TemporalAverage,
+    simulate,
+)
 
-__all__ = ["CompileError", "MfgenError", "SpecError", "build", "load", "__version__"]
+__all__ = ["CompileError", "Connectivity", "MfgenError", "Monitor", "Raw", "Simulation",
+           "SimulationError", "SimulationResult", "SpecError", "SubSample", "TemporalAverage",
+           "build", "load", "simulate", "__version__"]

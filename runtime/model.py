@@ -197,6 +197,7 @@ class CompiledModel(ModelBase):
     def __init__(self, metadata: Mapping[str, Any], module: Any, reference: ReferenceModel):
         super().__init__(metadata)
         self._ffi = module.ffi
+        self._lib = module.lib
         self._uniform = module.lib.dfun_uniform
         self._per_node = module.lib.dfun_per_node
         self.reference = reference
@@ -246,10 +247,13 @@ class ReferenceModel(ModelBase):
         n_nodes = state.shape[1]
         values = dict(self.parameters)
         for name, value in parameters.items():
-            array = self._check_parameter(name, value, n_nodes)
-            values[name] = array if array.ndim else float(array)
+            values[name] = self._check_parameter(name, value, n_nodes)
+        # NumPy scalars, not Python floats: Python raises on 1e200**2 or 1/0.0 where the
+        # C kernel gives inf, and the reference must agree with it.
+        values = {name: v if isinstance(v, np.ndarray) and v.ndim else np.float64(v)
+                  for name, v in values.items()}
         with np.errstate(all="ignore"):
-            result = self._dfun(state, coupling, lc, values)
+            result = self._dfun(state, coupling, np.float64(lc), values)
         result = np.broadcast_to(result, state.shape) if result.shape != state.shape else result
         if out is not None:
             out[...] = result

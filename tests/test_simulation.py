@@ -1,0 +1,211 @@
+"""Simulations in generated C: vs a NumPy reference loop, convergence orders, noise
+statistics, reproducibility, monitors, blow-ups."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from simulation_reference import simulate_reference
+
+import mfgen
+from mfgen.runtime.connectivity import Connectivity
+
+LINEAR_SPEC = """
+name: {name}
+parameters:
+  k: {{default: 1.0, range: [0.5, 2.0]}}
+  tau: {{default: 5.0, range: [1.0, 10.0]}}
+state_variables:
+  x: {{range: [-1.0, 1.0]}}
+  y: {{range: [-1.0, 1.0]}}
+  ou: {{range: [0.0, 0.0]}}
+coupling:
+  c_0: x
+derivatives:
+  x: -k * y + c_0
+  y: k * x
+  ou: -ou / tau
+"""
+
+
+@pytest.fixture(scope="module")
+def network():
+    return Connectivity.synthetic(76, seed=7)
+
+
+@pytest.mark.parametrize("integrator", ["euler", "heun", "rk4", "euler_maruyama",
+                                        "heun_stochastic"])
+def test_c_loop_matches_numpy_reference_loop_on_a_delayed_network(integrator, network, rng):
+    model = mfgen.load("tvb_adex_first_order")
+    n, dt, steps = network.n_regions, 0.1, 1000
+    state = np.zeros((model.n_states, n))
+    state[0] = rng.uniform(0.001, 0.02, n)
+    state[1] = rng.uniform(0.005, 0.03, n)
+    state[2] = rng.uniform(0, 50, n)
+    stochastic = integrator in ("euler_maruyama", "heun_stochastic")
+    nsig = np.array([0, 0, 0, 0, 1.0]) if stochastic else None
+    normals = rng.standard_normal((steps, model.n_states, n)) if stochastic else None
+    parameters = {"weight_noise": 1e-4, "external_input_ex_ex": 0.315e-3,
+                  "external_input_in_ex": 0.315e-3, "b_e": 10.0}
+    coupling = {"a": 0.3, "b": 0.0}
+    simulation = mfgen.Simulation(
+        model, network, coupling="linear", coupling_parameters=coupling,
+        integrator=integrator, dt=dt, initial_state=state, parameters=parameters,
+        noise={"noise": 1.0} if stochastic else None, monitors=[mfgen.Raw()])
+    assert simulation.horizon > 100  # real delays
+    result = simulation.run(steps * dt, noise_array=normals)
+    lower = np.array([0.0, 0.0, -np.inf, -np.inf, -np.inf])
+    upper = np.full(5, np.inf)
+    expected = simulate_reference(
+        lambda x, c: model.reference.dfun(x, c, 0.0, **parameters), state, network.weights,
+        network.delays(dt), model.cvar, steps, dt, integrator, lower, upper,
+        coupling_a=coupling["a"], nsig=nsig, normals=normals)
+    traces = result["raw"].data
+    assert traces.shape == expected.shape
+    scale = np.abs(expected).max(axis=(0, 2), keepdims=True)
+    error = np.abs(traces - expected) / np.maximum(np.abs(expected), 1e-6 * scale + 1e-300)
+    assert error.max() <= 1e-10
+    assert np.abs(expected[-1, 0] - state[0]).max() > 1e-4, "the network should move"
+
+
+def convergence_slope(integrator, write_spec):
+    model = mfgen.load(write_spec(LINEAR_SPEC.format(name="rotation"), "rotation.yaml"))
+    errors, dts = [], [0.2, 0.1, 0.05, 0.025]
+    for dt in dts:
+        simulation = mfgen.Simulation(model, None, integrator=integrator, dt=dt,
+                                      initial_state=np.array([[1.0], [0.0], [0.0]]),
+                                      monitors=[mfgen.Raw(["x", "y"])])
+        result = simulation.run(2.0)
+        final = result["raw"].data[-1, :, 0]
+        exact = np.array([np.cos(2.0), np.sin(2.0)])  # x' = -y, y' = x
+        errors.append(np.abs(final - exact).max())
+    return np.polyfit(np.log(dts), np.log(errors), 1)[0]
+
+
+@pytest.mark.parametrize("integrator, order", [("euler", 1), ("heun", 2), ("rk4", 4)])
+def test_convergence_order(integrator, order, write_spec):
+    assert abs(convergence_slope(integrator, write_spec) - order) < 0.2
+
+
+def test_ou_state_has_the_stationary_variance_nsig_tau(write_spec):
+    model = mfgen.load(write_spec(LINEAR_SPEC.format(name="ou"), "ou.yaml"))
+    n, dt, nsig, tau = 4000, 0.01, 0.5, 5.0
+    simulation = mfgen.Simulation(
+        model, None, n_nodes=n, integrator="heun_stochastic", dt=dt,
+        noise={"ou": nsig}, initial_state=np.zeros((3, n)), seed=3,
+        parameters={"tau": tau}, monitors=[mfgen.SubSample(5.0, ["ou"])])
+    simulation.run(25.0)  # burn-in of 5 tau
+    samples = simulation.run(100.0)["subsample"].data[4:, 0]  # 16 samples, 1 tau apart
+    variance = samples.var()
+    expected = nsig * tau  # Var = nsig * tau for dOU = -OU/tau dt + sqrt(2 nsig) dW
+    # ~16 x 4000 samples with correlation exp(-1) between neighbours: SE of the variance
+    # ~ 2.5 % -> a 10 % band is ~4 standard errors.
+    assert abs(variance / expected - 1) < 0.1
+    assert abs(samples.mean()) < 0.05 * np.sqrt(expected)
+
+
+def test_euler_maruyama_weak_order_one_on_a_linear_sde(write_spec):
+    """Stationary variance of EM for dX = -X/tau dt + sqrt(2 nsig) dW is
+    nsig*tau / (1 - dt/(2 tau)): the weak error in the second moment is first order in dt."""
+    model = mfgen.load(write_spec(LINEAR_SPEC.format(name="ou_em"), "ou_em.yaml"))
+    n, nsig, tau = 20000, 1.0, 1.0
+    errors, dts = [], [0.4, 0.2, 0.1]
+    for dt in dts:
+        simulation = mfgen.Simulation(
+            model, None, n_nodes=n, integrator="euler_maruyama", dt=dt, noise={"ou": nsig},
+            initial_state=np.zeros((3, n)), seed=11, parameters={"tau": tau},
+            monitors=[mfgen.SubSample(2.0, ["ou"])])
+        simulation.run(10.0)
+        samples = simulation.run(60.0)["subsample"].data[:, 0]
+        errors.append(samples.var() / (nsig * tau) - 1)
+        predicted = 1 / (1 - dt / (2 * tau)) - 1
+        assert abs(errors[-1] - predicted) < 0.02  # SE ~ 0.0025 with 600k samples
+    slope = np.polyfit(np.log(dts), np.log(errors), 1)[0]
+    assert abs(slope - 1) < 0.2
+
+
+def test_same_seed_same_numbers_whatever_the_chunking(network):
+    model = mfgen.load("tvb_adex_first_order")
+    options = dict(integrator="heun_stochastic", dt=0.1, noise={"noise": 1.0}, seed=42,
+                   parameters={"weight_noise": 1e-3}, coupling_parameters={"a": 0.2},
+                   initial_state=np.full((5, network.n_regions), 0.01),
+                   monitors=[mfgen.Raw(["E", "noise"]), mfgen.TemporalAverage(1.0)])
+    whole = mfgen.simulate(model, network, duration=50.0, chunk_steps=500, **options)
+    pieces = mfgen.simulate(model, network, duration=50.0, chunk_steps=37, **options)
+    for name in ("raw", "temporal_average"):
+        np.testing.assert_array_equal(whole[name].data, pieces[name].data)
+        np.testing.assert_array_equal(whole[name].times, pieces[name].times)
+    other = mfgen.simulate(model, network, duration=50.0, **dict(options, seed=43))
+    assert not np.array_equal(whole["raw"].data, other["raw"].data)
+
+
+def test_philox_known_answers():
+    """Random123's published Philox4x32-10 test vectors."""
+    model = mfgen.load("generic_2d_oscillator")
+    ffi, lib = model._ffi, model._lib
+    vectors = [
+        ([0, 0, 0, 0], [0, 0], [0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8]),
+        ([0xFFFFFFFF] * 4, [0xFFFFFFFF] * 2, [0x408F276D, 0x41C83B0E, 0xA20BC7C6, 0x6D5451FD]),
+        ([0x243F6A88, 0x85A308D3, 0x13198A2E, 0x03707344], [0xA4093822, 0x299F31D0],
+         [0xD16CFE09, 0x94FDCCEB, 0x5001E420, 0x24126EA1]),
+    ]
+    for counter, key, expected in vectors:
+        out = ffi.new("uint32_t[4]")
+        lib.mf_philox(ffi.new("uint32_t[4]", counter), ffi.new("uint32_t[2]", key), out)
+        assert list(out) == expected
+
+
+def test_monitors_raw_subsample_and_temporal_average_agree(network):
+    model = mfgen.load("generic_2d_oscillator")
+    result = mfgen.simulate(
+        model, network, duration=20.0, dt=0.1, integrator="heun", seed=5,
+        coupling_parameters={"a": 0.01},
+        monitors=[mfgen.Raw(), mfgen.SubSample(1.0, ["V"]), mfgen.TemporalAverage(2.0, ["W"])])
+    raw, sub, avg = result["raw"], result["subsample"], result["temporal_average"]
+    assert raw.data.shape == (200, 2, 76) and sub.data.shape == (20, 1, 76)
+    np.testing.assert_allclose(raw.times[:2], [0.1, 0.2])
+    np.testing.assert_array_equal(sub.data[:, 0], raw["V"][9::10])
+    np.testing.assert_allclose(sub.times, raw.times[9::10])
+    windows = raw["W"].reshape(10, 20, 76).mean(axis=1)
+    np.testing.assert_allclose(avg["W"], windows, rtol=1e-12)
+    np.testing.assert_allclose(avg.times, (np.arange(1, 11) * 20 - 10) * 0.1)
+    assert result.config["model"] == "generic_2d_oscillator"
+    assert result.config["seed"] == 5 and result.config["integrator"] == "heun"
+
+
+def test_blow_up_stops_with_step_node_and_variable(write_spec):
+    model = mfgen.load(write_spec("""
+name: explosive
+parameters:
+  r: {default: 1.0}
+state_variables:
+  u: {range: [0.0, 1.0]}
+derivatives:
+  u: r * u * u
+""", "explosive.yaml"))
+    initial = np.array([[0.1, 0.5, 2.0]])
+    with pytest.raises(mfgen.SimulationError) as caught:
+        mfgen.simulate(model, None, initial_state=initial, integrator="euler", dt=0.01,
+                       duration=100.0)
+    message = str(caught.value)
+    assert "'u'" in message and "node 2" in message and "step" in message
+    partial = caught.value.result
+    assert np.isfinite(partial["raw"].data).all()
+    assert 0 < partial.steps < 10000
+    assert partial["raw"].data.shape[0] == partial.steps
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(integrator="midpoint"), "unknown integrator 'midpoint'"),
+    (dict(integrator="heun_stochastic"), "is stochastic: give noise"),
+    (dict(noise={"V": 0.1}), "integrator 'heun' is deterministic"),
+    (dict(noise={"X": 0.1}, integrator="heun_stochastic"), "unknown state variable 'X'"),
+    (dict(coupling="cubic"), "unknown coupling 'cubic'"),
+    (dict(coupling_parameters={"z": 1}), "has no parameter 'z'"),
+    (dict(monitors=[mfgen.SubSample(0.15)]), "not a multiple of dt"),
+    (dict(initial_state=np.zeros((3, 4))), r"initial_state must have shape \(2, 4\)"),
+])
+def test_bad_simulation_options_are_reported(kwargs, message):
+    model = mfgen.load("generic_2d_oscillator")
+    with pytest.raises(ValueError, match=message):
+        mfgen.Simulation(model, Connectivity.synthetic(4), **kwargs)
