@@ -31,7 +31,7 @@ typedef struct {
     int64_t n_nodes; int64_t t; double dt; const double *params; int32_t per_node;
     double local_coupling; int64_t horizon; const int64_t *row_ptr; const int32_t *col;
     const double *weight; const int32_t *delay; int32_t coupling_kind;
-    const double *coupling_params; double *history; int32_t n_noisy;
+    int32_t coupling_float32; const double *coupling_params; double *history; int32_t n_noisy;
     const int32_t *noisy_states; const double *noise_gain; uint64_t seed;
     const double *noise_in; int32_t n_monitors; mf_monitor *monitors; double *scratch;
     int64_t bad_step; int64_t bad_node; int32_t bad_state;

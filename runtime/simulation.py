@@ -132,7 +132,7 @@ class Simulation:
                  initial_state: np.ndarray | None = None,
                  initial_history: np.ndarray | None = None, seed: int = 0,
                  parameters: Mapping[str, Any] | None = None, local_coupling: float = 0.0,
-                 n_nodes: int | None = None):
+                 n_nodes: int | None = None, coupling_precision: str = "float64"):
         if not isinstance(model, CompiledModel):
             raise TypeError("simulate needs a compiled model (mfgen.load(spec)), not the "
                             "NumPy reference")
@@ -246,6 +246,11 @@ class Simulation:
                                        else np.zeros(1, array.dtype))
             setattr(sim, name, ffi.cast(ctype, array.ctypes.data))
         sim.coupling_kind = names.index(coupling)
+        if coupling_precision not in ("float64", "float32"):
+            raise ValueError("coupling_precision must be 'float64' or 'float32' (TVB's "
+                             f"history precision), got {coupling_precision!r}")
+        sim.coupling_float32 = int(coupling_precision == "float32")
+        self.coupling_precision = coupling_precision
         sim.coupling_params = ffi.cast("double *", coupling_vector.ctypes.data)
         sim.history = ffi.cast("double *", self._history.ctypes.data)
         sim.n_noisy = int(noisy.size)
@@ -414,6 +419,7 @@ class Simulation:
             "steps": self.steps_done,
             "coupling": self.coupling,
             "coupling_parameters": self.coupling_parameters,
+            "coupling_precision": self.coupling_precision,
             "local_coupling": self.local_coupling,
             "noise_nsig": dict(zip(model.state_variables, self.nsig.tolist())),
             "seed": self.seed,
