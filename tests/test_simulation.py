@@ -209,3 +209,22 @@ def test_bad_simulation_options_are_reported(kwargs, message):
     model = mfgen.load("generic_2d_oscillator")
     with pytest.raises(ValueError, match=message):
         mfgen.Simulation(model, Connectivity.synthetic(4), **kwargs)
+
+
+def test_cli_simulate_writes_a_result_file(tmp_path, capsys):
+    from mfgen.cli import main
+
+    out = tmp_path / "run.npz"
+    code = main(["simulate", "generic_2d_oscillator", "--regions", "10", "--duration", "20",
+                 "--coupling-param", "a=0.01", "--monitor", "tavg:2.0", "--variables", "V",
+                 "--param", "d=0.05", "--seed", "3", "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "200 steps" in printed and "M node-steps/s" in printed
+    saved = np.load(out)
+    assert saved["data"].shape == (10, 1, 10)
+    assert list(saved["variables"]) == ["V"]
+    np.testing.assert_allclose(saved["times"], np.arange(1, 11) * 2.0 - 1.0)
+    import json
+    config = json.loads(str(saved["config"]))
+    assert config["parameters"]["d"] == 0.05 and config["seed"] == 3
