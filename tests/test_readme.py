@@ -29,8 +29,11 @@ def test_spec_language_example_builds_and_matches_its_reference(tmp_path):
     assert abs(dv - (1.0 - 0.33) / 12.5) < 1e-15
 
 
-def test_quickstart_python_example_runs():
-    code = re.search(r"```python\n(.*?)```", README.read_text(), re.S).group(1)
+def test_quickstart_python_examples_run():
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
     namespace: dict = {}
-    exec(compile(code, str(README), "exec"), namespace)  # noqa: S102 - our own README
+    for code in blocks:  # in order, sharing names, as a reader would paste them
+        exec(compile(code, str(README), "exec"), namespace)  # noqa: S102 - our own README
     assert namespace["dx"].shape == (2, 76)
+    assert namespace["rates"].shape == (2000, 68)
+    assert namespace["times"][0] == 0.5
