@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
@@ -84,7 +85,10 @@ def number(value: float | int) -> sympy.Expr:
         raise TypeError("booleans are not numbers here")
     if isinstance(value, int) and abs(value) < 2**53:
         return sympy.Integer(value)
-    as_float = float(value)
+    try:
+        as_float = float(value)
+    except OverflowError:  # an integer beyond the largest double
+        as_float = math.inf
     if not math.isfinite(as_float):
         raise ValueError(f"{value!r} is not finite")
     return sympy.Float(as_float, precision=53)
@@ -121,7 +125,8 @@ class _Parser:
 
     def parse(self) -> sympy.Expr:
         if len(self.text) > MAX_EXPRESSION_CHARS:
-            raise self.fail(f"expression longer than {MAX_EXPRESSION_CHARS} characters")
+            raise self.fail(f"expression longer than {MAX_EXPRESSION_CHARS} characters",
+                            hint="split it into named derived expressions")
         if not self.text.strip():
             raise self.fail("empty expression", hint="write the expression after the colon")
         bad = [c for c in self.text if not (c.isascii() and (c.isprintable() or c in "\n\t"))]
@@ -134,15 +139,30 @@ class _Parser:
             )
         source = " ".join(self.text.split())  # YAML folded text: newlines are just spaces
         try:
-            tree = ast.parse(source, mode="eval")
+            with warnings.catch_warnings():  # "invalid decimal literal" etc. become errors below
+                warnings.simplefilter("ignore")
+                tree = ast.parse(source, mode="eval")
         except SyntaxError as exc:
             loc = self.where.shifted((exc.offset or 1) - 1) if exc.offset else self.where
+            if "integer string conversion" in str(exc.msg):
+                raise SpecError(f"an integer in '{_shorten(self.text)}' has too many digits",
+                                loc, "write long numbers in floating point, e.g. 1.5e20") \
+                    from None
             raise SpecError(f"syntax error in '{_shorten(self.text)}': {exc.msg}", loc,
                             "check brackets and operators") from None
         except (RecursionError, MemoryError, ValueError):
-            raise self.fail("expression is nested too deeply to parse") from None
+            raise self.fail("expression is nested too deeply to parse",
+                            hint="split it into named derived expressions") from None
         self._check_nesting(tree.body)
-        result = self.visit(tree.body)
+        try:
+            result = self.visit(tree.body)
+        except SpecError:
+            raise
+        except (TypeError, ValueError, ArithmeticError, RecursionError, MemoryError) as exc:
+            # SymPy refusing what the checks below would refuse anyway (e.g. comparing or
+            # taking max() of a complex constant): still the spec's fault, still a SpecError.
+            raise self.fail(f"the expression cannot be evaluated ({exc})",
+                            hint="the kernels compute with finite real numbers only") from None
         if isinstance(result, VectorRef):
             raise self.fail(f"'{result.name}' is a vector; an expression must be a number",
                             tree.body, f"index it, e.g. {result.name}[0]")
@@ -151,11 +171,30 @@ class _Parser:
                             "use it as the condition of where(condition, a, b)")
         if result.has(sympy.zoo, sympy.nan, sympy.oo, -sympy.oo):
             raise self.fail("expression evaluates to an infinite or undefined value "
-                            "(division by zero?)")
+                            "(division by zero?)", hint="check the constants it divides by or "
+                            "takes the logarithm of")
         if result.has(sympy.I):
             raise self.fail("expression has a complex value (square root or log of a negative "
                             "number?)", hint="the kernels compute with real numbers only")
-        return result
+        return self._as_doubles(result)
+
+    def _as_doubles(self, result: sympy.Expr) -> sympy.Expr:
+        """Integers and fractions beyond 2**53 as the doubles they round to.
+
+        SymPy folds constants exactly: a product of large integers is an exact 100-digit
+        Integer, which C would round and NumPy cannot convert at all. Folded constants beyond
+        the range of a double (1e200 * 1e200) are kept: the printers write them as INFINITY
+        and numpy.inf, which is what double arithmetic gives.
+        """
+        replace = {}
+        for atom in result.atoms(sympy.Rational):
+            if abs(atom.p) < 2**53 and atom.q < 2**53:
+                continue
+            try:
+                replace[atom] = number(float(atom))
+            except (OverflowError, ValueError):
+                replace[atom] = sympy.Float(atom, 17)  # beyond a double: prints as infinity
+        return result.xreplace(replace) if replace else result
 
     def _check_nesting(self, root: ast.AST) -> None:
         stack = [(root, 1)]
@@ -188,7 +227,8 @@ class _Parser:
     def condition(self, node: ast.AST) -> sympy.Basic:
         result = self.visit(node)
         if isinstance(result, sympy.Expr) or isinstance(result, VectorRef):
-            raise self.fail("expected a comparison (e.g. x > 0)", node)
+            raise self.fail("expected a comparison (e.g. x > 0)", node,
+                            "conditions compare values: where(x > 0, a, b)")
         return result
 
     def visit_Constant(self, node: ast.Constant) -> sympy.Expr:
@@ -217,7 +257,7 @@ class _Parser:
         if isinstance(node.op, ast.Not):
             return sympy.Not(self.condition(node.operand))
         raise self.fail(f"the operator '{_OPERATOR_NAMES.get(type(node.op), '?')}' is not "
-                        "allowed", node)
+                        "allowed", node, "use + - * / ** only")
 
     def visit_BinOp(self, node: ast.BinOp) -> sympy.Expr:
         op = type(node.op)
@@ -233,19 +273,25 @@ class _Parser:
             return left * right
         if op is ast.Div:
             if right == 0:
-                raise self.fail("division by zero", node)
+                raise self.fail("division by zero", node, "the divisor is always 0")
             return left / right
         return self._power(left, right, node)
 
     def _power(self, base: sympy.Expr, exponent: sympy.Expr, node: ast.AST) -> sympy.Expr:
-        if base.is_Number and exponent.is_Number:
-            # Fold numerically: SymPy would compute e.g. 10**10**10 exactly and never return.
+        constant = not base.free_symbols and not exponent.free_symbols
+        if (base.is_Number and exponent.is_Number) or (
+                constant and not (base.is_positive or exponent.is_integer)):
+            # Fold numerically: SymPy would compute e.g. 10**10**10 exactly and never return,
+            # and leave (-pi)**pi alone, which is NaN in C but complex in Python.
             try:
                 value = float(base) ** float(exponent)
             except (OverflowError, ZeroDivisionError):
                 value = math.inf
+            except (TypeError, ValueError):  # not a real constant (complex): refused below
+                value = math.nan
             if isinstance(value, complex) or not math.isfinite(value):
-                raise self.fail("the power is not a finite real number", node)
+                raise self.fail("the power is not a finite real number", node,
+                                "constant powers must give a finite real double")
             return number(value) if not value.is_integer() else number(int(value))
         if exponent.is_Integer and abs(int(exponent)) > MAX_INTEGER_EXPONENT:
             raise self.fail(f"integer exponent {exponent} is larger than "
@@ -261,13 +307,15 @@ class _Parser:
         relations = []
         for op, left, right in zip(node.ops, terms, terms[1:]):
             if type(op) not in _COMPARISONS:
-                raise self.fail("only < <= > >= == != comparisons are allowed", node)
+                raise self.fail("only < <= > >= == != comparisons are allowed", node,
+                                "compare two numbers, e.g. where(x > 0, a, b)")
             relations.append(_COMPARISONS[type(op)](left, right))
         return sympy.And(*relations) if len(relations) > 1 else relations[0]
 
     def visit_Subscript(self, node: ast.Subscript) -> sympy.Expr:
         if not isinstance(node.value, ast.Name):
-            raise self.fail("only named vectors can be indexed", node)
+            raise self.fail("only named vectors can be indexed", node,
+                            "index a vector parameter or argument, e.g. P[0]")
         target = self.scope.symbol(node.value.id, self._loc(node))
         if not isinstance(target, VectorRef):
             raise self.fail(f"'{node.value.id}' is a scalar and cannot be indexed", node,
@@ -290,7 +338,8 @@ class _Parser:
             raise self.fail("keyword arguments are not allowed", node,
                             "pass arguments by position")
         if any(isinstance(a, ast.Starred) for a in node.args):
-            raise self.fail("starred arguments are not allowed", node)
+            raise self.fail("starred arguments are not allowed", node,
+                            "pass the arguments one by one")
         if isinstance(node.func, ast.Call):
             return self._derivative_call(node)
         if not isinstance(node.func, ast.Name):
@@ -300,7 +349,7 @@ class _Parser:
         if name == "where":
             if len(node.args) != 3:
                 raise self.fail(f"where() takes 3 arguments (condition, a, b), got "
-                                f"{len(node.args)}", node)
+                                f"{len(node.args)}", node, "write where(x > 0, a, b)")
             cond = self.condition(node.args[0])
             a, b = self.value(node.args[1]), self.value(node.args[2])
             return sympy.Piecewise((a, cond), (b, True))
@@ -327,12 +376,14 @@ class _Parser:
         inner = node.func
         assert isinstance(inner, ast.Call)
         if not (isinstance(inner.func, ast.Name) and inner.func.id == "diff"):
-            raise self.fail("a call result cannot be called", node)
+            raise self.fail("a call result cannot be called", node,
+                            "only diff(F, x)(...) is called twice")
         if inner.keywords or len(inner.args) < 2:
-            raise self.fail("diff takes a function and one or two argument names, e.g. "
-                            "diff(F, x)", node)
+            raise self.fail("diff takes a function and one or two argument names", node,
+                            "write diff(F, x)(a, b)")
         if not all(isinstance(a, ast.Name) for a in inner.args):
-            raise self.fail("diff(F, x, ...) takes names only", node)
+            raise self.fail("diff(F, x, ...) takes names only", node,
+                            "write diff(F, x)(a, b) with F's name and its argument's name")
         fname, *wrt = [a.id for a in inner.args]  # type: ignore[attr-defined]
         args = [self.argument(a) for a in node.args]
         return self.scope.derivative(fname, wrt, args, self._loc(node))
@@ -340,7 +391,8 @@ class _Parser:
     def argument(self, node: ast.AST) -> Argument:
         result = self.visit(node)
         if not isinstance(result, (sympy.Expr, VectorRef)):
-            raise self.fail("a comparison cannot be passed as an argument", node)
+            raise self.fail("a comparison cannot be passed as an argument", node,
+                            "pass where(condition, a, b) instead")
         return result
 
     def _loc(self, node: ast.AST) -> Location:

@@ -19,6 +19,10 @@ from mfgen.codegen.spec import Expression, FunctionSpec, ModelSpec
 from mfgen.errors import Location, SpecError, did_you_mean
 
 LOCAL_COUPLING = "local_coupling"
+# Inlining is exponential in the worst case (F calls G twice, G calls H twice, ...): a limit
+# on the statements of one model keeps a small hostile spec from taking hours. The largest
+# bundled model (second order, with derivatives) has about 1 000.
+MAX_PROGRAM_STATEMENTS = 10_000
 
 
 def real_symbol(name: str) -> sympy.Symbol:
@@ -65,20 +69,28 @@ class ModelIR:
     outputs: list[sympy.Expr]  # d(state)/dt, one per state, over program symbols and inputs
     sources: list[str] = field(default_factory=list)
     source_digest: str = ""
+    _canonical: str = field(default="", repr=False, compare=False)  # memo: srepr is slow
 
     @property
     def parameter_slots(self) -> list[str]:
         return [slot for p in self.parameters for slot in p.slots]
 
     def canonical_text(self) -> str:
-        """Everything that determines generated code (defaults excluded: they are data)."""
+        """Everything that determines generated code (defaults excluded: they are data).
+
+        Computed once: the program is not changed after `build_ir`, and printing a second-order
+        model's ~1000 statements takes about a second.
+        """
+        if self._canonical:
+            return self._canonical
         lines = [f"model {self.name}"]
         lines += [f"param {p.name} {p.size}" for p in self.parameters]
         lines += [f"state {s.name}" for s in self.states]
         lines += [f"coupling {c.name} {c.state}" for c in self.coupling]
         lines += [f"{sym} = {sympy.srepr(expr)}" for sym, expr in self.program]
         lines += [f"d/dt {s.name} = {sympy.srepr(e)}" for s, e in zip(self.states, self.outputs)]
-        return "\n".join(lines)
+        self._canonical = "\n".join(lines)
+        return self._canonical
 
     def digest(self) -> str:
         return hashlib.sha256(self.canonical_text().encode()).hexdigest()
@@ -87,11 +99,14 @@ class ModelIR:
 class _ProgramBuilder:
     """Emits statements; function instances get unique prefixes."""
 
-    def __init__(self) -> None:
+    def __init__(self, budget: list[int] | None = None) -> None:
         self.program: list[tuple[sympy.Symbol, sympy.Expr]] = []
         self.instance_counter: dict[str, int] = {}
+        # Statements left, shared with the probes that parse uncalled functions.
+        self.budget = budget if budget is not None else [MAX_PROGRAM_STATEMENTS]
 
     def emit(self, name: str, expr: sympy.Expr) -> sympy.Symbol:
+        self.budget[0] -= 1
         symbol = real_symbol(name)
         self.program.append((symbol, expr))
         return symbol
@@ -275,6 +290,11 @@ class _Functions:
 
     def _inline(self, function: FunctionSpec, args: list[Argument], where: Location,
                 as_statements: bool = False) -> tuple[sympy.Symbol, dict[str, Argument], int]:
+        if self.builder.budget[0] < 0:
+            raise SpecError(f"the model grows beyond {MAX_PROGRAM_STATEMENTS} statements when "
+                            f"its functions are inlined (here, inlining '{function.name}')",
+                            where, "a function that calls others several times multiplies "
+                            "them; compute shared values once and pass them as arguments")
         prefix = self.builder.new_instance(function.name)
         start = len(self.builder.program)
         bound = self._bind(function, args, where, prefix, as_statements)
@@ -497,7 +517,7 @@ def _check_unused_functions(spec: ModelSpec, builder: _ProgramBuilder) -> None:
     for name, function in spec.functions.items():
         if name in builder.instance_counter:
             continue
-        probe = _ProgramBuilder()
+        probe = _ProgramBuilder(builder.budget)
         functions = _Functions(spec, probe)
         args: list[Argument] = []
         for arg_name, size in function.args:

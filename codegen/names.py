@@ -53,21 +53,22 @@ def check_name(name: object, where: Location | None, kind: str) -> str:
             where,
             "names are ASCII letters, digits and '_', starting with a letter",
         )
+    a = "an" if kind[0] in "aeiou" else "a"
     if "__" in name:
         raise SpecError(f"{kind} name '{name}' contains '__'", where,
                         "double underscores are reserved for generated names")
     if name in RESERVED_NAMES or name in BUILTIN_INPUTS:
         raise SpecError(f"'{name}' is a built-in of the expression language and cannot be "
-                        f"declared as a {kind}", where, "choose another name")
+                        f"declared as {a} {kind}", where, "choose another name")
     if name in C_KEYWORDS or name in PYTHON_RESERVED:
-        raise SpecError(f"'{name}' is a C or Python keyword and cannot be a {kind} name", where,
+        raise SpecError(f"'{name}' is a C or Python keyword and cannot be {a} {kind} name", where,
                         "choose another name")
     if name in C_LIBRARY_NAMES:
-        raise SpecError(f"'{name}' is a C library name and cannot be a {kind} name", where,
+        raise SpecError(f"'{name}' is a C library name and cannot be {a} {kind} name", where,
                         "choose another name")
     if name in c_macro_names() or name.startswith(("Py", "PY")):
         raise SpecError(f"'{name}' is a C preprocessor macro in the kernel's headers and cannot "
-                        f"be a {kind} name", where, "choose another name")
+                        f"be {a} {kind} name", where, "choose another name")
     return name
 
 

@@ -47,6 +47,36 @@ def _value_number(program: list[tuple[sympy.Symbol, sympy.Expr]], outputs: list[
     return kept, [o.xreplace(alias) for o in outputs]
 
 
+def _share_square_roots(program: list[tuple[sympy.Symbol, sympy.Expr]],
+                        outputs: list[sympy.Expr]
+                        ) -> tuple[list[tuple[sympy.Symbol, sympy.Expr]], list[sympy.Expr]]:
+    """Rewrite every b**(k/2) as r**k with one statement r = sqrt(b) per base b.
+
+    Derivatives of sqrt(b) bring b**(-1/2), b**(-3/2), ...: printed as they stand, each is
+    another sqrt or a pow() call (slow, and not vectorised); sharing the root leaves one sqrt
+    per base.
+    """
+    roots: dict[sympy.Expr, sympy.Symbol] = {}
+    names = sympy.numbered_symbols("_sqrt", real=True)
+    rewritten: list[tuple[sympy.Symbol, sympy.Expr]] = []
+
+    def rewrite(expr: sympy.Expr) -> sympy.Expr:
+        powers = [p for p in expr.atoms(sympy.Pow) if p.exp.is_Rational and p.exp.q == 2]
+        mapping = {}
+        for power in powers:
+            if power.base not in roots:
+                root = next(names)
+                rewritten.append((root, sympy.sqrt(rewrite(power.base))))
+                roots[power.base] = root
+            mapping[power] = roots[power.base] ** int(2 * power.exp)
+        return expr.xreplace(mapping) if mapping else expr
+
+    for symbol, expr in program:
+        rewritten.append((symbol, rewrite(expr)))
+    outputs = [rewrite(o) for o in outputs]
+    return rewritten, outputs
+
+
 def _schedule(defined: dict[sympy.Symbol, sympy.Expr], outputs: list[sympy.Expr]
               ) -> list[tuple[sympy.Symbol, sympy.Expr]]:
     """Statements the outputs need, each after its dependencies (iterative DFS)."""
@@ -90,6 +120,7 @@ def count_calls(exprs: list[sympy.Expr]) -> dict[str, int]:
 
 def optimize(ir: ModelIR) -> Kernel:
     program, outputs = _value_number(ir.program, ir.outputs)
+    program, outputs = _share_square_roots(program, outputs)
     live = _schedule(dict(program), outputs)
     ops_before = count_operations([e for _, e in live] + outputs)
 

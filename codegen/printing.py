@@ -5,11 +5,32 @@ Math formatting lives here, loops and layout in the templates (the NESTML split)
 
 from __future__ import annotations
 
+import math
+
 import sympy
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.numpy import SciPyPrinter
 
 MAX_MULTIPLY_POWER = 8  # x**n with |n| <= 8 prints as repeated multiplication
+EXACT_INTEGERS = 2**53  # integers below this are exact doubles
+
+
+def _double(value: sympy.Expr) -> float:
+    """The double a SymPy constant rounds to (+-inf beyond the range, as C would compute)."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.copysign(math.inf, 1 if value > 0 else -1)
+
+
+def _double_literal(value: float, infinity: str, nan: str) -> str:
+    # Constant folding (value numbering, derivatives) can produce 1e200*1e200 = inf: print
+    # what the double arithmetic gives, never the bare word `inf`.
+    if math.isnan(value):
+        return nan
+    if math.isinf(value):
+        return infinity if value > 0 else f"(-{infinity})"
+    return repr(value)
 
 
 class CPrinter(C99CodePrinter):
@@ -21,13 +42,17 @@ class CPrinter(C99CodePrinter):
         return expr.name  # names were validated as C-safe when the spec was loaded
 
     def _print_Float(self, expr: sympy.Float) -> str:
-        return repr(float(expr))
+        return _double_literal(_double(expr), "INFINITY", "NAN")
 
     def _print_Integer(self, expr: sympy.Integer) -> str:
-        return f"{int(expr)}.0"
+        if abs(int(expr)) < EXACT_INTEGERS:
+            return f"{int(expr)}.0"
+        return _double_literal(_double(expr), "INFINITY", "NAN")
 
     def _print_Rational(self, expr: sympy.Rational) -> str:
-        return f"({int(expr.p)}.0/{int(expr.q)}.0)"
+        if abs(int(expr.p)) < EXACT_INTEGERS and int(expr.q) < EXACT_INTEGERS:
+            return f"({int(expr.p)}.0/{int(expr.q)}.0)"
+        return _double_literal(_double(expr), "INFINITY", "NAN")
 
     def _print_Pi(self, expr: sympy.Expr) -> str:
         return repr(float(sympy.pi))
@@ -80,13 +105,33 @@ class NumpyPrinter(SciPyPrinter):
         return expr.name
 
     def _print_Float(self, expr: sympy.Float) -> str:
-        return repr(float(expr))
+        return _double_literal(_double(expr), "numpy.inf", "numpy.nan")
 
+    def _print_Integer(self, expr: sympy.Integer) -> str:
+        if abs(int(expr)) < EXACT_INTEGERS:
+            return str(int(expr))
+        return _double_literal(_double(expr), "numpy.inf", "numpy.nan")
+
+    def _print_Rational(self, expr: sympy.Rational) -> str:
+        if abs(int(expr.p)) < EXACT_INTEGERS and int(expr.q) < EXACT_INTEGERS:
+            return super()._print_Rational(expr)
+        return _double_literal(_double(expr), "numpy.inf", "numpy.nan")
+
+    # fmax/fmin, like C's: a NaN argument is ignored rather than propagated, so the reference
+    # and the kernel agree wherever an argument is NaN (e.g. max(x, sqrt(x)) at x < 0).
     def _print_Max(self, expr: sympy.Expr) -> str:
-        return self._fold("numpy.maximum", expr.args)
+        return self._fold("numpy.fmax", expr.args)
 
     def _print_Min(self, expr: sympy.Expr) -> str:
-        return self._fold("numpy.minimum", expr.args)
+        return self._fold("numpy.fmin", expr.args)
+
+    # Pairwise, not numpy.logical_and.reduce((a, b)): that builds an array from its operands
+    # and fails when one is a scalar (a condition on a parameter) and the other an array.
+    def _print_And(self, expr: sympy.Basic) -> str:
+        return self._fold("numpy.logical_and", expr.args)
+
+    def _print_Or(self, expr: sympy.Basic) -> str:
+        return self._fold("numpy.logical_or", expr.args)
 
     def _fold(self, function: str, args: tuple) -> str:
         result = self._print(args[0])
@@ -119,4 +164,9 @@ def c_expression(expr: sympy.Expr) -> str:
 
 
 def numpy_expression(expr: sympy.Expr) -> str:
-    return _NUMPY.doprint(expr)
+    text = _NUMPY.doprint(expr)
+    if not expr.free_symbols:
+        # A constant statement as a NumPy scalar, not a Python float: Python raises
+        # OverflowError on 1e200**2 and ZeroDivisionError on 1/0.0 where C and NumPy give inf.
+        return f"numpy.float64({text})"
+    return text

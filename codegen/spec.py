@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from mfgen.codegen.locate import bundled_spec_dir, resolve_spec_path
 from mfgen.codegen.names import check_name, unknown_key
-from mfgen.codegen.yaml_source import PositionedDict, PositionedList, load_yaml
-from mfgen.errors import Location, SpecError, did_you_mean
+from mfgen.codegen.yaml_source import MAX_SPEC_BYTES, PositionedDict, PositionedList, load_yaml
+from mfgen.errors import Location, SpecError
 
 MAX_EXTENDS_DEPTH = 8
+MAX_EXTENDS_ENTRIES = 16  # parents named by one spec
+MAX_SPEC_FILES = 64  # distinct files one model may be assembled from
 MAX_VECTOR_SIZE = 256
 TOP_LEVEL_KEYS = ["name", "description", "references", "extends", "parameters",
                   "state_variables", "coupling", "functions", "derived", "derivatives"]
@@ -26,7 +29,7 @@ PARAMETER_KEYS = ["default", "range", "unit", "description"]
 STATE_KEYS = ["range", "boundaries", "check_range", "unit", "description"]
 FUNCTION_KEYS = ["args", "derived", "return", "description", "derivatives"]
 DERIVATIVE_METHOD_KEYS = ["method", "step"]
-_ARG = re.compile(r"([A-Za-z][A-Za-z0-9_]*)(?:\[(\d+)\])?\Z")
+_ARG = re.compile(r"([A-Za-z][A-Za-z0-9_]*)(?:\[([0-9]{1,6})\])?\Z")
 
 
 @dataclass(frozen=True)
@@ -98,44 +101,25 @@ class ModelSpec:
     source_digest: str = ""
 
 
-def bundled_spec_dir() -> Path:
-    return Path(str(resources.files("mfgen.specs")))
+@dataclass
+class _Loading:
+    """State shared by the files of one `load_spec` call.
 
+    `roots`: where parents may live (the loaded spec's folder and the bundled specs), so a
+    spec cannot make mfgen read arbitrary files (`extends: /proc/self/environ`) and echo
+    them in error messages. `loaded`: every file is read and validated once, however often
+    it is extended (diamonds), so a small set of files cannot cost exponential time.
+    """
 
-def bundled_spec_names() -> list[str]:
-    """Names of the buildable specs shipped with mfgen (libraries under lib/ excluded)."""
-    return sorted(p.stem for p in bundled_spec_dir().glob("*.yaml"))
-
-
-def resolve_spec_path(name_or_path: str | Path, relative_to: Path | None = None) -> Path:
-    """A spec path from a file path, a path relative to another spec, or a bundled name."""
-    text = str(name_or_path)
-    candidates: list[Path] = []
-    if relative_to is not None:
-        candidates += [relative_to.parent / text, relative_to.parent / f"{text}.yaml",
-                       relative_to.parent / "lib" / f"{text}.yaml"]
-    candidates += [Path(text)]
-    if "/" not in text and "\\" not in text and not text.endswith((".yaml", ".yml")):
-        candidates += [bundled_spec_dir() / f"{text}.yaml", bundled_spec_dir() / "lib" /
-                       f"{text}.yaml"]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate.resolve()
-    known = bundled_spec_names()
-    libraries = sorted(p.stem for p in (bundled_spec_dir() / "lib").glob("*.yaml"))
-    nearby = []
-    if relative_to is not None:
-        folders = (relative_to.parent, relative_to.parent / "lib")
-        nearby = [p.stem for folder in folders for p in folder.glob("*.yaml")]
-    hint = (did_you_mean(text, [*known, *libraries, *nearby])
-            or f"bundled specs: {', '.join(known)}; libraries: {', '.join(libraries)}")
-    raise SpecError(f"no spec file or bundled spec named '{text}'", None, hint)
+    roots: tuple[Path, ...]
+    loaded: dict[Path, ModelSpec] = field(default_factory=dict)
 
 
 def load_spec(name_or_path: str | Path) -> ModelSpec:
     """Read a spec (following `extends`) into a ModelSpec; raises SpecError with a location."""
     path = resolve_spec_path(name_or_path)
-    spec = _load_file(path, chain=())
+    roots = tuple(dict.fromkeys([path.parent, bundled_spec_dir().resolve()]))
+    spec = _load_file(path, chain=(), loading=_Loading(roots))
     digest = hashlib.sha256()
     for source in spec.sources:
         digest.update(str(source).encode() + b"\0" + source.read_bytes() + b"\0")
@@ -145,7 +129,14 @@ def load_spec(name_or_path: str | Path) -> ModelSpec:
 
 def _read_text(path: Path) -> str:
     try:
-        raw = path.read_bytes()
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if size > MAX_SPEC_BYTES:  # refused before reading, let alone parsing
+                raise SpecError(
+                    f"the file is {size} bytes; specs are limited to {MAX_SPEC_BYTES}",
+                    Location(str(path)),
+                    "a model spec is a few kilobytes; check that this is the file you meant")
+            raw = handle.read(MAX_SPEC_BYTES + 1)
     except OSError as exc:
         raise SpecError(f"cannot read the spec: {exc.strerror}", Location(str(path))) from None
     try:
@@ -156,9 +147,15 @@ def _read_text(path: Path) -> str:
                         "save it as UTF-8 text") from None
 
 
-def _load_file(path: Path, chain: tuple[Path, ...]) -> ModelSpec:
+def _load_file(path: Path, chain: tuple[Path, ...], loading: _Loading) -> ModelSpec:
+    if path in loading.loaded:
+        return loading.loaded[path]
     if len(chain) >= MAX_EXTENDS_DEPTH:
-        raise SpecError("'extends' chain is too deep", Location(str(path)))
+        raise SpecError("'extends' chain is too deep", Location(str(path)),
+                        f"at most {MAX_EXTENDS_DEPTH} levels of specs extending specs")
+    if len(loading.loaded) >= MAX_SPEC_FILES:
+        raise SpecError(f"the model is assembled from more than {MAX_SPEC_FILES} spec files",
+                        Location(str(path)), "merge some of the parent specs")
     data = load_yaml(_read_text(path), str(path))
     for key in data:
         if key not in TOP_LEVEL_KEYS:
@@ -170,6 +167,9 @@ def _load_file(path: Path, chain: tuple[Path, ...]) -> ModelSpec:
         parents = [parents]
     if not isinstance(parents, list):
         raise SpecError("'extends' must be a spec name or a list of them", data.where("extends"))
+    if len(parents) > MAX_EXTENDS_ENTRIES:
+        raise SpecError(f"'extends' names {len(parents)} specs; at most {MAX_EXTENDS_ENTRIES} "
+                        "are allowed", data.where("extends"), "merge some of the parent specs")
     for index, parent in enumerate(parents):
         where = _item_location(parents, index, data.value_where("extends"))
         if not isinstance(parent, str):
@@ -178,11 +178,17 @@ def _load_file(path: Path, chain: tuple[Path, ...]) -> ModelSpec:
             parent_path = resolve_spec_path(parent, relative_to=path)
         except SpecError as exc:
             raise SpecError(exc.bare_message, where, exc.hint) from None
+        if not any(parent_path.is_relative_to(root) for root in loading.roots):
+            raise SpecError(
+                f"'extends' may name bundled specs and spec files in {loading.roots[0]} or "
+                f"its subfolders; '{parent}' is {parent_path}", where,
+                "copy the parent spec next to the spec you load (a spec must not make mfgen "
+                "read files elsewhere)")
         if parent_path in (*chain, path):
             cycle = " -> ".join(p.name for p in (*chain, path, parent_path))
             raise SpecError(f"'extends' forms a cycle: {cycle}", where,
                             "remove one of the extends entries")
-        _merge(spec, _load_file(parent_path, (*chain, path)))
+        _merge(spec, _load_file(parent_path, (*chain, path), loading))
     spec.sources.append(path)
 
     if "name" in data:
@@ -197,6 +203,7 @@ def _load_file(path: Path, chain: tuple[Path, ...]) -> ModelSpec:
     own.derived = _expressions(data, "derived", "derived expression")
     own.derivatives = _expressions(data, "derivatives", "derivative", check=False)
     _merge(spec, own)
+    loading.loaded[path] = spec
     return spec
 
 
@@ -250,9 +257,14 @@ def _number(value: Any, where: Location | None, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SpecError(f"{what} must be a number, got {value!r}", where,
                         "write a plain number such as 0.5 or -65")
-    if not math.isfinite(float(value)):
-        raise SpecError(f"{what} must be finite, got {value!r}", where, "use a finite number")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer beyond 1.8e308
+        number = math.inf
+    if not math.isfinite(number):
+        shown = repr(value) if isinstance(value, float) else "an integer beyond 1.8e308"
+        raise SpecError(f"{what} must be finite, got {shown}", where, "use a finite number")
+    return number
 
 
 def _pair(value: Any, where: Location | None, what: str, allow_open: bool = False) -> tuple:
@@ -295,7 +307,7 @@ def _parameters(data: PositionedDict) -> dict[str, ParameterSpec]:
         if isinstance(raw, list):
             if not raw or len(raw) > MAX_VECTOR_SIZE:
                 raise SpecError(f"vector parameter '{name}' must have 1 to {MAX_VECTOR_SIZE} "
-                                "elements", dwhere)
+                                "elements", dwhere, "split it, or use fewer elements")
             default: float | tuple[float, ...] = tuple(
                 _number(v, _item_location(raw, i, dwhere), f"default of '{name}'[{i}]")
                 for i, v in enumerate(raw))
@@ -388,7 +400,8 @@ def _functions(data: PositionedDict) -> dict[str, FunctionSpec]:
             awhere = _item_location(raw_args, i, entry.where("args"))
             match = _ARG.match(arg) if isinstance(arg, str) else None
             if not match:
-                raise SpecError(f"argument {arg!r} of function '{name}' is not a name",
+                shown = repr(arg) if len(repr(arg)) < 80 else repr(arg)[:60] + "..."
+                raise SpecError(f"argument {shown} of function '{name}' is not a name",
                                 awhere, "write a name, or name[size] for a vector argument")
             arg_name = check_name(match.group(1), awhere, "argument")
             if any(arg_name == a for a, _ in args):
@@ -397,7 +410,8 @@ def _functions(data: PositionedDict) -> dict[str, FunctionSpec]:
             size = int(match.group(2)) if match.group(2) else None
             if size is not None and not 1 <= size <= MAX_VECTOR_SIZE:
                 raise SpecError(f"vector argument '{arg_name}' of function '{name}' has size "
-                                f"{size}; sizes must be 1..{MAX_VECTOR_SIZE}", awhere)
+                                f"{size}; sizes must be 1..{MAX_VECTOR_SIZE}", awhere,
+                                "declare a smaller vector")
             args.append((arg_name, size))
         derived = _expressions(entry, "derived", "derived expression")
         for local in derived:

@@ -1,8 +1,9 @@
 """Safe YAML loading that remembers where every key and value came from.
 
-Specs are data from strangers: only `yaml.SafeLoader` constructs are allowed, duplicate keys
-are errors (YAML would silently keep the last one), aliases are refused (they can build
-exponentially large documents), and every mapping records the line and column of each key
+Specs are data from strangers: only `yaml.SafeLoader` constructs are allowed and explicit tags
+are refused altogether, duplicate keys are errors (YAML would silently keep the last one),
+aliases are refused (they can build exponentially large documents), integers longer than a
+double can hold are refused, and every mapping records the line and column of each key
 so later stages can point at the exact place of a problem.
 """
 
@@ -16,6 +17,7 @@ from mfgen.errors import Location, SpecError
 
 MAX_SPEC_BYTES = 1_000_000  # the largest seed spec is ~10 kB; anything near this is not a model
 MAX_DEPTH = 32
+MAX_INTEGER_DIGITS = 309  # 10**309 overflows a double
 
 
 class PositionedDict(dict):
@@ -61,13 +63,21 @@ class _SpecLoader(yaml.SafeLoader):
     path = "<spec>"
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
             raise SpecError(
                 "YAML aliases (*name) are not allowed in specs",
                 _mark(self.path, event.start_mark),
                 "write the value out again; aliases can expand a small file into a huge one",
             )
+        tag = getattr(event, "tag", None)
+        if tag not in (None, "!"):
+            # Every explicit tag, even SafeLoader's own (!!binary, !!set, !!timestamp ...):
+            # a spec holds plain numbers, text, lists and mappings, nothing else.
+            shown = tag.replace("tag:yaml.org,2002:", "!!")
+            raise SpecError(f"YAML tags are not allowed in specs (found '{shown}')",
+                            _mark(self.path, event.start_mark),
+                            "remove the tag: specs hold plain numbers, text, lists and mappings")
         return super().compose_node(parent, index)
 
     def construct_document(self, node: yaml.Node) -> Any:
@@ -125,6 +135,25 @@ def _construct_sequence(loader: _SpecLoader, node: yaml.SequenceNode) -> Positio
     return result
 
 
+def _construct_int(loader: _SpecLoader, node: yaml.ScalarNode) -> int:
+    # YAML integers are read exactly; one with hundreds of digits would overflow a double
+    # (and Python refuses to convert more than 4300 digits at all).
+    digits = sum(c.isalnum() for c in str(node.value))
+    if digits > MAX_INTEGER_DIGITS:
+        raise SpecError(f"the integer has {digits} digits, more than a double can hold",
+                        _mark(loader.path, node.start_mark),
+                        "write the number in floating point, e.g. 1.5e20")
+    return loader.construct_yaml_int(node)
+
+
+def _construct_date_as_text(loader: _SpecLoader, node: yaml.ScalarNode) -> str:
+    # An unquoted 2001-12-14 in a description or reference stays text (and 2001-13-45 is no
+    # longer an error from datetime).
+    return str(loader.construct_scalar(node))
+
+
+_SpecLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_SpecLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_date_as_text)
 _SpecLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _SpecLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
@@ -167,7 +196,15 @@ def load_yaml(text: str, path: str) -> PositionedDict:
     if "\x00" in text:
         line = text[: text.index("\x00")].count("\n") + 1
         raise SpecError("the file contains a NUL byte", Location(path, line), "save it as text")
-    loader = _SpecLoader(text)
+    try:
+        loader = _SpecLoader(text)  # the reader refuses control characters already here
+    except yaml.reader.ReaderError as exc:
+        before = text[: exc.position]
+        where = Location(path, before.count("\n") + 1, len(before) - before.rfind("\n"))
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise SpecError(f"the file contains the control character U+{code:04X}", where,
+                        "remove it: YAML allows only printable characters, tabs and newlines") \
+            from None
     loader.path = path
     try:
         data = loader.get_single_data()
@@ -181,6 +218,9 @@ def load_yaml(text: str, path: str) -> PositionedDict:
         raise SpecError(
             "the document is nested too deeply", Location(path), "flatten the structure"
         ) from None
+    except (ValueError, TypeError, OverflowError) as exc:  # a value PyYAML cannot construct
+        raise SpecError(f"YAML value cannot be read: {exc}", Location(path),
+                        "write plain numbers, text, lists and mappings") from None
     finally:
         loader.dispose()
     if data is None:

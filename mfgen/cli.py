@@ -11,7 +11,7 @@ from mfgen.errors import MfgenError
 
 
 def _specs(args: argparse.Namespace) -> list[str]:
-    from mfgen.codegen.spec import bundled_spec_names
+    from mfgen.codegen.locate import bundled_spec_names
 
     if args.all:
         return bundled_spec_names()
@@ -222,7 +222,7 @@ def _plot(trace, connectivity, title: str, path: str) -> None:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from mfgen.codegen.spec import bundled_spec_dir, bundled_spec_names
+    from mfgen.codegen.locate import bundled_spec_dir, bundled_spec_names
 
     for name in bundled_spec_names():
         print(f"{name:<40} {bundled_spec_dir() / (name + '.yaml')}")

@@ -6,6 +6,8 @@ import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+MAX_MESSAGE_CHARS = 2_000
+
 
 @dataclass(frozen=True)
 class Location:
@@ -34,9 +36,17 @@ class MfgenError(Exception):
 
 
 class SpecError(MfgenError):
-    """A spec is invalid. The message starts with file:line[:col] and ends with what to do."""
+    """A spec is invalid. The message starts with file:line[:col] and ends with what to do.
+
+    Messages quote spec text; control and format characters in it (terminal escapes, bidi
+    overrides, newlines) are shown escaped, so a hostile spec cannot rewrite the terminal or
+    fake a second line of the message.
+    """
 
     def __init__(self, message: str, location: Location | None = None, hint: str = ""):
+        message, hint = printable(message), printable(hint)
+        if len(message) > MAX_MESSAGE_CHARS:  # only ever from echoing a huge input back
+            message = message[:MAX_MESSAGE_CHARS] + "... (message truncated)"
         self.location = location
         self.bare_message = message
         self.hint = hint
@@ -44,6 +54,15 @@ class SpecError(MfgenError):
         if hint:
             text += f"\n  hint: {hint}"
         super().__init__(text)
+
+
+def printable(text: str) -> str:
+    """`text` with every non-printable character (C0/C1 controls, bidi and other format
+    characters, line and paragraph separators) written as a Python escape."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
 
 
 class CompileError(MfgenError):

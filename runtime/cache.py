@@ -2,7 +2,8 @@
 
 Layout under the cache root ($MFGEN_CACHE_DIR, else $XDG_CACHE_HOME/mfgen, else ~/.cache/mfgen):
 
-    modules/<module key>/   compiled module, its C source, the NumPy reference, the IR text
+    modules/<module key>/   compiled module, its C source, the NumPy reference, the IR text,
+                            module.sha256 (the module's checksum, verified before every import)
     index/<spec key>.json   spec files + digests -> module key and model metadata
     locks/<key>.lock        build locks (fcntl), so concurrent builds compile once
     tmp/                    builds in progress; renamed into modules/ atomically when complete
@@ -10,23 +11,37 @@ Layout under the cache root ($MFGEN_CACHE_DIR, else $XDG_CACHE_HOME/mfgen, else 
 The module key hashes the canonical IR, the generated sources, the toolchain and mfgen's
 version; parameter defaults are not part of it, so editing a default never recompiles.
 The spec key hashes the spec files themselves, so an unchanged spec loads without SymPy.
+
+Nothing in the cache is trusted blindly: an index entry is validated and its module directory
+recomputed from its key, a module is imported only if its checksum matches, and anything
+damaged is rebuilt with a warning. A cache that cannot be written falls back, with a warning,
+to a private temporary directory; a full disk is an error that says so.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import errno
 import fcntl
 import functools
 import hashlib
 import json
 import os
+import re
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from importlib import resources
 from pathlib import Path
 
 from mfgen.errors import MfgenError
+
+CHECKSUM_FILE = "module.sha256"
+_KEY = re.compile(r"[0-9a-f]{64}\Z")
+# errno values that mean "the disk is full", as opposed to "this directory is not writable"
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def cache_root() -> Path:
@@ -63,16 +78,42 @@ def digest(*parts: str | bytes) -> str:
     return h.hexdigest()
 
 
+def file_digest(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def is_key(value: object) -> bool:
+    return isinstance(value, str) and _KEY.match(value) is not None
+
+
 class Cache:
     def __init__(self, root: Path | None = None):
         self.root = root or cache_root()
-        for sub in ("modules", "index", "locks", "tmp"):
+        for sub in ("", "modules", "index", "locks", "tmp"):
             try:
-                (self.root / sub).mkdir(parents=True, exist_ok=True)
+                # 0o700: a module in the cache is code this user will run; nobody else
+                # should be able to put one there.
+                (self.root / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
             except OSError as exc:
-                raise MfgenError(
+                error = MfgenError(
                     f"cannot create the mfgen cache at {self.root}: {exc.strerror}.\n"
-                    "  Set MFGEN_CACHE_DIR to a writable directory.") from None
+                    "  Set MFGEN_CACHE_DIR to a writable directory.")
+                error.strerror = exc.strerror  # type: ignore[attr-defined]
+                raise error from None
+
+    def write_problem(self) -> OSError | None:
+        """Why nothing can be written into this cache (None when something can)."""
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".probe-", dir=self.root / "tmp")
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as exc:
+            return exc
+        return None
 
     def module_dir(self, module_key: str) -> Path:
         return self.root / "modules" / module_key
@@ -120,14 +161,95 @@ class Cache:
     def write_index(self, spec_key: str, entry: dict) -> None:
         path = self.index_path(spec_key)
         fd, tmp = tempfile.mkstemp(prefix=".index-", dir=path.parent)
-        with os.fdopen(fd, "w") as handle:
-            json.dump(entry, handle, indent=1)
-        os.replace(tmp, path)
+        try:
+            with os.fdopen(fd, "w") as handle:
+                json.dump(entry, handle, indent=1)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def write_checksum(self, staged: Path, module_file: Path) -> None:
+        (staged / CHECKSUM_FILE).write_text(f"{file_digest(module_file)}  {module_file.name}\n")
 
     def discard(self, module_key: str) -> None:
         """Remove a damaged module directory (renamed first so no reader sees it half gone)."""
         final = self.module_dir(module_key)
-        doomed = self.root / "tmp" / f"discard-{module_key}-{os.getpid()}"
-        with contextlib.suppress(OSError):
-            os.rename(final, doomed)
+        if final.is_symlink() or (final.exists() and not final.is_dir()):
+            with contextlib.suppress(OSError):
+                final.unlink()  # not a module directory at all
+            return
+        try:
+            doomed = Path(tempfile.mkdtemp(prefix=f"discard-{module_key[:16]}-",
+                                           dir=self.root / "tmp"))
+            os.rename(final, doomed)  # onto the empty directory: atomic
+        except OSError:
+            doomed = final  # cannot move it aside: remove it in place
         shutil.rmtree(doomed, ignore_errors=True)
+
+
+def module_problem(module_dir: Path, module_name: str,
+                   required: tuple[str, ...] = ()) -> str | None:
+    """What is wrong with a published module directory, or None if it is intact.
+
+    The compiled module must match the checksum written when it was built: a truncated,
+    overwritten or unreadable file is never handed to the dynamic loader.
+    """
+    if not module_dir.is_dir():
+        return "not built"
+    try:
+        recorded = (module_dir / CHECKSUM_FILE).read_text().split()
+    except OSError as exc:
+        return f"its checksum file cannot be read: {exc.strerror}"
+    if len(recorded) != 2 or not is_key(recorded[0]):
+        return "its checksum file is malformed"
+    digest_, filename = recorded
+    if filename != os.path.basename(filename) or not filename.startswith(module_name + "."):
+        return "its checksum file names another module"
+    try:
+        actual = file_digest(module_dir / filename)
+    except OSError as exc:
+        return f"the compiled module cannot be read: {exc.strerror}"
+    if actual != digest_:
+        return "the compiled module does not match its checksum (truncated or overwritten)"
+    for name in required:
+        if not (module_dir / name).is_file():
+            return f"{name} is missing"
+    return None
+
+
+def module_file(module_dir: Path) -> Path | None:
+    try:
+        filename = (module_dir / CHECKSUM_FILE).read_text().split()[1]
+    except (OSError, IndexError):
+        return None
+    return module_dir / os.path.basename(filename)
+
+
+_fallback: Cache | None = None
+
+
+def fallback_cache(root: Path, problem: str) -> Cache:
+    """A private temporary cache for this process, announced with a warning.
+
+    Used when the configured cache cannot be written (read-only file system, no permission);
+    it is removed when the process exits.
+    """
+    global _fallback
+    if _fallback is None:
+        path = Path(tempfile.mkdtemp(prefix="mfgen-cache-"))
+        atexit.register(shutil.rmtree, path, ignore_errors=True)
+        _fallback = Cache(path)
+    warnings.warn(
+        f"mfgen: the cache directory {root} cannot be written ({problem}); building in the "
+        f"temporary directory {_fallback.root} instead, which is removed when this process "
+        "exits. Set MFGEN_CACHE_DIR to a writable directory to keep compiled models.",
+        stacklevel=3)
+    return _fallback
+
+
+def disk_full_error(root: Path, detail: str) -> MfgenError:
+    return MfgenError(
+        f"the disk holding the mfgen cache at {root} is full ({detail}).\n"
+        "  Free some space, or set MFGEN_CACHE_DIR to a directory on another disk.")

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse
 
 from mfgen.errors import MfgenError
 
@@ -27,6 +26,8 @@ class Connectivity:
     source: str = ""
 
     def __post_init__(self) -> None:
+        import scipy.sparse  # imported here: it costs 0.2 s, and most users never need it
+
         if scipy.sparse.issparse(self.weights):
             # Large networks: keep CSR; tract lengths are read at the non-zero weights only.
             self.weights = scipy.sparse.csr_matrix(self.weights, dtype=np.float64)
@@ -59,12 +60,16 @@ class Connectivity:
 
     def _nonzero(self) -> tuple[np.ndarray, np.ndarray]:
         """(targets, sources) of the non-zero weights, row by row (TVB's order)."""
+        import scipy.sparse
+
         if scipy.sparse.issparse(self.weights):
             coo = self.weights.tocoo()
             return coo.row.astype(np.int64), coo.col.astype(np.int64)
         return np.nonzero(self.weights)
 
     def _lengths_at(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        import scipy.sparse
+
         if rows.size == 0:
             return np.zeros(0)
         if scipy.sparse.issparse(self.tract_lengths):
@@ -74,6 +79,8 @@ class Connectivity:
     @classmethod
     def empty(cls, n_regions: int) -> Connectivity:
         """n unconnected nodes (no memory of size n^2)."""
+        import scipy.sparse
+
         return cls(scipy.sparse.csr_matrix((n_regions, n_regions)),
                    scipy.sparse.csr_matrix((n_regions, n_regions)), source="none")
 
@@ -83,6 +90,8 @@ class Connectivity:
 
     def delays(self, dt: float) -> np.ndarray:
         """Integer delays in steps, as TVB computes them (numpy.rint); dense (n, n)."""
+        import scipy.sparse
+
         lengths = self.tract_lengths
         if scipy.sparse.issparse(lengths):
             lengths = lengths.toarray()
@@ -90,6 +99,8 @@ class Connectivity:
 
     def sparse(self, dt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """CSR over non-zero weights: row_ptr, source columns, weights, delays (steps)."""
+        import scipy.sparse
+
         rows, cols = self._nonzero()
         row_ptr = np.zeros(self.n_regions + 1, dtype=np.int64)
         np.add.at(row_ptr, rows + 1, 1)

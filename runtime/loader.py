@@ -19,7 +19,18 @@ from typing import Any
 
 from mfgen import __version__
 from mfgen.errors import CompileError, MfgenError
-from mfgen.runtime.cache import Cache, digest, generator_identity
+from mfgen.runtime.cache import (
+    DISK_FULL,
+    Cache,
+    cache_root,
+    digest,
+    disk_full_error,
+    fallback_cache,
+    generator_identity,
+    is_key,
+    module_file,
+    module_problem,
+)
 from mfgen.runtime.model import CompiledModel, ModelBase, ReferenceModel
 from mfgen.runtime.toolchain import Toolchain, compile_module, detect_toolchain
 
@@ -62,31 +73,58 @@ def _sources_unchanged(entry: dict[str, Any]) -> bool:
     return True
 
 
-def _module_file(module_dir: Path, name: str) -> Path | None:
-    matches = sorted(module_dir.glob(f"{name}.*.so")) + sorted(module_dir.glob(f"{name}.so"))
-    return matches[0] if matches else None
+def _default_cache() -> Cache:
+    try:
+        return Cache()
+    except MfgenError as exc:  # the configured cache cannot even be created
+        return fallback_cache(cache_root(), getattr(exc, "strerror", None) or str(exc))
+
+
+def _valid_entry(entry: Any, cache: Cache) -> dict[str, Any] | None:
+    """An index entry fit to use, with its module directory recomputed from its key (an
+    index never makes mfgen import a module from elsewhere), or None."""
+    if entry is None:
+        return None
+    try:
+        key = entry["module_key"]
+        valid = (is_key(key) and entry["module_name"] == f"_mfgen_{key[:32]}"
+                 and isinstance(entry["model"], dict) and isinstance(entry["sources"], list)
+                 and all(isinstance(s["path"], str) and isinstance(s["sha256"], str)
+                         for s in entry["sources"]))
+    except (KeyError, TypeError):
+        valid = False
+    if not valid:
+        warnings.warn("mfgen: ignoring a damaged entry in the cache index "
+                      f"({cache.root / 'index'}); regenerating it.", stacklevel=3)
+        return None
+    return {**entry, "module_dir": str(cache.module_dir(key))}
 
 
 def build(spec: str | Path, *, force: bool = False, emit_c: str | Path | None = None,
           cache: Cache | None = None) -> BuildResult:
     """Build a spec into the cache (compiling only if its generated code is new)."""
-    from mfgen.codegen.spec import resolve_spec_path
+    from mfgen.codegen.locate import resolve_spec_path
+    from mfgen.codegen.yaml_source import MAX_SPEC_BYTES
 
-    cache = cache or Cache()
+    cache = cache or _default_cache()
     toolchain = detect_toolchain()
     path = resolve_spec_path(spec)
+    if path.stat().st_size > MAX_SPEC_BYTES:
+        from mfgen.codegen.spec import load_spec
+
+        load_spec(path)  # refuses it with the usual SpecError before anything reads it whole
     spec_key = _spec_key(path, toolchain)
     if not force and emit_c is None:
-        entry = cache.read_index(spec_key)
-        if entry and _sources_unchanged(entry) and _module_ok(Path(entry["module_dir"]),
-                                                              entry["module_name"]):
+        entry = _valid_entry(cache.read_index(spec_key), cache)
+        if entry and _sources_unchanged(entry) and module_problem(
+                Path(entry["module_dir"]), entry["module_name"], (REFERENCE_FILE,)) is None:
             return BuildResult(path, entry, compiled=False, from_index=True)
+    problem = cache.write_problem()
+    if problem is not None:
+        if problem.errno in DISK_FULL:
+            raise disk_full_error(cache.root, problem.strerror)
+        cache = fallback_cache(cache.root, problem.strerror or str(problem))
     return _generate_and_compile(path, spec_key, toolchain, cache, force, emit_c)
-
-
-def _module_ok(module_dir: Path, module_name: str) -> bool:
-    return _module_file(module_dir, module_name) is not None and \
-        (module_dir / REFERENCE_FILE).is_file()
 
 
 def _generate_and_compile(path: Path, spec_key: str, toolchain: Toolchain, cache: Cache,
@@ -119,23 +157,20 @@ def _generate_and_compile(path: Path, spec_key: str, toolchain: Toolchain, cache
     module_key = digest("module", generator_identity(), toolchain.identity(), ir.canonical_text(),
                         source.c_source, source.reference_source)
     module_name = f"_mfgen_{module_key[:32]}"
-    compiled = False
     mark = time.perf_counter()
-    with cache.lock(module_key):
-        module_dir = cache.module_dir(module_key)
-        if force and module_dir.exists():
-            cache.discard(module_key)
-        if not _module_ok(module_dir, module_name):
-            if module_dir.exists():
-                cache.discard(module_key)
-            with cache.staging() as staged:
-                (staged / KERNEL_FILE).write_text(source.c_source)
-                (staged / REFERENCE_FILE).write_text(source.reference_source)
-                (staged / "ir.txt").write_text(ir.canonical_text())
-                compile_module(module_name, source.c_source, source.c_declarations, staged,
-                               toolchain)
-                cache.publish(staged, module_key)
-            compiled = True
+    try:
+        compiled = _compile_into_cache(cache, module_key, module_name, source, ir, toolchain,
+                                       force)
+    except OSError as exc:
+        if exc.errno in DISK_FULL:
+            raise disk_full_error(cache.root, exc.strerror) from None
+        raise
+    except CompileError as exc:
+        if any(text in str(exc) for text in ("No space left on device",
+                                             "Disk quota exceeded", "File too large")):
+            raise disk_full_error(cache.root, "the compiler could not write its output") \
+                from None
+        raise
     timings["compile"] = time.perf_counter() - mark
 
     metadata = _metadata(ir, kernel.stats, module_key)
@@ -148,12 +183,51 @@ def _generate_and_compile(path: Path, spec_key: str, toolchain: Toolchain, cache
         "module_dir": str(cache.module_dir(module_key)),
         "model": metadata,
     }
-    cache.write_index(spec_key, entry)
+    try:
+        cache.write_index(spec_key, entry)
+    except OSError as exc:
+        if exc.errno in DISK_FULL:
+            raise disk_full_error(cache.root, exc.strerror) from None
+        raise
     return BuildResult(path, entry, compiled=compiled, from_index=False, timings=timings)
 
 
+def _compile_into_cache(cache: Cache, module_key: str, module_name: str, source: Any, ir: Any,
+                        toolchain: Toolchain, force: bool) -> bool:
+    """Compile the module unless an intact copy is published; True if this call compiled.
+
+    Under the key's lock, in a private staging directory, published by one atomic rename
+    together with the module's checksum: no reader ever sees a partial module.
+    """
+    with cache.lock(module_key):
+        module_dir = cache.module_dir(module_key)
+        if force and module_dir.exists():
+            cache.discard(module_key)
+        problem = module_problem(module_dir, module_name, (REFERENCE_FILE,))
+        if problem is None:
+            return False
+        if module_dir.exists():
+            warnings.warn(f"mfgen: the cached module in {module_dir} is damaged ({problem}); "
+                          "rebuilding it.", stacklevel=4)
+            cache.discard(module_key)
+        with cache.staging() as staged:
+            (staged / KERNEL_FILE).write_text(source.c_source)
+            (staged / REFERENCE_FILE).write_text(source.reference_source)
+            (staged / "ir.txt").write_text(ir.canonical_text())
+            so_path = compile_module(module_name, source.c_source, source.c_declarations,
+                                     staged, toolchain)
+            cache.write_checksum(staged, so_path)
+            cache.publish(staged, module_key)
+        return True
+
+
 def _metadata(ir: Any, stats: dict[str, Any], module_key: str) -> dict[str, Any]:
+    from mfgen.codegen.coupling import load_coupling_functions
+
     return {
+        # The coupling functions compiled into the module, in kernel order (index = kind).
+        "couplings": [{"name": f.name, "parameters": [list(p) for p in f.parameters]}
+                      for f in load_coupling_functions().values()],
         "name": ir.name,
         "description": ir.description,
         "references": ir.references,
@@ -195,13 +269,13 @@ def load(spec: str | Path, *, backend: str = "c") -> ModelBase:
         return _reference_without_compiler(spec)
     if backend != "c":
         raise ValueError(f"backend must be 'c' or 'numpy', got {backend!r}")
-    cache = Cache()
+    cache = _default_cache()
     result = build(spec, cache=cache)
     entry = result.entry
     module_dir = Path(entry["module_dir"])
     try:
         return _load_entry(entry, module_dir)
-    except (ImportError, OSError, AttributeError, ValueError) as exc:
+    except (ImportError, OSError, AttributeError, ValueError, KeyError, TypeError) as exc:
         warnings.warn(f"mfgen: the cached module for '{entry['model']['name']}' in "
                       f"{module_dir} is damaged ({exc}); rebuilding it.", stacklevel=2)
         result = build(spec, cache=cache, force=True)
@@ -209,13 +283,16 @@ def load(spec: str | Path, *, backend: str = "c") -> ModelBase:
 
 
 def _load_entry(entry: dict[str, Any], module_dir: Path) -> CompiledModel:
-    so_path = _module_file(module_dir, entry["module_name"])
-    if so_path is None:
-        raise ImportError("compiled module missing")
+    problem = module_problem(module_dir, entry["module_name"], (REFERENCE_FILE,))
+    so_path = module_file(module_dir)
+    if problem is not None or so_path is None:  # checked again right before the import
+        raise ImportError(problem or "compiled module missing")
     module = _import_file(entry["module_name"], so_path)
-    reference_module = _import_file(entry["module_name"] + "_reference",
-                                    module_dir / REFERENCE_FILE)
-    reference = ReferenceModel(entry["model"], reference_module.dfun)
+
+    def reference() -> ReferenceModel:  # imported on first use (SciPy costs ~0.1 s)
+        generated = _import_file(entry["module_name"] + "_reference", module_dir / REFERENCE_FILE)
+        return ReferenceModel(entry["model"], generated.dfun)
+
     return CompiledModel(entry["model"], module, reference)
 
 

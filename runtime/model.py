@@ -96,7 +96,7 @@ class ModelBase:
     def _array(self, name: str, value: Any, rows: int, n_nodes: int | None) -> np.ndarray:
         if (type(value) is np.ndarray and value.dtype == _FLOAT64 and value.ndim == 2
                 and value.shape[0] == rows and (n_nodes is None or value.shape[1] == n_nodes)
-                and value.flags.c_contiguous):
+                and value.flags.c_contiguous and value.flags.aligned):
             return value  # the common case, checked cheaply (call overhead matters at N=76)
         shape_text = f"({rows}, {'n_nodes' if n_nodes is None else n_nodes})"
         try:
@@ -111,20 +111,23 @@ class ModelBase:
                 n_nodes is not None and array.shape[1] != n_nodes):
             raise ValueError(f"{name} must have shape {shape_text} for model '{self.name}', "
                              f"got {array.shape}")
-        return np.ascontiguousarray(array, dtype=np.float64)
+        # A C-contiguous, aligned, native-endian float64 copy if the input is not one already.
+        return np.require(array, dtype=np.float64, requirements=["C", "A"])
 
     def _inputs(self, state: Any, coupling: Any, local_coupling: Any
                 ) -> tuple[np.ndarray, np.ndarray, float]:
         state = self._array("state", state, self.n_states, None)
         coupling = self._array("coupling", coupling, len(self.coupling_variables),
                                state.shape[1])
-        if type(local_coupling) is float:
+        if type(local_coupling) is float and math.isfinite(local_coupling):
             return state, coupling, local_coupling
         try:
             lc = float(local_coupling)
         except (TypeError, ValueError):
             raise TypeError("local_coupling must be a scalar number (TVB's region-level "
                             f"local coupling), got {local_coupling!r}") from None
+        if not math.isfinite(lc):
+            raise ValueError(f"local_coupling must be finite, got {lc}")
         return state, coupling, lc
 
     def _check_parameter(self, name: str, value: Any, n_nodes: int) -> np.ndarray:
@@ -194,14 +197,22 @@ class CompiledModel(ModelBase):
 
     backend = "c"
 
-    def __init__(self, metadata: Mapping[str, Any], module: Any, reference: ReferenceModel):
+    def __init__(self, metadata: Mapping[str, Any], module: Any,
+                 reference: ReferenceModel | Callable[[], ReferenceModel]):
         super().__init__(metadata)
         self._ffi = module.ffi
         self._lib = module.lib
         self._uniform = module.lib.dfun_uniform
         self._per_node = module.lib.dfun_per_node
-        self.reference = reference
+        self._reference = reference  # a factory until first use: importing SciPy costs time
         self.module_key: str = metadata["module_key"]
+
+    @property
+    def reference(self) -> ReferenceModel:
+        """The NumPy reference generated from the same spec (same `dfun` signature)."""
+        if not isinstance(self._reference, ReferenceModel):
+            self._reference = self._reference()
+        return self._reference
 
     def dfun(self, state: Any, coupling: Any, local_coupling: float = 0.0, *,
              out: np.ndarray | None = None, **parameters: Any) -> np.ndarray:
@@ -217,9 +228,13 @@ class CompiledModel(ModelBase):
             out = np.empty_like(state)
         elif not (type(out) is np.ndarray and out.dtype == _FLOAT64
                   and out.shape == state.shape and out.flags.c_contiguous
-                  and out.flags.writeable):
+                  and out.flags.writeable and out.flags.aligned):
             raise ValueError(f"out must be a writable C-contiguous float64 array of shape "
                              f"{state.shape}")
+        elif np.may_share_memory(out, state) or np.may_share_memory(out, coupling):
+            # The kernel's arrays are `restrict`: writing where it reads is undefined.
+            raise ValueError("out must not share memory with state or coupling; pass a "
+                             "separate array")
         if n_nodes:
             kernel = self._per_node if per_node else self._uniform
             buffer = self._ffi.from_buffer

@@ -159,15 +159,13 @@ class Simulation:
         row_ptr, col, weight, delay = connectivity.sparse(self.dt)
         self.horizon = int(delay.max(initial=0)) + 1
 
-        # Coupling function and its parameters (runtime values).
-        from mfgen.codegen.coupling import load_coupling_functions  # small YAML + SymPy parse
-
-        functions = list(load_coupling_functions().values())
-        names = [f.name for f in functions]
+        # Coupling function and its parameters (runtime values), as compiled into the module.
+        couplings = model.metadata["couplings"]
+        names = [c["name"] for c in couplings]
         if coupling not in names:
             raise ValueError(f"unknown coupling '{coupling}'; choose one of {', '.join(names)}")
-        function = functions[names.index(coupling)]
-        values = dict(function.parameters)
+        values = {name: float(value) for name, value in couplings[names.index(coupling)][
+            "parameters"]}
         for key, value in (coupling_parameters or {}).items():
             if key not in values:
                 raise ValueError(f"coupling '{coupling}' has no parameter '{key}'; it has "

@@ -71,10 +71,16 @@ def detect_toolchain() -> Toolchain:
             "mfgen.load(spec, backend='numpy').")
     command = shlex.split(compiler)
     try:
-        version = subprocess.run([*command, "--version"], capture_output=True, text=True,
-                                 timeout=60).stdout.splitlines()[0]
+        probe = subprocess.run([*command, "--version"], capture_output=True, text=True,
+                               timeout=60)
+        if probe.returncode != 0:
+            raise OSError(f"'{compiler} --version' exited with status {probe.returncode}")
+        version = probe.stdout.splitlines()[0]
     except (OSError, subprocess.SubprocessError, IndexError) as exc:
-        raise CompileError(f"the C compiler '{compiler}' does not run: {exc}") from None
+        raise CompileError(
+            f"the C compiler '{compiler}' does not run: {exc}.\n"
+            "  Set CC to a working C compiler (gcc or clang), or evaluate the spec's NumPy "
+            "reference explicitly: mfgen.load(spec, backend='numpy').") from None
     flags = list(BASE_FLAGS)
     extra = shlex.split(os.environ.get("MFGEN_CFLAGS", "-march=native"))
     flags += extra

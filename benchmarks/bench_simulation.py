@@ -1,0 +1,183 @@
+#!/usr/bin/env python
+"""Simulation speed (not a test): mfgen's generated time loop vs TVB's own simulator.
+
+Same configuration on both sides: the 76-region synthetic connectome with delays (speed 4 mm/ms,
+dt 0.1 ms), Linear coupling, Heun deterministic and stochastic, TemporalAverage(1 ms) monitor.
+Reported: wall time per simulated second (median of repeats), us per step, node-steps/s and
+the ratio. Then mfgen alone on random sparse networks of 1 000 and 10 000 nodes to show how the
+cost grows with nodes and connections.
+
+    .venv/bin/python benchmarks/bench_simulation.py [--quick] [--tvb-seconds 0.2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse
+
+import mfgen
+
+ROOT = Path(__file__).resolve().parent.parent
+OUTPUT = ROOT / "benchmarks" / "simulation_results.md"
+
+# mfgen spec -> (TVB model class name, noisy state, model parameters for a physiological regime)
+CASES = {
+    "tvb_zerlaut_adaptation_first_order": ("ZerlautAdaptationFirstOrder", "ou_drift",
+                                           {"weight_noise": 1e-4}),
+    "tvb_zerlaut_adaptation_second_order": ("ZerlautAdaptationSecondOrder", "ou_drift",
+                                            {"weight_noise": 1e-4}),
+    "tvb_generic_2d_oscillator": ("Generic2dOscillator", "V", {}),
+    "zerlaut_adaptation_first_order": (None, None, {}),
+    "tvb_adex_second_order": (None, "noise", {"weight_noise": 1e-4}),
+}
+COUPLING_A = 0.0125  # physiological rates with Zerlaut models (shared/notes.md)
+
+
+def median_time(run, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def initial_state(model, n: int) -> np.ndarray:
+    state = np.zeros((model.n_states, n))
+    for k, name in enumerate(model.state_variables):
+        low, high = model.states[name].check_range
+        state[k] = low + 0.25 * (high - low)
+    if "E" in model.state_variables:
+        state[model.state_variables.index("E")] = 0.005
+        state[model.state_variables.index("I")] = 0.01
+    return state
+
+
+def mfgen_run(model, connectivity, stochastic: bool, noisy: str | None, parameters: dict,
+              seconds: float):
+    options = dict(coupling_parameters={"a": COUPLING_A}, dt=0.1, parameters=parameters,
+                   initial_state=initial_state(model, connectivity.n_regions),
+                   monitors=[mfgen.TemporalAverage(1.0)], seed=1)
+    if stochastic:
+        options.update(integrator="heun_stochastic", noise={noisy or model.state_variables[-1]:
+                                                             1.0})
+    else:
+        options.update(integrator="heun")
+
+    def run():
+        simulation = mfgen.Simulation(model, connectivity, **options)
+        simulation.run(seconds * 1000.0, chunk_steps=100_000)
+    return run
+
+
+def tvb_run(class_name: str, connectivity, stochastic: bool, noisy: str, parameters: dict,
+            seconds: float):
+    from tvb.datatypes.connectivity import Connectivity
+    from tvb.simulator import coupling, integrators, models, monitors, noise, simulator
+
+    tvb_connectivity = Connectivity(
+        weights=connectivity.weights, tract_lengths=connectivity.tract_lengths,
+        centres=connectivity.centres, region_labels=np.array(connectivity.region_labels),
+        speed=np.array([connectivity.speed]))
+    tvb_connectivity.configure()
+    model = getattr(models, class_name)()
+    for name, value in parameters.items():
+        setattr(model, name, np.array([value]))
+    if stochastic:
+        nsig = np.zeros(len(model.state_variables))
+        nsig[list(model.state_variables).index(noisy)] = 1.0
+        integrator = integrators.HeunStochastic(dt=0.1, noise=noise.Additive(nsig=nsig))
+    else:
+        integrator = integrators.HeunDeterministic(dt=0.1)
+
+    def run():
+        sim = simulator.Simulator(
+            model=model, connectivity=tvb_connectivity,
+            coupling=coupling.Linear(a=np.array([COUPLING_A])), integrator=integrator,
+            monitors=(monitors.TemporalAverage(period=1.0),),
+            simulation_length=seconds * 1000.0)
+        sim.configure()
+        sim.run()
+    return run
+
+
+def random_network(n: int, degree: int, seed: int = 0) -> mfgen.Connectivity:
+    rng = np.random.default_rng(seed)
+    rows = np.repeat(np.arange(n), degree)
+    cols = rng.integers(0, n, n * degree)
+    weights = scipy.sparse.csr_matrix((rng.random(n * degree) / degree, (rows, cols)), (n, n))
+    lengths = scipy.sparse.csr_matrix((rng.uniform(10, 150, n * degree), (rows, cols)), (n, n))
+    return mfgen.Connectivity(weights, lengths, source=f"random(n={n}, degree={degree})")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="fewer repeats, shorter runs")
+    parser.add_argument("--tvb-seconds", type=float, default=0.2,
+                        help="simulated seconds per TVB run (scaled to 1 s in the table)")
+    parser.add_argument("--no-tvb", action="store_true")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    repeats = 3 if args.quick else 5
+    seconds = 0.2 if args.quick else 1.0
+    connectome = mfgen.Connectivity.synthetic(76, density=0.27)
+    nnz = int(np.count_nonzero(connectome.weights))
+    lines = ["# Simulation benchmark", "",
+             f"Machine: {platform.processor() or platform.machine()}, "
+             f"Python {platform.python_version()}, numpy {np.__version__}. Command: "
+             f"`{' '.join([Path(sys.executable).name, *sys.argv])}`", "",
+             f"76-region synthetic connectome ({nnz} connections, max delay "
+             f"{connectome.delays(0.1).max()} steps), dt = 0.1 ms, Linear a = {COUPLING_A}, "
+             "TemporalAverage 1 ms. Times are per simulated second (TVB runs "
+             f"{args.tvb_seconds} s, scaled), medians.", "",
+             "| model | integrator | mfgen s/s | us/step | M node-steps/s | TVB s/s | ratio |",
+             "|---|---|---|---|---|---|---|"]
+    print("\n".join(lines), flush=True)
+    for spec, (tvb_class, noisy, parameters) in CASES.items():
+        model = mfgen.load(spec)
+        for stochastic in (False, True):
+            if stochastic and noisy is None:
+                continue
+            run = mfgen_run(model, connectome, stochastic, noisy, parameters, seconds)
+            run()  # warm-up
+            ours = median_time(run, repeats) / seconds
+            theirs = float("nan")
+            if tvb_class and not args.no_tvb:
+                tvb = tvb_run(tvb_class, connectome, stochastic, noisy, parameters,
+                              args.tvb_seconds)
+                tvb()  # numba compile / cache load
+                theirs = median_time(tvb, 1 if args.quick else 2) / args.tvb_seconds
+            steps = 10_000
+            line = (f"| {spec} | {'heun_stochastic' if stochastic else 'heun'} | {ours:.4f} | "
+                    f"{ours / steps * 1e6:.2f} | {76 * steps / ours / 1e6:.2f} | "
+                    f"{theirs:.3f} | {theirs / ours:.0f}x |")
+            lines.append(line)
+            print(line, flush=True)
+    lines += ["", "Scaling (mfgen only, tvb_zerlaut_adaptation_first_order, heun, 0.1 s "
+              "simulated):", "", "| nodes | connections | s per simulated s | us/step | "
+              "M node-steps/s |", "|---|---|---|---|---|"]
+    print("\n".join(lines[-4:]), flush=True)
+    model = mfgen.load("tvb_zerlaut_adaptation_first_order")
+    for n, degree in ((76, 20), (1000, 20), (1000, 100), (10_000, 20)):
+        network = random_network(n, degree)
+        run = mfgen_run(model, network, False, None, {}, 0.1)
+        per_second = median_time(run, 1 if args.quick else 3) / 0.1
+        line = (f"| {n} | {n * degree} | {per_second:.3f} | {per_second / 1e4 * 1e6:.1f} | "
+                f"{n * 1e4 / per_second / 1e6:.2f} |")
+        lines.append(line)
+        print(line, flush=True)
+    OUTPUT.write_text("\n".join(lines) + "\n")
+    print(f"\nwrote {OUTPUT}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

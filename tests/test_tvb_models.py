@@ -1,0 +1,96 @@
+"""The TVB 2.10 model specs against the real tvb-library 2.10.0 classes (a test dependency):
+same parameters, defaults, ranges and states, and the same dfun at random states and
+per-node parameters."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tvb.basic.neotraits.api import NArray
+from tvb.simulator.models import oscillator, zerlaut
+
+import mfgen
+from mfgen.runtime.checking import relative_error
+
+TVB_CLASSES = {
+    "tvb_zerlaut_adaptation_first_order": zerlaut.ZerlautAdaptationFirstOrder,
+    "tvb_zerlaut_adaptation_second_order": zerlaut.ZerlautAdaptationSecondOrder,
+    "tvb_generic_2d_oscillator": oscillator.Generic2dOscillator,
+}
+
+
+def tvb_parameters(cls) -> dict[str, NArray]:
+    return {name: getattr(cls, name) for name in cls.declarative_attrs
+            if isinstance(getattr(cls, name), NArray)}
+
+
+@pytest.mark.parametrize("spec", TVB_CLASSES)
+def test_parameters_states_and_ranges_are_tvbs(spec):
+    model, cls = mfgen.load(spec), TVB_CLASSES[spec]
+    tvb = cls()
+    traits = tvb_parameters(cls)
+    assert set(model.parameters) == set(traits)
+    for name, trait in traits.items():
+        np.testing.assert_array_equal(model.parameters[name], getattr(tvb, name), err_msg=name)
+        domain = (trait.domain.lo, trait.domain.hi) if trait.domain is not None else None
+        assert model.parameter_info[name].range == domain, name
+    assert list(model.state_variables) == list(tvb.state_variables)
+    assert list(model.cvar) == list(tvb.cvar)
+    for name, (low, high) in tvb.state_variable_range.items():
+        assert model.states[name].range == (low, high), name
+    boundaries = getattr(tvb, "state_variable_boundaries", None) or {}
+    for name in model.state_variables:
+        expected = tuple(boundaries[name]) if name in boundaries else (None, None)
+        assert model.states[name].boundaries == expected, name
+
+
+def random_tvb_inputs(model, cls, n: int, rng: np.random.Generator):
+    """States uniform in TVB's state ranges (check ranges where those are [0, 0]) and per-node
+    parameters uniform in their domains (integers for TVB's int64 traits)."""
+    state = np.empty((model.n_states, n))
+    for k, name in enumerate(model.state_variables):
+        low, high = model.states[name].range
+        if low == high:
+            low, high = model.states[name].check_range
+        state[k] = rng.uniform(low, high, n)
+    coupling = rng.uniform(0.0, 0.01, (1, n))
+    parameters = {}
+    for name, trait in tvb_parameters(cls).items():
+        if trait.domain is None:
+            continue
+        if trait.dtype == np.int64:
+            parameters[name] = rng.integers(trait.domain.lo, trait.domain.hi + 1, n)
+        else:
+            parameters[name] = rng.uniform(trait.domain.lo, trait.domain.hi, n)
+    return state, coupling, parameters
+
+
+def tvb_dfun(cls, state, coupling, local_coupling, parameters):
+    """TVB's dfun on (n_state, n_nodes, 1) arrays. Per-node parameters: shape (n, 1) for the
+    NumPy Zerlaut models, (n,) for the oscillator's numba gufunc (TVB's spatial_param_reshape)."""
+    shape = (-1,) if cls is oscillator.Generic2dOscillator else (-1, 1)
+    tvb = cls(**{name: np.reshape(value, shape) for name, value in parameters.items()})
+    tvb.configure()
+    return tvb.dfun(state[..., None], coupling[..., None], local_coupling)[..., 0]
+
+
+@pytest.mark.parametrize("spec", TVB_CLASSES)
+def test_dfun_matches_tvb_at_random_states_and_parameters(spec, rng):
+    model, cls = mfgen.load(spec), TVB_CLASSES[spec]
+    n = 1000
+    state, coupling, random_parameters = random_tvb_inputs(model, cls, n, rng)
+    # TVB's weight_noise default (10.5 kHz per OU unit) swamps the rates; runs use ~1e-4.
+    noise = {"weight_noise": np.full(n, 1e-4)} if "weight_noise" in model.parameters else {}
+    for lc, parameters in ((0.0, noise), (0.05, random_parameters)):
+        computed = model.dfun(state, coupling, lc, **parameters)
+        expected = tvb_dfun(cls, state, coupling, lc, parameters)
+        assert np.array_equal(np.isfinite(computed), np.isfinite(expected))
+        error = relative_error(computed, expected).max(axis=1)
+        for name, worst in zip(model.state_variables, error):
+            # Second order: TVB's finite differences (h = 1e-7 kHz) vs exact derivatives, see
+            # test_second_order.py; the rest is the same arithmetic, to rounding. Floor and
+            # measure as in mfgen.runtime.checking.
+            tolerance = (1e-7 if name in ("E", "I") else 1e-4) \
+                if spec.endswith("second_order") and name in ("E", "I", "C_ee", "C_ei", "C_ii") \
+                else 1e-12
+            assert worst <= tolerance, (name, worst)
