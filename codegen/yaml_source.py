@@ -9,6 +9,7 @@ so later stages can point at the exact place of a problem.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import yaml
@@ -154,6 +155,12 @@ def _construct_date_as_text(loader: _SpecLoader, node: yaml.ScalarNode) -> str:
 
 _SpecLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
 _SpecLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_date_as_text)
+# YAML 1.1 reads 1e-7 (no dot) as a string; scientists write it that way, so it is a float.
+_SpecLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789"),
+)
 _SpecLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _SpecLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 

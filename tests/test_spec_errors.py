@@ -496,3 +496,16 @@ def test_error_in_a_parent_points_into_the_parent(write_spec):
     model = write_spec(mutate("name: toy\n", "name: toy\nextends: parent\n"))
     assert_spec_error(model, "2:16", "default of parameter 'k' must be a number, got 'fast'",
                       "write a plain number", in_file=parent)
+
+
+def test_scientific_notation_without_a_dot_is_a_number(write_spec):
+    """YAML 1.1 would read 1e-7 as text; specs accept it as the number scientists mean."""
+    from mfgen.codegen.ir import build_ir
+    from mfgen.codegen.spec import load_spec
+
+    path = write_spec("name: m\nparameters:\n  h: 1e-7\n  k: {default: -2E3, range: [-5e3, 0]}\n"
+                      "state_variables:\n  x: {range: [0, 1]}\nderivatives:\n  x: -h * k * x\n")
+    spec = load_spec(path)
+    assert spec.parameters["h"].default == 1e-7
+    assert spec.parameters["k"].default == -2000.0 and spec.parameters["k"].range == (-5e3, 0)
+    build_ir(spec)
