@@ -77,6 +77,36 @@ def _share_square_roots(program: list[tuple[sympy.Symbol, sympy.Expr]],
     return rewritten, outputs
 
 
+def _share_reciprocals(program: list[tuple[sympy.Symbol, sympy.Expr]],
+                       outputs: list[sympy.Expr]
+                       ) -> tuple[list[tuple[sympy.Symbol, sympy.Expr]], list[sympy.Expr]]:
+    """One division per denominator: b**-n becomes r**n with r = 1/b computed once.
+
+    Quotient-rule derivatives divide by mu_G, mu_G**2, mu_G**3, ... of the same few bases;
+    a division costs several multiplications (and vectorises poorly), so a base used in more
+    than one quotient gets one reciprocal that the others multiply by.
+    """
+    uses: dict[sympy.Expr, int] = {}
+    for expr in [e for _, e in program] + outputs:
+        for power in expr.atoms(sympy.Pow):
+            if power.exp.is_Integer and power.exp < 0:
+                uses[power.base] = uses.get(power.base, 0) + (2 if power.exp < -1 else 1)
+    shared = [base for base, count in uses.items() if count > 1]
+    if not shared:
+        return program, outputs
+    names = sympy.numbered_symbols("_inv", real=True)
+    reciprocal = {base: next(names) for base in shared}
+
+    def rewrite(expr: sympy.Expr) -> sympy.Expr:
+        mapping = {p: reciprocal[p.base] ** int(-p.exp) for p in expr.atoms(sympy.Pow)
+                   if p.exp.is_Integer and p.exp < 0 and p.base in reciprocal}
+        return expr.xreplace(mapping) if mapping else expr
+
+    rewritten = [(r, sympy.Pow(base, -1)) for base, r in reciprocal.items()]
+    rewritten += [(symbol, rewrite(expr)) for symbol, expr in program]
+    return rewritten, [rewrite(o) for o in outputs]
+
+
 def _schedule(defined: dict[sympy.Symbol, sympy.Expr], outputs: list[sympy.Expr]
               ) -> list[tuple[sympy.Symbol, sympy.Expr]]:
     """Statements the outputs need, each after its dependencies (iterative DFS)."""
@@ -133,6 +163,7 @@ def optimize(ir: ModelIR) -> Kernel:
     # CSE temporaries may use program symbols: order everything by dependency, then fold the
     # copies CSE leaves behind (s = _x3) in that order.
     statements, outputs = _value_number(_schedule(dict(statements), outputs), outputs)
+    statements, outputs = _share_reciprocals(statements, outputs)
     scheduled = _schedule(dict(statements), outputs)
 
     node_inputs = {sympy.Symbol(s.name, real=True) for s in ir.states}
