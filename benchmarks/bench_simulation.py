@@ -1,7 +1,8 @@
 #!/usr/bin/env python
 """Simulation speed (not a test): mfgen's generated time loop vs TVB's own simulator.
 
-Same configuration on both sides: the 76-region synthetic connectome with delays (speed 4 mm/ms,
+Same configuration on both sides: TVB's default 76-region connectome (tvb-data; the synthetic
+one if it is missing) with delays (speed 4 mm/ms,
 dt 0.1 ms), Linear coupling, Heun deterministic and stochastic, TemporalAverage(1 ms) monitor.
 Reported: wall time per simulated second (median of repeats), us per step, node-steps/s and
 the ratio. Then mfgen alone on random sparse networks of 1 000 and 10 000 nodes to show how the
@@ -91,14 +92,15 @@ def tvb_run(class_name: str, connectivity, stochastic: bool, noisy: str, paramet
     model = getattr(models, class_name)()
     for name, value in parameters.items():
         setattr(model, name, np.array([value]))
+    nsig = np.zeros(len(model.state_variables))
     if stochastic:
-        nsig = np.zeros(len(model.state_variables))
         nsig[list(model.state_variables).index(noisy)] = 1.0
-        integrator = integrators.HeunStochastic(dt=0.1, noise=noise.Additive(nsig=nsig))
-    else:
-        integrator = integrators.HeunDeterministic(dt=0.1)
 
-    def run():
+    def run():  # a fresh integrator each time: TVB's configure() reshapes nsig in place
+        if stochastic:
+            integrator = integrators.HeunStochastic(dt=0.1, noise=noise.Additive(nsig=nsig))
+        else:
+            integrator = integrators.HeunDeterministic(dt=0.1)
         sim = simulator.Simulator(
             model=model, connectivity=tvb_connectivity,
             coupling=coupling.Linear(a=np.array([COUPLING_A])), integrator=integrator,
@@ -128,13 +130,16 @@ def main() -> int:
     warnings.filterwarnings("ignore")
     repeats = 3 if args.quick else 5
     seconds = 0.2 if args.quick else 1.0
-    connectome = mfgen.Connectivity.synthetic(76, density=0.27)
+    try:  # TVB's default 76-region connectome (tvb-data), as in the issue's anchors
+        connectome = mfgen.Connectivity.tvb_default()
+    except mfgen.MfgenError:
+        connectome = mfgen.Connectivity.synthetic(76, density=0.27)
     nnz = int(np.count_nonzero(connectome.weights))
     lines = ["# Simulation benchmark", "",
              f"Machine: {platform.processor() or platform.machine()}, "
              f"Python {platform.python_version()}, numpy {np.__version__}. Command: "
              f"`{' '.join([Path(sys.executable).name, *sys.argv])}`", "",
-             f"76-region synthetic connectome ({nnz} connections, max delay "
+             f"76-region connectome {connectome.source} ({nnz} connections, max delay "
              f"{connectome.delays(0.1).max()} steps), dt = 0.1 ms, Linear a = {COUPLING_A}, "
              "TemporalAverage 1 ms. Times are per simulated second (TVB runs "
              f"{args.tvb_seconds} s, scaled), medians.", "",

@@ -1,0 +1,69 @@
+"""Structural connectivity: TVB's zip layout, its default connectome, delays, sparse input."""
+
+from __future__ import annotations
+
+import zipfile
+
+import numpy as np
+import pytest
+import scipy.sparse
+
+import mfgen
+from mfgen.errors import MfgenError
+
+
+def write_zip(path, weights, lengths, labels=None):
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("weights.txt", "\n".join(" ".join(map(str, r)) for r in weights))
+        archive.writestr("tract_lengths.txt", "\n".join(" ".join(map(str, r)) for r in lengths))
+        if labels:
+            archive.writestr("centres.txt", "\n".join(f"{name} {i} {2 * i} {3 * i}"
+                                                      for i, name in enumerate(labels)))
+
+
+def test_reads_tvbs_zip_layout(tmp_path):
+    weights = [[0, 1.5, 0], [2.0, 0, 0], [0, 0.5, 0]]
+    lengths = [[0, 10.0, 0], [10.0, 0, 40.0], [0, 21.0, 0]]
+    write_zip(tmp_path / "c.zip", weights, lengths, ["a", "b", "c"])
+    connectivity = mfgen.Connectivity.from_zip(tmp_path / "c.zip", speed=2.0)
+    assert connectivity.region_labels == ["a", "b", "c"]
+    np.testing.assert_array_equal(connectivity.centres[2], [2, 4, 6])
+    row_ptr, cols, values, delays = connectivity.sparse(dt=0.5)
+    np.testing.assert_array_equal(row_ptr, [0, 1, 2, 3])  # rows are targets
+    np.testing.assert_array_equal(cols, [1, 0, 1])
+    np.testing.assert_array_equal(values, [1.5, 2.0, 0.5])
+    np.testing.assert_array_equal(delays, [10, 10, 21])  # rint(length / speed / dt), TVB's rule
+
+
+def test_missing_file_in_the_archive_is_named(tmp_path):
+    with zipfile.ZipFile(tmp_path / "bad.zip", "w") as archive:
+        archive.writestr("weights.txt", "0 1\n1 0\n")
+    with pytest.raises(MfgenError, match="no tract_lengths.txt"):
+        mfgen.Connectivity.from_zip(tmp_path / "bad.zip")
+
+
+def test_tvb_default_connectome_from_tvb_data():
+    connectivity = mfgen.Connectivity.tvb_default()
+    assert connectivity.n_regions == 76
+    assert np.count_nonzero(connectivity.weights) == 1560  # shared/notes.md
+    assert connectivity.delays(0.1).max() + 1 == 385  # TVB's history horizon at 4 mm/ms
+
+
+def test_sparse_and_dense_weights_simulate_identically():
+    dense = mfgen.Connectivity.synthetic(30, seed=3)
+    sparse = mfgen.Connectivity(scipy.sparse.csr_matrix(dense.weights),
+                                scipy.sparse.csr_matrix(dense.tract_lengths))
+    model = mfgen.load("generic_2d_oscillator")
+    options = dict(duration=20.0, seed=2, coupling_parameters={"a": 0.05})
+    np.testing.assert_array_equal(mfgen.simulate(model, dense, **options)["raw"].data,
+                                  mfgen.simulate(model, sparse, **options)["raw"].data)
+
+
+@pytest.mark.parametrize("weights, lengths, message", [
+    (np.ones((2, 3)), np.ones((2, 3)), "square"),
+    (np.full((2, 2), np.nan), np.ones((2, 2)), "finite"),
+    (np.ones((2, 2)), -np.ones((2, 2)), "non-negative"),
+])
+def test_bad_connectivity_is_refused(weights, lengths, message):
+    with pytest.raises(ValueError, match=message):
+        mfgen.Connectivity(weights, lengths)
