@@ -27,6 +27,9 @@ demo: setup  ## check every bundled spec, then simulate TVB-AdEx on a 68-region 
 	  --out demo/tvb_adex_first_order.npz --plot demo/tvb_adex_first_order.png
 	@echo "open demo/tvb_adex_first_order.png: slow adaptation-driven oscillations (up/down states)"
 
+fuzz: setup  ## long fuzz of the expression parser and spec loader (MFGEN_FUZZ_SEED=n repeats one)
+	MFGEN_FUZZ=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_fuzz.py
+
 bench: setup  ## speed benchmarks (not tests): compiled kernels vs NumPy
 	$(PY) benchmarks/bench_dfun.py
 

@@ -179,21 +179,26 @@ class _Parser:
         return self._as_doubles(result)
 
     def _as_doubles(self, result: sympy.Expr) -> sympy.Expr:
-        """Integers and fractions beyond 2**53 as the doubles they round to.
+        """Constants as the kernels will see them: finite doubles.
 
-        SymPy folds constants exactly: a product of large integers is an exact 100-digit
-        Integer, which C would round and NumPy cannot convert at all. Folded constants beyond
-        the range of a double (1e200 * 1e200) are kept: the printers write them as INFINITY
-        and numpy.inf, which is what double arithmetic gives.
+        SymPy folds constants exactly (1e200*1e200 is a Float of 1e400, a product of large
+        integers an exact 100-digit Integer): beyond the range of a double they are refused
+        (SymPy's algebra on them, such as 0 * c = 0, is not IEEE's); integers and fractions
+        beyond 2**53 become the doubles they round to.
         """
         replace = {}
-        for atom in result.atoms(sympy.Rational):
-            if abs(atom.p) < 2**53 and atom.q < 2**53:
+        for atom in result.atoms(sympy.Number):
+            if atom.is_Rational and abs(atom.p) < 2**53 and atom.q < 2**53:
                 continue
             try:
-                replace[atom] = number(float(atom))
-            except (OverflowError, ValueError):
-                replace[atom] = sympy.Float(atom, 17)  # beyond a double: prints as infinity
+                value = float(atom)
+            except (OverflowError, TypeError, ValueError):
+                value = math.inf
+            if not math.isfinite(value):
+                raise self.fail("a constant in the expression is beyond the range of a double "
+                                "(about 1.8e308)", hint="rescale the constants")
+            if not atom.is_Float:
+                replace[atom] = number(value)
         return result.xreplace(replace) if replace else result
 
     def _check_nesting(self, root: ast.AST) -> None:
@@ -222,7 +227,20 @@ class _Parser:
         if not isinstance(result, sympy.Expr):
             raise self.fail("a comparison cannot be used as a number", node,
                             "use where(condition, a, b) to choose between values")
+        if result.is_Number:
+            self._check_double(result, node)
         return result
+
+    def _check_double(self, constant: sympy.Expr, node: ast.AST) -> None:
+        """A folded constant must be a finite double, checked where it is formed: SymPy would
+        go on computing with it exactly (sin(exp(4e17)) needs 1e17 digits of pi)."""
+        try:
+            finite = math.isfinite(float(constant))
+        except (OverflowError, TypeError, ValueError):
+            finite = False
+        if not finite:
+            raise self.fail("a constant in the expression is beyond the range of a double "
+                            "(about 1.8e308)", node, "rescale the constants")
 
     def condition(self, node: ast.AST) -> sympy.Basic:
         result = self.visit(node)
@@ -280,9 +298,10 @@ class _Parser:
     def _power(self, base: sympy.Expr, exponent: sympy.Expr, node: ast.AST) -> sympy.Expr:
         constant = not base.free_symbols and not exponent.free_symbols
         if (base.is_Number and exponent.is_Number) or (
-                constant and not (base.is_positive or exponent.is_integer)):
+                constant and not (base.is_positive and exponent.is_Integer)):
             # Fold numerically: SymPy would compute e.g. 10**10**10 exactly and never return,
-            # and leave (-pi)**pi alone, which is NaN in C but complex in Python.
+            # and leave (-pi)**pi (NaN in C, complex in Python) or pi**1e200 (inf in C, an
+            # OverflowError in Python) alone. Only exact powers such as sqrt(2)**2 stay exact.
             try:
                 value = float(base) ** float(exponent)
             except (OverflowError, ZeroDivisionError):
@@ -368,7 +387,10 @@ class _Parser:
             if arity is None and len(args) < 2:
                 raise self.fail(f"{name}() takes at least 2 arguments, got {len(args)}", node,
                                 f"call it as {name}(a, b, ...)")
-            return build(*args)
+            result = build(*args)
+            if result.is_Number:
+                self._check_double(result, node)
+            return result
         args = [self.argument(a) for a in node.args]
         return self.scope.call(name, args, self._loc(node))
 
@@ -393,6 +415,15 @@ class _Parser:
         if not isinstance(result, (sympy.Expr, VectorRef)):
             raise self.fail("a comparison cannot be passed as an argument", node,
                             "pass where(condition, a, b) instead")
+        # An argument becomes a statement of its own: check it here, not only the result.
+        if isinstance(result, sympy.Expr) and result.has(sympy.I):
+            raise self.fail("an argument has a complex value (square root or log of a "
+                            "negative number?)", node, "the kernels compute with real numbers "
+                            "only")
+        if isinstance(result, sympy.Expr) and result.has(sympy.zoo, sympy.nan, sympy.oo,
+                                                         -sympy.oo):
+            raise self.fail("an argument evaluates to an infinite or undefined value", node,
+                            "check the constants it divides by or takes the logarithm of")
         return result
 
     def _loc(self, node: ast.AST) -> Location:

@@ -97,6 +97,19 @@ class CPrinter(C99CodePrinter):
     def _print_Abs(self, expr: sympy.Expr) -> str:
         return f"fabs({self._print(expr.args[0])})"
 
+    # Conditions can hold boolean constants (a where() whose condition SymPy simplified to
+    # Piecewise((c, ...), (True, True))): C has no `true` without <stdbool.h>.
+    def _print_BooleanTrue(self, expr: sympy.Basic) -> str:
+        return "1"
+
+    def _print_BooleanFalse(self, expr: sympy.Basic) -> str:
+        return "0"
+
+    def _print_DiracDelta(self, expr: sympy.Expr) -> str:
+        # The derivative of sign() or Heaviside() (a second derivative through abs, max, min):
+        # zero everywhere but at the kink itself, which is what a kernel can evaluate.
+        return "0.0"
+
 
 class NumpyPrinter(SciPyPrinter):
     """NumPy/SciPy source for the reference; elementwise everywhere (no reductions)."""
@@ -153,6 +166,9 @@ class NumpyPrinter(SciPyPrinter):
     def _print_Heaviside(self, expr: sympy.Expr) -> str:
         half = self._print(expr.args[1]) if len(expr.args) > 1 else "0.5"
         return f"numpy.heaviside({self._print(expr.args[0])}, {half})"
+
+    def _print_DiracDelta(self, expr: sympy.Expr) -> str:
+        return "0.0"  # as in the C printer
 
 
 _C = CPrinter()

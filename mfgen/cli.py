@@ -7,7 +7,7 @@ import sys
 import time
 from collections.abc import Sequence
 
-from mfgen.errors import MfgenError
+from mfgen.errors import MfgenError, printable
 
 
 def _specs(args: argparse.Namespace) -> list[str]:
@@ -72,7 +72,10 @@ def _show(args: argparse.Namespace) -> int:
     for spec in _specs(args):
         result = mfgen.build(spec)
         model = result.entry["model"]
-        print(f"{model['name']}: {model['description'].strip()}")
+        # Spec text from strangers: terminal escapes and bidi controls are shown escaped.
+        description = "\n".join(printable(line) for line in
+                                model["description"].strip().splitlines())
+        print(f"{model['name']}: {description}")
         print(f"  states: {', '.join(s['name'] for s in model['states'])}")
         print(f"  coupling: {', '.join(c['name'] + '<-' + c['state'] for c in model['coupling'])}")
         print(f"  parameters: {', '.join(p['name'] for p in model['parameters'])}")

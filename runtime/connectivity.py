@@ -110,6 +110,9 @@ class Connectivity:
         else:
             weights = self.weights[rows, cols]
         delays = np.rint(self._lengths_at(rows, cols) / self.speed / dt)
+        if delays.size and delays.max() > np.iinfo(np.int32).max:
+            raise ValueError(f"a delay of {delays.max():.3g} steps does not fit the kernel's "
+                             "32-bit delays; check the tract lengths (mm), speed (mm/ms), dt")
         return (row_ptr, cols.astype(np.int32), np.ascontiguousarray(weights, dtype=np.float64),
                 delays.astype(np.int32))
 

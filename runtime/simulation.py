@@ -27,6 +27,7 @@ from mfgen.runtime.model import CompiledModel
 INTEGRATOR_NAMES = ("euler", "heun", "rk4", "euler_maruyama", "heun_stochastic")
 STOCHASTIC = {"euler_maruyama", "heun_stochastic"}
 SCRATCH_STAGES = 4  # the largest tableau (rk4); matches max_stages in the template
+MAX_HISTORY_BYTES = 8 * 2**30  # a delay ring larger than this is a unit mistake, not a model
 
 
 class SimulationError(MfgenError):
@@ -141,6 +142,10 @@ class Simulation:
                              f"{', '.join(INTEGRATOR_NAMES)}")
         if not (np.isfinite(dt) and dt > 0):
             raise ValueError(f"dt must be positive, got {dt}")
+        if not np.isfinite(local_coupling):
+            raise ValueError(f"local_coupling must be finite, got {local_coupling}")
+        if n_nodes is not None and (int(n_nodes) != n_nodes or n_nodes < 1):
+            raise ValueError(f"n_nodes must be a positive integer, got {n_nodes}")
         self.model = model
         self.integrator = integrator
         self.dt = float(dt)
@@ -158,6 +163,12 @@ class Simulation:
         self.n_nodes = n
         row_ptr, col, weight, delay = connectivity.sparse(self.dt)
         self.horizon = int(delay.max(initial=0)) + 1
+        history_bytes = self.horizon * max(len(model.cvar), 1) * n * 8
+        if history_bytes > MAX_HISTORY_BYTES:
+            raise ValueError(
+                f"the longest delay is {self.horizon - 1} steps (tract length / speed / dt): "
+                f"its history would need {history_bytes / 2**30:.1f} GiB; check the tract "
+                "lengths' unit (mm), the speed (mm/ms) and dt (ms)")
 
         # Coupling function and its parameters (runtime values), as compiled into the module.
         couplings = model.metadata["couplings"]
@@ -170,6 +181,8 @@ class Simulation:
             if key not in values:
                 raise ValueError(f"coupling '{coupling}' has no parameter '{key}'; it has "
                                  f"{', '.join(values) or 'none'}")
+            if not np.isfinite(value):
+                raise ValueError(f"coupling parameter '{key}' must be finite, got {value}")
             values[key] = float(value)
         self.coupling = coupling
         self.coupling_parameters = values
@@ -211,7 +224,7 @@ class Simulation:
                 raise ValueError(f"monitor '{spec.label}': unknown variables {unknown}")
             period = 1
             if spec.kind != "raw":
-                if spec.period is None or spec.period <= 0:
+                if spec.period is None or not np.isfinite(spec.period) or spec.period <= 0:
                     raise ValueError(f"monitor '{spec.label}' needs a positive period (ms)")
                 period = int(round(spec.period / self.dt))
                 if period < 1 or abs(period * self.dt - spec.period) > 1e-9 * spec.period:
@@ -350,6 +363,10 @@ class Simulation:
             noise_array: np.ndarray | None = None) -> SimulationResult:
         """Advance by `duration` ms in chunks; Ctrl-C stops cleanly and returns the partial
         result (`interrupted=True`); a non-finite state raises SimulationError carrying it."""
+        if not np.isfinite(duration):
+            raise ValueError(f"duration must be a finite number of ms, got {duration}")
+        if int(chunk_steps) < 1:
+            raise ValueError(f"chunk_steps must be at least 1, got {chunk_steps}")
         total = int(round(duration / self.dt))
         if total < 0 or abs(total * self.dt - duration) > 1e-9 * max(duration, 1.0):
             raise ValueError(f"duration {duration} ms is not a non-negative multiple of "
