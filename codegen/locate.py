@@ -34,7 +34,7 @@ def resolve_spec_path(name_or_path: str | Path, relative_to: Path | None = None)
         candidates += [bundled_spec_dir() / f"{text}.yaml", bundled_spec_dir() / "lib" /
                        f"{text}.yaml"]
     for candidate in candidates:
-        if candidate.is_file():
+        if _is_file(candidate):
             return candidate.resolve()
     known = bundled_spec_names()
     libraries = sorted(p.stem for p in (bundled_spec_dir() / "lib").glob("*.yaml"))
@@ -45,3 +45,11 @@ def resolve_spec_path(name_or_path: str | Path, relative_to: Path | None = None)
     hint = (did_you_mean(text, [*known, *libraries, *nearby])
             or f"bundled specs: {', '.join(known)}; libraries: {', '.join(libraries)}")
     raise SpecError(f"no spec file or bundled spec named '{text}'", None, hint)
+
+
+def _is_file(path: Path) -> bool:
+    """Path.is_file, but a name the OS refuses (too long, NUL, ...) is simply not a file."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False

@@ -509,3 +509,14 @@ def test_scientific_notation_without_a_dot_is_a_number(write_spec):
     assert spec.parameters["h"].default == 1e-7
     assert spec.parameters["k"].default == -2000.0 and spec.parameters["k"].range == (-5e3, 0)
     build_ir(spec)
+
+
+def test_an_absurdly_long_parent_name_is_a_spec_error(write_spec):
+    """Found by the fuzz test: the OS refuses the file name (ENAMETOOLONG); that is just
+    'no such spec', not an OSError."""
+    from mfgen.codegen.spec import load_spec
+    from mfgen.errors import SpecError
+
+    path = write_spec("name: m\nextends: generic_2d_oscillator" + "1" * 400 + "\n")
+    with pytest.raises(SpecError, match="no spec file or bundled spec named"):
+        load_spec(path)
