@@ -274,7 +274,3 @@ class ReferenceModel(ModelBase):
             out[...] = result
             return out
         return np.array(result, dtype=np.float64)
-
-
-def finite_or_nan(x: float) -> float:
-    return x if math.isfinite(x) else math.nan

@@ -34,3 +34,20 @@ def write_spec(tmp_path):
         return path
 
     return write
+
+
+def run_in_processes(target, args: tuple, count: int) -> list:
+    """Start `count` spawned processes running target(*args, queue) at once; return what each
+    put on the queue, after checking that every one exited cleanly."""
+    import multiprocessing
+
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    workers = [context.Process(target=target, args=(*args, queue)) for _ in range(count)]
+    for worker in workers:
+        worker.start()
+    results = [queue.get(timeout=300) for _ in workers]
+    for worker in workers:
+        worker.join(timeout=60)
+        assert worker.exitcode == 0
+    return results

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 from pathlib import Path
 
 import pytest
+from conftest import run_in_processes
 
 import mfgen
 from mfgen.errors import CompileError
@@ -88,16 +88,7 @@ def _build_in_process(path: str, cache: str, queue) -> None:
 
 def test_concurrent_builds_compile_once(tmp_path, private_cache):
     path = spec_copy(tmp_path)
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    workers = [context.Process(target=_build_in_process,
-                               args=(str(path), str(private_cache), queue)) for _ in range(8)]
-    for worker in workers:
-        worker.start()
-    results = [queue.get(timeout=300) for _ in workers]
-    for worker in workers:
-        worker.join(timeout=60)
-        assert worker.exitcode == 0
+    results = run_in_processes(_build_in_process, (str(path), str(private_cache)), 8)
     assert sum(compiled for compiled, _ in results) == 1
     assert len({module for _, module in results}) == 1
     assert not list((private_cache / "tmp").iterdir()), "a staging directory was left behind"

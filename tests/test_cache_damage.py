@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_in_processes
 
 import mfgen
 from mfgen.errors import CompileError, MfgenError
@@ -362,21 +363,10 @@ def _load_in_process(path: str, cache: str, queue) -> None:
 
 def test_processes_race_to_repair_a_damaged_module(built):
     """All load and compute; exactly one rebuilds (and warns); nobody imports the damage."""
-    import multiprocessing
-
     path, first = built
     truncate(first.module_dir)
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    workers = [context.Process(target=_load_in_process,
-                               args=(str(path), str(first.module_dir.parents[1]), queue))
-               for _ in range(4)]
-    for worker in workers:
-        worker.start()
-    results = [queue.get(timeout=300) for _ in workers]
-    for worker in workers:
-        worker.join(timeout=60)
-        assert worker.exitcode == 0
+    results = run_in_processes(_load_in_process, (str(path), str(first.module_dir.parents[1])),
+                               4)
     assert sum(compiled for compiled, _, _ in results) == 1
     assert all(value == EXPECTED.tolist() for _, value, _ in results)
     warned = [w for _, _, caught in results for w in caught if "rebuilding it" in w]
