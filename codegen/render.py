@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from importlib import resources
+from typing import Any
 
 import jinja2
 import sympy
@@ -18,29 +19,8 @@ from mfgen.codegen.printing import c_expression, numpy_expression
 # libmvec (glibc) provides SIMD versions of these; sqrt/fabs/fmax are instructions already.
 LIBMVEC_FUNCTIONS = ("exp", "log", "erf", "erfc", "tanh", "sin", "cos", "pow")
 
-C_DECLARATIONS = """
-void dfun_uniform(const int64_t n, const double *state, const double *coupling,
-                  const double local_coupling, const double *params, double *deriv);
-void dfun_per_node(const int64_t n, const double *state, const double *coupling,
-                   const double local_coupling, const double *params, double *deriv);
-typedef struct {
-    int32_t kind; int32_t period; int32_t n_voi; const int32_t *voi; double *accumulator;
-    int32_t phase; double *out; int64_t capacity; int64_t n_out;
-} mf_monitor;
-typedef struct {
-    int64_t n_nodes; int64_t t; double dt; const double *params; int32_t per_node;
-    double local_coupling; int64_t horizon; const int64_t *row_ptr; const int32_t *col;
-    const double *weight; const int32_t *delay; int32_t coupling_kind;
-    int32_t coupling_float32; const double *coupling_params; double *history; int32_t n_noisy;
-    const int32_t *noisy_states; const double *noise_gain; uint64_t seed;
-    const double *noise_in; int32_t n_monitors; mf_monitor *monitors; double *scratch;
-    int64_t bad_step; int64_t bad_node; int32_t bad_state;
-} mf_sim;
-void mf_philox(const uint32_t *counter, const uint32_t *key, uint32_t *out);
-void mf_normals(uint64_t seed, int64_t step, int32_t q, int64_t n_nodes, double *out);
-""" + "".join(
-    f"int64_t simulate_{name}(mf_sim *sim, double *x, int64_t n_steps);\n"
-    for name in INTEGRATORS)
+# What the runtime's monitors are, by name: C kind 0 samples the state, 1 averages it.
+MONITOR_KINDS = {"raw": 0, "subsample": 0, "temporal_average": 1}
 
 
 def _literal(value: float | None, open_end: str) -> str:
@@ -73,8 +53,24 @@ def _simulation_context(ir: ModelIR) -> dict:
 @dataclass(frozen=True)
 class GeneratedSource:
     c_source: str
-    c_declarations: str
+    c_declarations: str  # the module's C interface (simulation.h.j2), also pasted into c_source
     reference_source: str
+    manifest: dict[str, Any]  # what the module exports, for the runtime (see build_manifest)
+
+
+def build_manifest() -> dict[str, Any]:
+    """What every module exports, described for the runtime so it restates nothing: the
+    integrators (stages, stochasticity), the coupling functions (index = C kind, parameters
+    with defaults) and the monitor kinds. JSON-serialisable; stored in the cache index."""
+    return {
+        "integrators": [
+            {"name": t.name, "stages": t.stages, "stochastic": t.stochastic, "order": t.order,
+             "description": t.description} for t in INTEGRATORS.values()],
+        "max_stages": max(t.stages for t in INTEGRATORS.values()),
+        "couplings": [{"name": f.name, "parameters": [[p, v] for p, v in f.parameters]}
+                      for f in load_coupling_functions().values()],
+        "monitors": [{"name": name, "kind": kind} for name, kind in MONITOR_KINDS.items()],
+    }
 
 
 def _environment() -> jinja2.Environment:
@@ -102,6 +98,8 @@ def _used_functions(exprs: list[sympy.Expr]) -> list[str]:
 
 def render(ir: ModelIR, kernel: Kernel) -> GeneratedSource:
     env = _environment()
+    context = _simulation_context(ir)
+    interface = env.get_template("simulation.h.j2").render(integrators=context["integrators"])
     printed = [(s.name, c_expression(e)) for s, e in kernel.statements]
     invariant = [(n, v) for (s, _), (n, v) in zip(kernel.statements, printed)
                  if s in kernel.loop_invariant]
@@ -119,7 +117,8 @@ def render(ir: ModelIR, kernel: Kernel) -> GeneratedSource:
         invariant_statements=invariant,
         node_statements=per_node,
         outputs=[c_expression(e) for e in kernel.outputs],
-        **_simulation_context(ir),
+        interface=interface,
+        **context,
     )
     reference = env.get_template("reference.py.j2").render(
         version=__version__,
@@ -130,4 +129,4 @@ def render(ir: ModelIR, kernel: Kernel) -> GeneratedSource:
         statements=[(s.name, numpy_expression(e)) for s, e in ir.program],
         outputs=[numpy_expression(e) for e in ir.outputs],
     )
-    return GeneratedSource(c_source, C_DECLARATIONS, reference)
+    return GeneratedSource(c_source, interface, reference, build_manifest())

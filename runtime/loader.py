@@ -173,11 +173,10 @@ def _generate_and_compile(path: Path, spec_key: str, toolchain: Toolchain, cache
         raise
     timings["compile"] = time.perf_counter() - mark
 
-    metadata = _metadata(ir, kernel.stats, module_key)
+    metadata = _metadata(ir, kernel.stats, module_key, source.manifest)
     entry = {
         "mfgen_version": __version__,
-        "sources": [{"path": str(p), "sha256": hashlib.sha256(Path(p).read_bytes()).hexdigest()}
-                    for p in ir.sources],
+        "sources": metadata["sources"],
         "module_key": module_key,
         "module_name": module_name,
         "module_dir": str(cache.module_dir(module_key)),
@@ -221,14 +220,16 @@ def _compile_into_cache(cache: Cache, module_key: str, module_name: str, source:
         return True
 
 
-def _metadata(ir: Any, stats: dict[str, Any], module_key: str) -> dict[str, Any]:
-    from mfgen.codegen.coupling import load_coupling_functions
-
+def _metadata(ir: Any, stats: dict[str, Any], module_key: str, manifest: dict[str, Any]
+              ) -> dict[str, Any]:
     return {
-        # The coupling functions compiled into the module, in kernel order (index = kind).
-        "couplings": [{"name": f.name, "parameters": [list(p) for p in f.parameters]}
-                      for f in load_coupling_functions().values()],
+        # What the module exports (integrators, coupling functions in C-kind order, monitor
+        # kinds), as render() described it: the runtime reads this and restates nothing.
+        "manifest": manifest,
         "name": ir.name,
+        # The spec files (the model and every parent) and their digests: a run names its spec.
+        "sources": [{"path": str(p), "sha256": hashlib.sha256(Path(p).read_bytes()).hexdigest()}
+                    for p in ir.sources],
         "description": ir.description,
         "references": ir.references,
         "module_key": module_key,
@@ -312,7 +313,7 @@ def _reference_without_compiler(spec: str | Path) -> ReferenceModel:
     code = compile(source.reference_source, f"<mfgen reference {ir.name}>", "exec")
     exec(code, module.__dict__)  # noqa: S102
     namespace.update(module.__dict__)
-    return ReferenceModel(_metadata(ir, kernel.stats, ""), namespace["dfun"])
+    return ReferenceModel(_metadata(ir, kernel.stats, "", source.manifest), namespace["dfun"])
 
 
 __all__ = ["BuildResult", "CompileError", "MfgenError", "build", "load"]

@@ -56,6 +56,9 @@ class ModelBase:
         self.name: str = metadata["name"]
         self.description: str = metadata["description"]
         self.references: list[str] = list(metadata["references"])
+        # What the compiled module exports (integrators, coupling functions, monitor kinds),
+        # as the generator described it (codegen.render.build_manifest).
+        self.manifest: dict[str, Any] = dict(metadata.get("manifest") or {})
         self.states = {s["name"]: StateInfo(s["name"], tuple(s["range"]),
                                             tuple(s["boundaries"]), tuple(s["check_range"]),
                                             s["unit"], s["description"])
@@ -174,6 +177,11 @@ class ModelBase:
             table[start:start + size] = array.reshape(size, -1)
         return table, True
 
+    def pack_parameters(self, overrides: Mapping[str, Any], n_nodes: int
+                        ) -> tuple[np.ndarray, bool]:
+        """Checked parameters as the C kernels take them: (packed array, per_node)."""
+        return self._pack(overrides, n_nodes)
+
     def parameter_values(self, **overrides: Any) -> dict[str, float | np.ndarray]:
         """All parameters with `overrides` applied (for the reference and for provenance)."""
         values = dict(self.parameters)
@@ -206,6 +214,32 @@ class CompiledModel(ModelBase):
         self._per_node = module.lib.dfun_per_node
         self._reference = reference  # a factory until first use: importing SciPy costs time
         self.module_key: str = metadata["module_key"]
+
+    # -- the C interface, for the simulation runtime, benchmarks and tests -------------------
+    @property
+    def ffi(self) -> Any:
+        """The module's cffi FFI (mf_sim, mf_monitor and the prototypes of simulation.h.j2)."""
+        return self._ffi
+
+    def simulator(self, integrator: str) -> Callable[..., int]:
+        """The C time loop `simulate_<integrator>(mf_sim *, double *x, n_steps)`."""
+        names = [i["name"] for i in self.manifest.get("integrators", [])]
+        if integrator not in names:
+            raise ValueError(f"unknown integrator '{integrator}'; choose one of "
+                             f"{', '.join(names)}")
+        return getattr(self._lib, f"simulate_{integrator}")
+
+    def dfun_kernel(self, per_node: bool = False) -> Callable[..., None]:
+        """The raw C dfun (no checks): dfun_uniform or dfun_per_node, for benchmarks."""
+        return self._per_node if per_node else self._uniform
+
+    def philox(self, counter: Any, key: Any) -> list[int]:
+        """Philox4x32-10 of a 4-word counter and a 2-word key, as the noise uses it."""
+        ffi = self._ffi
+        out = ffi.new("uint32_t[4]")
+        self._lib.mf_philox(ffi.new("uint32_t[4]", list(counter)),
+                            ffi.new("uint32_t[2]", list(key)), out)
+        return list(out)
 
     @property
     def reference(self) -> ReferenceModel:

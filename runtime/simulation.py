@@ -12,6 +12,9 @@ so results do not depend on the chunking.
 from __future__ import annotations
 
 import hashlib
+import json
+import signal
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -24,9 +27,8 @@ from mfgen.errors import MfgenError
 from mfgen.runtime.connectivity import Connectivity
 from mfgen.runtime.model import CompiledModel
 
-INTEGRATOR_NAMES = ("euler", "heun", "rk4", "euler_maruyama", "heun_stochastic")
-STOCHASTIC = {"euler_maruyama", "heun_stochastic"}
-SCRATCH_STAGES = 4  # the largest tableau (rk4); matches max_stages in the template
+INT32_MAX = 2**31 - 1  # the C context counts monitor periods in int32
+CHECKPOINT_FORMAT = 1
 MAX_HISTORY_BYTES = 8 * 2**30  # a delay ring larger than this is a unit mistake, not a model
 
 
@@ -122,6 +124,43 @@ def _as_noise(model: CompiledModel, noise: Mapping[str, float] | Sequence[float]
     return nsig
 
 
+def _finite(name: str, value: Any) -> float:
+    """`value` as a finite float, or a ValueError naming the argument (also for 10**400)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"{name} must be a finite number, got {value!r}") from None
+    if not np.isfinite(number):
+        raise ValueError(f"{name} must be finite, got {number}")
+    return number
+
+
+class _DeferredInterrupt:
+    """Ctrl-C during a run asks the run to stop at the end of the current C chunk instead of
+    raising between Python statements, so no completed step's samples are ever dropped.
+    A second Ctrl-C raises at once. Installed only over Python's default SIGINT handler,
+    from the main thread."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _DeferredInterrupt:
+        if threading.current_thread() is threading.main_thread() and \
+                signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
 class Simulation:
     """A resumable simulation of one model on one network."""
 
@@ -137,23 +176,35 @@ class Simulation:
         if not isinstance(model, CompiledModel):
             raise TypeError("simulate needs a compiled model (mfgen.load(spec)), not the "
                             "NumPy reference")
-        if integrator not in INTEGRATOR_NAMES:
+        # The integrators the module exports, as the generator described them (manifest).
+        integrators = {entry["name"]: entry for entry in model.manifest["integrators"]}
+        if integrator not in integrators:
             raise ValueError(f"unknown integrator '{integrator}'; choose one of "
-                             f"{', '.join(INTEGRATOR_NAMES)}")
+                             f"{', '.join(integrators)}")
+        try:
+            dt = float(dt)
+        except (TypeError, ValueError, OverflowError):
+            raise ValueError(f"dt must be a finite number, got {dt!r}") from None
         if not (np.isfinite(dt) and dt > 0):
             raise ValueError(f"dt must be positive, got {dt}")
-        if not np.isfinite(local_coupling):
-            raise ValueError(f"local_coupling must be finite, got {local_coupling}")
+        local_coupling = _finite("local_coupling", local_coupling)
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or \
+                not 0 <= int(seed) < 2**64:
+            raise ValueError(f"seed must be an integer in [0, 2**64), got {seed!r}")
         if n_nodes is not None and (int(n_nodes) != n_nodes or n_nodes < 1):
             raise ValueError(f"n_nodes must be a positive integer, got {n_nodes}")
+        if coupling_precision not in ("float64", "float32"):
+            raise ValueError("coupling_precision must be 'float64' or 'float32' (TVB's "
+                             f"history precision), got {coupling_precision!r}")
         self.model = model
         self.integrator = integrator
-        self.dt = float(dt)
+        self.dt = dt
         self.seed = int(seed)
-        self._ffi = model._ffi
-        self._lib = model._lib
+        self.local_coupling = local_coupling
+        self.coupling_precision = coupling_precision
+        stochastic = bool(integrators[integrator]["stochastic"])
+        self._ffi = ffi = model.ffi
         self._buffers = _Buffers()
-        ffi = self._ffi
 
         if connectivity is None:
             n = n_nodes or (np.shape(initial_state)[1] if initial_state is not None else 1)
@@ -171,7 +222,7 @@ class Simulation:
                 "lengths' unit (mm), the speed (mm/ms) and dt (ms)")
 
         # Coupling function and its parameters (runtime values), as compiled into the module.
-        couplings = model.metadata["couplings"]
+        couplings = model.manifest["couplings"]
         names = [c["name"] for c in couplings]
         if coupling not in names:
             raise ValueError(f"unknown coupling '{coupling}'; choose one of {', '.join(names)}")
@@ -181,66 +232,88 @@ class Simulation:
             if key not in values:
                 raise ValueError(f"coupling '{coupling}' has no parameter '{key}'; it has "
                                  f"{', '.join(values) or 'none'}")
-            if not np.isfinite(value):
-                raise ValueError(f"coupling parameter '{key}' must be finite, got {value}")
-            values[key] = float(value)
+            values[key] = _finite(f"coupling parameter '{key}'", value)
         self.coupling = coupling
         self.coupling_parameters = values
         coupling_vector = self._buffers.keep(np.array(list(values.values()) or [0.0]))
 
         # Parameters (shared or per node), noise.
         self.parameters = dict(parameters or {})
-        packed, per_node = model._pack(self.parameters, n)
+        packed, per_node = model.pack_parameters(self.parameters, n)
         packed = self._buffers.keep(np.ascontiguousarray(packed))
         self.nsig = _as_noise(model, noise)
         noisy = np.flatnonzero(self.nsig).astype(np.int32)
-        if integrator in STOCHASTIC and not noisy.size:
+        if stochastic and not noisy.size:
             raise ValueError(f"integrator '{integrator}' is stochastic: give noise="
                              "{state: nsig, ...} (TVB's Additive nsig)")
-        if integrator not in STOCHASTIC and noisy.size:
+        if not stochastic and noisy.size:
+            stochastic_names = [k for k, v in integrators.items() if v["stochastic"]]
             raise ValueError(f"noise was given but integrator '{integrator}' is deterministic;"
-                             " use 'heun_stochastic' or 'euler_maruyama'")
+                             f" use one of {', '.join(stochastic_names)}")
         self._noisy = self._buffers.keep(noisy if noisy.size else np.zeros(1, np.int32))
         gain = self._buffers.keep(np.sqrt(2.0 * self.nsig[noisy]) if noisy.size
                                   else np.zeros(1))
 
-        # State and history.
+        # State and history: the C context points at these two arrays for its whole life.
         state, history = self._initial(initial_state, initial_history)
-        self.state = state
+        self._state = self._buffers.keep(state)
         self._history = self._buffers.keep(history)
 
         # Monitors.
         self.monitor_specs = list(monitors) if monitors is not None else [Raw()]
         self._monitors = ffi.new("mf_monitor[]", max(len(self.monitor_specs), 1))
-        self._monitor_meta = []
+        self._monitor_meta: list[tuple[Monitor, tuple[str, ...], int]] = []
+        self._accumulators: list[np.ndarray] = []
+        kinds = {entry["name"]: entry["kind"] for entry in model.manifest["monitors"]}
         labels = set()
         for index, spec in enumerate(self.monitor_specs):
             if spec.label in labels:
                 raise ValueError(f"two monitors are labelled '{spec.label}'; name them")
             labels.add(spec.label)
+            if spec.kind not in kinds:
+                raise ValueError(f"monitor '{spec.label}': unknown kind '{spec.kind}'; "
+                                 f"choose one of {', '.join(kinds)}")
             variables = spec.variables or model.state_variables
             unknown = [v for v in variables if v not in model.state_variables]
             if unknown:
                 raise ValueError(f"monitor '{spec.label}': unknown variables {unknown}")
             period = 1
             if spec.kind != "raw":
-                if spec.period is None or not np.isfinite(spec.period) or spec.period <= 0:
-                    raise ValueError(f"monitor '{spec.label}' needs a positive period (ms)")
-                period = int(round(spec.period / self.dt))
+                try:
+                    ok = spec.period is not None and spec.period > 0 and np.isfinite(spec.period)
+                except (TypeError, OverflowError):
+                    ok = False
+                if not ok:
+                    raise ValueError(f"monitor '{spec.label}' needs a positive finite period "
+                                     f"(ms), got {spec.period!r}")
+                steps = round(float(spec.period) / self.dt)
+                if steps > INT32_MAX:
+                    raise ValueError(f"monitor '{spec.label}': period {spec.period} ms is "
+                                     f"{steps} steps of dt = {self.dt} ms, beyond the "
+                                     f"{INT32_MAX} steps a monitor period can have")
+                period = int(steps)
                 if period < 1 or abs(period * self.dt - spec.period) > 1e-9 * spec.period:
                     raise ValueError(f"monitor '{spec.label}': period {spec.period} ms is not "
                                      f"a multiple of dt = {self.dt} ms")
             voi = self._buffers.keep(np.array([model.state_variables.index(v)
                                                for v in variables], dtype=np.int32))
             accumulator = self._buffers.keep(np.zeros((len(variables), n)))
+            self._accumulators.append(accumulator)
             c = self._monitors[index]
-            c.kind = 1 if spec.kind == "temporal_average" else 0
+            c.kind = kinds[spec.kind]
             c.period = period
             c.n_voi = len(variables)
             c.voi = ffi.cast("int32_t *", voi.ctypes.data)
             c.accumulator = ffi.cast("double *", accumulator.ctypes.data)
+            c.out = ffi.NULL
+            c.capacity = 0
+            c.n_out = 0
             self._monitor_meta.append((spec, tuple(variables), period))
-        self._samples: list[list[np.ndarray]] = [[] for _ in self.monitor_specs]
+        # Samples of finished runs per monitor (views of the arrays the C loop wrote), the
+        # arrays of the run in progress, and the index of each monitor's first sample.
+        self._records: list[list[np.ndarray]] = [[] for _ in self.monitor_specs]
+        self._active: list[np.ndarray] | None = None
+        self._first_sample = [0] * len(self.monitor_specs)
 
         # The C context.
         sim = ffi.new("mf_sim *")
@@ -249,7 +322,7 @@ class Simulation:
         sim.dt = self.dt
         sim.params = ffi.cast("double *", packed.ctypes.data)
         sim.per_node = int(per_node)
-        sim.local_coupling = float(local_coupling)
+        sim.local_coupling = self.local_coupling
         sim.horizon = self.horizon
         for name, array, ctype in (("row_ptr", row_ptr, "int64_t *"), ("col", col, "int32_t *"),
                                    ("weight", weight, "double *"), ("delay", delay, "int32_t *")):
@@ -257,26 +330,23 @@ class Simulation:
                                        else np.zeros(1, array.dtype))
             setattr(sim, name, ffi.cast(ctype, array.ctypes.data))
         sim.coupling_kind = names.index(coupling)
-        if coupling_precision not in ("float64", "float32"):
-            raise ValueError("coupling_precision must be 'float64' or 'float32' (TVB's "
-                             f"history precision), got {coupling_precision!r}")
         sim.coupling_float32 = int(coupling_precision == "float32")
-        self.coupling_precision = coupling_precision
         sim.coupling_params = ffi.cast("double *", coupling_vector.ctypes.data)
         sim.history = ffi.cast("double *", self._history.ctypes.data)
         sim.n_noisy = int(noisy.size)
         sim.noisy_states = ffi.cast("int32_t *", self._noisy.ctypes.data)
         sim.noise_gain = ffi.cast("double *", gain.ctypes.data)
-        sim.seed = self.seed & 0xFFFFFFFFFFFFFFFF
+        sim.seed = self.seed
         sim.noise_in = ffi.NULL
         sim.n_monitors = len(self.monitor_specs)
         sim.monitors = self._monitors
+        stages = int(model.manifest["max_stages"])
         scratch = self._buffers.keep(
-            np.zeros(((SCRATCH_STAGES + 2) * model.n_states + len(model.cvar) + 1) * n))
+            np.zeros(((stages + 2) * model.n_states + len(model.cvar) + 1) * n))
         sim.scratch = ffi.cast("double *", scratch.ctypes.data)
         self._sim = sim
-        self._run = getattr(self._lib, f"simulate_{integrator}")
-        self.local_coupling = float(local_coupling)
+        self._state_pointer = ffi.cast("double *", self._state.ctypes.data)
+        self._run = model.simulator(integrator)
         self._initial_state = state.copy()
 
     # -- set-up ------------------------------------------------------------------------------
@@ -290,6 +360,8 @@ class Simulation:
                 raise ValueError(f"initial_history must have shape (n_times, {model.n_states},"
                                  f" {n}), oldest first, the last entry being t = 0; got "
                                  f"{history.shape}")
+            if not np.isfinite(history).all():
+                raise ValueError("initial_history contains NaN or infinite values")
             if initial_state is None:
                 initial_state = history[-1]
         if initial_state is None:
@@ -303,16 +375,35 @@ class Simulation:
                              f"{state.shape}")
         if not np.isfinite(state).all():
             raise ValueError("initial_state contains NaN or infinite values")
+        # Slot (tau mod horizon) holds the coupled states at time tau (steps, tau <= 0); a
+        # history shorter than the ring repeats its oldest entry.
+        taus = np.arange(-(horizon - 1), 1)
         ring = np.empty((horizon, len(model.cvar), n))
-        # Slot (tau mod horizon) holds the coupled states at time tau (steps, tau <= 0).
-        for tau in range(-(horizon - 1), 1):
-            if initial_history is not None:
-                index = history.shape[0] - 1 + tau
-                source = history[max(index, 0)]
-            else:
-                source = state
-            ring[tau % horizon] = source[model.cvar]
+        if initial_history is not None:
+            index = np.maximum(history.shape[0] - 1 + taus, 0)
+            ring[taus % horizon] = history[:, model.cvar][index]
+        else:
+            ring[:] = state[model.cvar]
         return state, ring
+
+    # -- the state ---------------------------------------------------------------------------
+    @property
+    def state(self) -> np.ndarray:
+        """The current state (n_state, n_nodes); the C loop advances this array in place."""
+        return self._state
+
+    @state.setter
+    def state(self, value: Any) -> None:
+        # Copied into the array the C context points at: never a new pointer, never another
+        # shape or dtype in C.
+        array = np.asarray(value)
+        if array.dtype.kind not in "fiu":
+            raise TypeError(f"state must be a real float64 array, got dtype {array.dtype}")
+        if array.shape != self._state.shape:
+            raise ValueError(f"state must have shape {self._state.shape}, got {array.shape}")
+        if not np.isfinite(array).all():
+            raise ValueError("state contains NaN or infinite values")
+        self._state[...] = array
 
     # -- running -----------------------------------------------------------------------------
     @property
@@ -323,24 +414,37 @@ class Simulation:
     def time(self) -> float:
         return self.steps_done * self.dt
 
-    def advance(self, n_steps: int, noise_array: np.ndarray | None = None) -> int:
-        """Run `n_steps` steps (one C call); returns the steps completed.
-
-        noise_array: optional standard normal increments (n_steps, n_state, n_nodes) to use
-        instead of the built-in generator (rows of noise-free states are ignored).
-        """
-        ffi, sim = self._ffi, self._sim
-        n_steps = int(n_steps)
-        if n_steps <= 0:
-            return 0
-        outputs = []
+    def _begin(self, n_steps: int) -> None:
+        """Allocate each monitor's output for the next `n_steps` steps, once: the C loop
+        writes the samples straight into it, counting them in the C context."""
+        done = self.steps_done
+        active = []
         for index, (_spec, variables, period) in enumerate(self._monitor_meta):
-            done = self.steps_done
             capacity = (done + n_steps) // period - done // period
             out = np.empty((max(capacity, 1), len(variables), self.n_nodes))
-            outputs.append(out)
-            self._monitors[index].out = ffi.cast("double *", out.ctypes.data)
-            self._monitors[index].capacity = capacity
+            active.append(out)
+            monitor = self._monitors[index]
+            monitor.out = self._ffi.cast("double *", out.ctypes.data)
+            monitor.capacity = capacity
+            monitor.n_out = 0
+        self._active = active
+
+    def _finish(self) -> None:
+        """Keep what the run wrote (views, no copy) and detach the output arrays from C."""
+        if self._active is None:
+            return
+        for index, out in enumerate(self._active):
+            monitor = self._monitors[index]
+            if monitor.n_out:
+                self._records[index].append(out[: monitor.n_out])
+            monitor.out = self._ffi.NULL
+            monitor.capacity = 0
+            monitor.n_out = 0
+        self._active = None
+
+    def _advance(self, n_steps: int, noise_array: np.ndarray | None) -> int:
+        """One C call of `n_steps` steps into the outputs of the run in progress."""
+        ffi, sim = self._ffi, self._sim
         noise_buffer = None
         if noise_array is not None:
             noise_array = np.asarray(noise_array, dtype=np.float64)
@@ -351,20 +455,32 @@ class Simulation:
             noise_buffer = np.ascontiguousarray(noise_array[:, np.flatnonzero(self.nsig)])
             sim.noise_in = ffi.cast("double *", noise_buffer.ctypes.data)
         try:
-            done = self._run(sim, ffi.cast("double *", self.state.ctypes.data), n_steps)
+            return int(self._run(sim, self._state_pointer, n_steps))
         finally:
             sim.noise_in = ffi.NULL
-        for index, out in enumerate(outputs):
-            self._samples[index].append(out[: self._monitors[index].n_out].copy())
-        return int(done)
+
+    def advance(self, n_steps: int, noise_array: np.ndarray | None = None) -> int:
+        """Run `n_steps` steps (one C call); returns the steps completed.
+
+        noise_array: optional standard normal increments (n_steps, n_state, n_nodes) to use
+        instead of the built-in generator (rows of noise-free states are ignored).
+        """
+        n_steps = int(n_steps)
+        if n_steps <= 0:
+            return 0
+        self._begin(n_steps)
+        try:
+            return self._advance(n_steps, noise_array)
+        finally:
+            self._finish()
 
     def run(self, duration: float, *, chunk_steps: int = 2000,
             progress: Callable[[int, int], None] | None = None,
             noise_array: np.ndarray | None = None) -> SimulationResult:
-        """Advance by `duration` ms in chunks; Ctrl-C stops cleanly and returns the partial
-        result (`interrupted=True`); a non-finite state raises SimulationError carrying it."""
-        if not np.isfinite(duration):
-            raise ValueError(f"duration must be a finite number of ms, got {duration}")
+        """Advance by `duration` ms in chunks; Ctrl-C stops cleanly at the end of the current
+        chunk and returns the partial result (`interrupted=True`); a non-finite state raises
+        SimulationError carrying it."""
+        duration = _finite("duration", duration)
         if int(chunk_steps) < 1:
             raise ValueError(f"chunk_steps must be at least 1, got {chunk_steps}")
         total = int(round(duration / self.dt))
@@ -376,43 +492,128 @@ class Simulation:
                              f"{np.shape(noise_array)[0]}")
         start_step, started = self.steps_done, time.perf_counter()
         interrupted = False
+        failure = None
         completed = 0
-        try:
-            while completed < total:
-                chunk = min(chunk_steps, total - completed)
-                noise = None if noise_array is None else noise_array[completed:completed + chunk]
-                done = self.advance(chunk, noise)
-                completed += done
-                if progress is not None:
-                    progress(completed, total)
-                if done < chunk:
-                    sim = self._sim
-                    variable = self.model.state_variables[sim.bad_state]
-                    result = self.result(time.perf_counter() - started)
-                    raise SimulationError(
-                        f"non-finite value in '{variable}' at node {sim.bad_node} in step "
-                        f"{sim.bad_step} (t = {sim.bad_step * self.dt:g} ms); the state "
-                        f"before that step and the monitors up to it are in .result", result)
-        except KeyboardInterrupt:
-            interrupted = True
+        with _DeferredInterrupt() as sigint:
+            self._begin(total)
+            try:
+                while completed < total and not sigint.requested:
+                    chunk = min(int(chunk_steps), total - completed)
+                    noise = None if noise_array is None else \
+                        noise_array[completed:completed + chunk]
+                    done = self._advance(chunk, noise)
+                    completed += done
+                    if progress is not None:
+                        progress(completed, total)
+                    if done < chunk:
+                        failure = self._blow_up_message()
+                        break
+            except KeyboardInterrupt:
+                interrupted = True
+            finally:
+                self._finish()
+            interrupted = interrupted or (sigint.requested and completed < total)
         result = self.result(time.perf_counter() - started)
         result.interrupted = interrupted
         result.config["steps_this_run"] = self.steps_done - start_step
+        if failure is not None:
+            raise SimulationError(failure, result)
         return result
 
+    def _blow_up_message(self) -> str:
+        sim = self._sim
+        variable = self.model.state_variables[sim.bad_state]
+        return (f"non-finite value in '{variable}' at node {sim.bad_node} in step "
+                f"{sim.bad_step} (t = {sim.bad_step * self.dt:g} ms); the state before that "
+                "step and the monitors up to it are in .result")
+
     def result(self, wall_time: float = 0.0) -> SimulationResult:
+        """Every sample recorded so far (a view of the run's output when there was one run)."""
         monitors = {}
         for index, (spec, variables, period) in enumerate(self._monitor_meta):
-            chunks = self._samples[index]
-            data = np.concatenate(chunks) if chunks else np.empty((0, len(variables),
-                                                                   self.n_nodes))
-            steps = period * np.arange(1, data.shape[0] + 1)
+            chunks = list(self._records[index])
+            if self._active is not None and self._monitors[index].n_out:
+                chunks.append(self._active[index][: self._monitors[index].n_out])
+            if len(chunks) == 1:
+                data = chunks[0]
+            elif chunks:
+                data = np.concatenate(chunks)
+            else:
+                data = np.empty((0, len(variables), self.n_nodes))
+            steps = period * (self._first_sample[index] + np.arange(1, data.shape[0] + 1))
             times = steps * self.dt
             if spec.kind == "temporal_average":
                 times = (steps - period / 2.0) * self.dt  # TVB: mid-point of the window
             monitors[spec.label] = MonitorResult(times, data, variables)
-        return SimulationResult(monitors, self.state.copy(), self.steps_done, self.config(),
+        return SimulationResult(monitors, self._state.copy(), self.steps_done, self.config(),
                                 wall_time=wall_time)
+
+    # -- checkpoints -------------------------------------------------------------------------
+    def _config_digest(self) -> int:
+        config = self.config()
+        for key in ("steps", "initial_state_sha256"):
+            config.pop(key)
+        text = json.dumps(config, sort_keys=True, default=str)
+        return int(hashlib.sha256(text.encode()).hexdigest()[:15], 16)
+
+    def checkpoint(self) -> dict[str, np.ndarray | int | float]:
+        """Everything needed to continue this simulation bit for bit: the step counter, the
+        state, the delay ring, each monitor's accumulator and phase. Plain arrays and
+        numbers (HDF5/npz friendly); `restore` it into a Simulation built the same way."""
+        checkpoint: dict[str, np.ndarray | int | float] = {
+            "format": CHECKPOINT_FORMAT,
+            "config_digest": self._config_digest(),
+            "step": self.steps_done,
+            "state": self._state.copy(),
+            "history": self._history.copy(),
+        }
+        for index, accumulator in enumerate(self._accumulators):
+            checkpoint[f"monitor_{index}_accumulator"] = accumulator.copy()
+            checkpoint[f"monitor_{index}_phase"] = int(self._monitors[index].phase)
+        return checkpoint
+
+    def restore(self, checkpoint: Mapping[str, Any]) -> None:
+        """Continue from `checkpoint` (from `checkpoint()` of a Simulation with the same
+        model, network, options and monitors). Samples recorded before are dropped: the next
+        run's samples continue the checkpointed run's numbering and times."""
+        def get(key: str) -> Any:
+            if key not in checkpoint:
+                raise ValueError(f"checkpoint has no '{key}'; not made by "
+                                 "Simulation.checkpoint()")
+            return checkpoint[key]
+
+        if int(get("format")) != CHECKPOINT_FORMAT:
+            raise ValueError(f"checkpoint format {get('format')} is not {CHECKPOINT_FORMAT}")
+        if int(get("config_digest")) != self._config_digest():
+            raise ValueError("checkpoint comes from a simulation with another configuration "
+                             "(model, network, dt, integrator, coupling, parameters, noise, "
+                             "seed or monitors); restore it into one built the same way")
+        step = int(get("step"))
+        if step < 0:
+            raise ValueError(f"checkpoint step must be non-negative, got {step}")
+        arrays = {"state": self._state, "history": self._history}
+        arrays.update({f"monitor_{i}_accumulator": a for i, a in enumerate(self._accumulators)})
+        checked = {}
+        for key, target in arrays.items():
+            value = np.asarray(get(key))
+            if value.shape != target.shape or value.dtype != np.float64:
+                raise ValueError(f"checkpoint '{key}' must be float64 of shape {target.shape}, "
+                                 f"got {value.dtype} {value.shape}")
+            checked[key] = value
+        phases = []
+        for index, (_spec, _variables, period) in enumerate(self._monitor_meta):
+            phase = int(get(f"monitor_{index}_phase"))
+            if not 0 <= phase < period:
+                raise ValueError(f"checkpoint monitor_{index}_phase must be in [0, {period}), "
+                                 f"got {phase}")
+            phases.append(phase)
+        for key, value in checked.items():
+            arrays[key][...] = value
+        for index, phase in enumerate(phases):
+            self._monitors[index].phase = phase
+            self._first_sample[index] = step // self._monitor_meta[index][2]
+            self._records[index] = []
+        self._sim.t = step
 
     def config(self) -> dict[str, Any]:
         """Everything needed to reproduce the run (provenance)."""

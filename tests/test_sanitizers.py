@@ -82,7 +82,7 @@ print("EDGE CASES OK", checked)
 # that wraps); every integrator, coupling function and coupling precision; odd chunk sizes
 from mfgen import Connectivity, Raw, SubSample, TemporalAverage
 runs = 0
-couplings = [c["name"] for c in model.metadata["couplings"]]
+couplings = [c["name"] for c in model.manifest["couplings"]]
 for n in (0, 1, 2, 5):
     weights = rng.uniform(0, 0.5, (n, n))
     for lengths, speed in ((np.zeros((n, n)), 4.0), (rng.uniform(0, 100, (n, n)), 4.0),

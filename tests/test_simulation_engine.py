@@ -1,0 +1,240 @@
+"""The engine's contracts: the runtime reads what the generator exports (manifest), the cache
+key covers every generator input, runs name their spec, TVB's float32 rounding step by step,
+checkpoints that continue bit for bit, a state that cannot corrupt memory, and Ctrl-C that
+loses nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import threading
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import mfgen
+from mfgen.codegen import integrators as integrator_table
+from mfgen.codegen.coupling import load_coupling_functions
+from mfgen.runtime.cache import generator_files
+from mfgen.runtime.connectivity import Connectivity
+
+ROTATION = """
+name: {name}
+state_variables:
+  x: {{range: [-1.0, 1.0]}}
+  y: {{range: [-1.0, 1.0]}}
+derivatives:
+  x: -y
+  y: x
+"""
+# x(t + dt) = x(t) + dt * c_0 with dt = 1 and x(t) = 0 is the coupling itself: one Euler step
+# shows the coupling the C loop computed, to the last bit.
+COUPLING_PROBE = """
+name: coupling_probe
+state_variables:
+  x: {range: [0.0, 1.0]}
+coupling:
+  c_0: x
+derivatives:
+  x: c_0
+"""
+
+
+@pytest.fixture(scope="module")
+def network() -> Connectivity:
+    return Connectivity.synthetic(76, seed=7)
+
+
+@pytest.fixture(scope="module")
+def oscillator():
+    return mfgen.load("generic_2d_oscillator")
+
+
+def test_an_integrator_added_to_the_table_is_accepted_by_simulation(monkeypatch, tmp_path):
+    """Issue 8: the runtime kept its own list of integrator names."""
+    half = Fraction(1, 2)
+    midpoint = integrator_table.Tableau("midpoint", ((), (half,)), (Fraction(0), Fraction(1)),
+                                        order=2, description="explicit midpoint")
+    monkeypatch.setitem(integrator_table.INTEGRATORS, "midpoint", midpoint)
+    spec = tmp_path / "rotation_midpoint.yaml"
+    spec.write_text(ROTATION.format(name="rotation_midpoint"))
+    model = mfgen.load(spec)
+    assert "midpoint" in [i["name"] for i in model.manifest["integrators"]]
+    dt, steps = 0.1, 20
+    result = mfgen.simulate(model, None, integrator="midpoint", dt=dt, duration=steps * dt,
+                            initial_state=np.array([[1.0], [0.0]]))
+    x = np.array([1.0, 0.0])
+    expected = []
+    for _ in range(steps):  # k1 = f(x), k2 = f(x + dt/2 k1), x += dt k2
+        k1 = np.array([-x[1], x[0]])
+        mid = x + dt * (0.5 * k1)
+        x = x + dt * np.array([-mid[1], mid[0]])
+        expected.append(x)
+    # the same operations in the same order; gcc may contract x + dt*k into an fma (one
+    # rounding fewer): a few ulp over 20 steps.
+    np.testing.assert_allclose(result["raw"].data[:, :, 0], expected, rtol=1e-14, atol=1e-15)
+
+
+def test_the_generator_identity_covers_templates_and_coupling_functions():
+    """Issue 8: an edit to specs/coupling/tvb_couplings.yaml was ignored while the cache was
+    warm (the identity hashed codegen/ and templates/ only)."""
+    hashed = {name for name, _ in generator_files()}
+    assert "mfgen.specs.coupling/tvb_couplings.yaml" in hashed
+    templates = Path(mfgen.__file__).parent.parent / "templates"
+    if templates.is_dir():  # a source checkout: every template file is part of the identity
+        for path in templates.iterdir():
+            if path.suffix in (".j2", ".h"):
+                assert f"mfgen.templates/{path.name}" in hashed
+    # the coupling functions the generator compiles in are the ones hashed
+    contents = dict(generator_files())
+    data = contents["mfgen.specs.coupling/tvb_couplings.yaml"].decode()
+    for name in load_coupling_functions():
+        assert f"{name}:" in data
+
+
+def test_a_run_record_names_its_spec_files(oscillator, network):
+    """Issue 8: result.config['spec_sources'] was always []."""
+    result = mfgen.simulate(oscillator, network, duration=1.0)
+    sources = result.config["spec_sources"]
+    # the spec and the parent it extends, each with its digest
+    assert sorted(Path(s["path"]).name for s in sources) == [
+        "generic_2d_oscillator.yaml", "tvb_generic_2d_oscillator.yaml"]
+    for source in sources:
+        assert source["sha256"] == hashlib.sha256(Path(source["path"]).read_bytes()).hexdigest()
+
+
+def test_float32_linear_coupling_rounds_a_times_sum_plus_b_as_numpy_does(tmp_path):
+    """Issue 8: TVB's Linear post a*gx + b (float64 NumPy: two roundings) was compiled into
+    one fused multiply-add, 15-19 of 76 nodes one ulp off TVB."""
+    spec = tmp_path / "coupling_probe.yaml"
+    spec.write_text(COUPLING_PROBE)
+    model = mfgen.load(spec)
+    network = Connectivity.synthetic(76, seed=3)
+    dt, n = 1.0, network.n_regions
+    delays = network.delays(dt)
+    horizon = int(delays.max()) + 1
+    rng = np.random.default_rng(5)
+    history = rng.uniform(0.1, 1.0, (horizon, 1, n))
+    history[-1] = 0.0  # x(0) = 0
+    a, b = 0.37, 0.0123
+    simulation = mfgen.Simulation(model, network, integrator="euler", dt=dt,
+                                  initial_history=history, coupling_precision="float32",
+                                  coupling_parameters={"a": a, "b": b})
+    assert simulation.horizon > 10  # real delays (the history given may be longer)
+    coupled = simulation.run(dt)["raw"].data[0, 0]
+    # TVB 2.10 SparseCoupling: float32 weights and history, float32 products in CSR (column)
+    # order, rows summed by np.add.reduceat and stored as float32; then post in float64.
+    weights = network.weights
+    terms, starts = [], []
+    for i in range(n):
+        columns = np.flatnonzero(weights[i])
+        starts.append(len(terms))
+        x_j = history[horizon - 1 - delays[i, columns], 0, columns].astype(np.float32)
+        terms.extend(weights[i, columns].astype(np.float32) * x_j)
+    assert all(np.diff(starts + [len(terms)]) > 0)  # reduceat needs non-empty rows
+    gx = np.add.reduceat(np.array(terms, dtype=np.float32), starts).astype(np.float32)
+    expected = a * gx.astype(np.float64) + b
+    np.testing.assert_array_equal(coupled, expected)
+
+
+CHECKPOINT_OPTIONS = dict(
+    integrator="heun_stochastic", dt=0.1, noise={"V": 1e-3}, seed=9, coupling_parameters={
+        "a": 0.05}, monitors=[mfgen.Raw(["V"]), mfgen.TemporalAverage(0.7, name="tavg")])
+
+
+def test_checkpoint_restore_continues_bit_for_bit(oscillator, network):
+    """run(a); checkpoint; a new Simulation restores it; run(b) == the tail of run(a + b)."""
+    whole = mfgen.Simulation(oscillator, network, **CHECKPOINT_OPTIONS).run(25.0)
+    first = mfgen.Simulation(oscillator, network, **CHECKPOINT_OPTIONS)
+    first.run(10.3)
+    checkpoint = first.checkpoint()
+    assert all(isinstance(v, (np.ndarray, int, float)) for v in checkpoint.values())
+    second = mfgen.Simulation(oscillator, network, **CHECKPOINT_OPTIONS)
+    second.restore(checkpoint)
+    assert second.steps_done == 103
+    tail = second.run(14.7)
+    np.testing.assert_array_equal(tail.final_state, whole.final_state)
+    for label in ("raw", "tavg"):
+        count = tail[label].data.shape[0]
+        assert count > 0
+        np.testing.assert_array_equal(tail[label].data, whole[label].data[-count:])
+        np.testing.assert_array_equal(tail[label].times, whole[label].times[-count:])
+    # the averaging window open at the checkpoint (step 103 of 7-step windows) is completed
+    assert tail["tavg"].data.shape[0] == 250 // 7 - 103 // 7
+
+
+def test_restore_refuses_a_checkpoint_of_another_configuration(oscillator, network):
+    checkpoint = mfgen.Simulation(oscillator, network, **CHECKPOINT_OPTIONS).checkpoint()
+    other = mfgen.Simulation(oscillator, network, **dict(CHECKPOINT_OPTIONS, seed=10))
+    with pytest.raises(ValueError, match="another configuration"):
+        other.restore(checkpoint)
+    same = mfgen.Simulation(oscillator, network, **CHECKPOINT_OPTIONS)
+    broken = dict(checkpoint, state=np.zeros((2, 3)))
+    with pytest.raises(ValueError, match=r"checkpoint 'state' must be float64 of shape"):
+        same.restore(broken)
+    with pytest.raises(ValueError, match="checkpoint has no 'history'"):
+        same.restore({k: v for k, v in checkpoint.items() if k != "history"})
+
+
+def test_the_state_cannot_be_replaced_by_an_array_c_would_overrun(oscillator):
+    """Issue 12: assigning another shape or dtype to Simulation.state made the C loop write
+    out of bounds."""
+    simulation = mfgen.Simulation(oscillator, None, n_nodes=76)  # no delays: no history
+    live = simulation.state
+    with pytest.raises(ValueError, match=r"state must have shape \(2, 76\)"):
+        simulation.state = np.zeros((2, 1000))
+    with pytest.raises(TypeError, match="state must be a real float64 array"):
+        simulation.state = np.zeros((2, 76), dtype=complex)
+    with pytest.raises(ValueError, match="state contains NaN"):
+        simulation.state = np.full((2, 76), np.nan)
+    simulation.state = np.full((2, 76), 0.25, dtype=np.float32)  # converted into place
+    assert simulation.state is live and (live == 0.25).all()
+    expected = mfgen.simulate(oscillator, None, duration=1.0,
+                              initial_state=np.full((2, 76), 0.25))
+    np.testing.assert_array_equal(simulation.run(1.0)["raw"].data, expected["raw"].data)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (dict(initial_history=np.full((3, 2, 4), np.nan)), "initial_history contains NaN"),
+    (dict(monitors=[mfgen.SubSample(1e12)]), "period 1000000000000.0 ms is .* beyond"),
+    (dict(local_coupling=10**400), "local_coupling must be a finite number"),
+    (dict(local_coupling=1e400), "local_coupling must be finite"),
+    (dict(seed=-1), r"seed must be an integer in \[0, 2\*\*64\)"),
+    (dict(seed=2**64), r"seed must be an integer"),
+    (dict(dt=10**400), "dt must be a finite number"),
+    (dict(coupling_parameters={"a": 10**400}), "coupling parameter 'a' must be a finite"),
+])
+def test_out_of_range_options_name_the_argument(oscillator, options, message):
+    with pytest.raises(ValueError, match=message):
+        mfgen.Simulation(oscillator, Connectivity.synthetic(4), **options)
+
+
+def test_a_real_sigint_during_the_c_loop_keeps_every_completed_step(oscillator, network):
+    """Issue 12: a SIGINT arriving while C runs dropped that chunk's samples, shifting all
+    later times. Now the run stops at the end of the chunk that was running, with every
+    sample, and resumes exactly."""
+    chunk, total = 20000, 200000
+    options = dict(seed=4, coupling_parameters={"a": 0.01}, monitors=[mfgen.SubSample(1.0)])
+    simulation = mfgen.Simulation(oscillator, network, **options)
+    timers = []
+
+    def interrupt_during_the_next_chunk(done, _total):
+        if done == chunk:  # the signal lands while the C loop runs the second chunk
+            timer = threading.Timer(0.005, os.kill, (os.getpid(), signal.SIGINT))
+            timer.start()
+            timers.append(timer)
+
+    result = simulation.run(total * 0.1, chunk_steps=chunk,
+                            progress=interrupt_during_the_next_chunk)
+    timers[0].join()
+    assert result.interrupted and 0 < result.steps < total
+    assert result.steps % chunk == 0, "stopped inside a chunk"
+    assert result["subsample"].data.shape[0] == result.steps // 10
+    rest = simulation.run((total - result.steps) * 0.1, chunk_steps=chunk)
+    whole = mfgen.simulate(oscillator, network, duration=total * 0.1, chunk_steps=chunk,
+                           **options)
+    np.testing.assert_array_equal(rest["subsample"].data, whole["subsample"].data)
+    np.testing.assert_array_equal(rest["subsample"].times, whole["subsample"].times)
