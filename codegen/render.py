@@ -23,11 +23,7 @@ LIBMVEC_FUNCTIONS = ("exp", "log", "erf", "erfc", "tanh", "sin", "cos", "pow")
 MONITOR_KINDS = {"raw": 0, "subsample": 0, "temporal_average": 1}
 
 
-def _literal(value: float | None, open_end: str) -> str:
-    return open_end if value is None else repr(float(value))
-
-
-def _simulation_context(ir: ModelIR) -> dict:
+def _simulator_context() -> dict[str, Any]:
     couplings = [
         {"name": f.name, "parameters": [p for p, _ in f.parameters],
          "pre": c_expression(f.pre), "post": c_expression(f.post)}
@@ -39,23 +35,26 @@ def _simulation_context(ir: ModelIR) -> dict:
             "name": tab.name, "description": tab.description, "stages": tab.stages,
             "a": rows, "b": [(j, repr(float(b))) for j, b in enumerate(tab.b) if b],
             "stochastic": tab.stochastic, "stage_noise": tab.stage_noise})
-    return {
-        "cvar": [c.state_index for c in ir.coupling],
-        "lower": [_literal(s.boundaries[0], "-INFINITY") for s in ir.states],
-        "upper": [_literal(s.boundaries[1], "INFINITY") for s in ir.states],
-        "bounded": [k for k, s in enumerate(ir.states) if s.boundaries != (None, None)],
-        "couplings": couplings,
-        "integrators": integrators,
-        "max_stages": max(t.stages for t in INTEGRATORS.values()),
-    }
+    return {"couplings": couplings, "integrators": integrators}
 
 
 @dataclass(frozen=True)
 class GeneratedSource:
+    """A model module: its dfun kernels in C, their interface, and the NumPy reference."""
+
     c_source: str
-    c_declarations: str  # the module's C interface (simulation.h.j2), also pasted into c_source
+    c_declarations: str  # the module's C interface (dfun.h.j2), also pasted into c_source
     reference_source: str
-    manifest: dict[str, Any]  # what the module exports, for the runtime (see build_manifest)
+    manifest: dict[str, Any]  # what the simulator exports, for the runtime (build_manifest)
+
+
+@dataclass(frozen=True)
+class SimulatorSource:
+    """The model-independent simulator module (compiled once per toolchain and generator)."""
+
+    c_source: str
+    c_declarations: str  # simulation.h.j2, also pasted into c_source
+    manifest: dict[str, Any]
 
 
 def build_manifest() -> dict[str, Any]:
@@ -96,15 +95,26 @@ def _used_functions(exprs: list[sympy.Expr]) -> list[str]:
     return sorted(used)
 
 
-def render(ir: ModelIR, kernel: Kernel) -> GeneratedSource:
+def render_simulator() -> SimulatorSource:
+    """The whole-network simulator for every model: time loop, coupling, integrators,
+    noise, monitors (simulator.c.j2 and the pieces it includes)."""
     env = _environment()
-    context = _simulation_context(ir)
-    interface = env.get_template("simulation.h.j2").render(integrators=context["integrators"])
+    context = _simulator_context()
+    interface = env.get_template("simulation.h.j2").render(**context)
+    c_source = env.get_template("simulator.c.j2").render(
+        version=__version__, interface=interface, **context)
+    return SimulatorSource(c_source, interface, build_manifest())
+
+
+def render(ir: ModelIR, kernel: Kernel) -> GeneratedSource:
+    """A model's module: dfun_uniform and dfun_per_node in C, and the NumPy reference."""
+    env = _environment()
     printed = [(s.name, c_expression(e)) for s, e in kernel.statements]
     invariant = [(n, v) for (s, _), (n, v) in zip(kernel.statements, printed)
                  if s in kernel.loop_invariant]
     per_node = [(n, v) for (s, _), (n, v) in zip(kernel.statements, printed)
                 if s not in kernel.loop_invariant]
+    interface = env.get_template("dfun.h.j2").render()
     c_source = env.get_template("dfun.c.j2").render(
         version=__version__,
         model_name=ir.name,
@@ -118,7 +128,6 @@ def render(ir: ModelIR, kernel: Kernel) -> GeneratedSource:
         node_statements=per_node,
         outputs=[c_expression(e) for e in kernel.outputs],
         interface=interface,
-        **context,
     )
     reference = env.get_template("reference.py.j2").render(
         version=__version__,

@@ -35,6 +35,7 @@ from mfgen.runtime.model import CompiledModel, ModelBase, ReferenceModel
 from mfgen.runtime.toolchain import Toolchain, compile_module, detect_toolchain
 
 KERNEL_FILE = "kernel.c"
+SIMULATOR_FILE = "simulator.c"
 REFERENCE_FILE = "reference.py"
 
 
@@ -193,7 +194,18 @@ def _generate_and_compile(path: Path, spec_key: str, toolchain: Toolchain, cache
 
 def _compile_into_cache(cache: Cache, module_key: str, module_name: str, source: Any, ir: Any,
                         toolchain: Toolchain, force: bool) -> bool:
-    """Compile the module unless an intact copy is published; True if this call compiled.
+    """Compile a model's module unless an intact copy is published; True if this call
+    compiled."""
+    files = {KERNEL_FILE: source.c_source, REFERENCE_FILE: source.reference_source,
+             "ir.txt": ir.canonical_text()}
+    return _publish_module(cache, module_key, module_name, source.c_source,
+                           source.c_declarations, files, (REFERENCE_FILE,), toolchain, force)
+
+
+def _publish_module(cache: Cache, module_key: str, module_name: str, c_source: str,
+                    c_declarations: str, files: dict[str, str], required: tuple[str, ...],
+                    toolchain: Toolchain, force: bool) -> bool:
+    """Compile a module unless an intact copy is published; True if this call compiled.
 
     Under the key's lock, in a private staging directory, published by one atomic rename
     together with the module's checksum: no reader ever sees a partial module.
@@ -202,7 +214,7 @@ def _compile_into_cache(cache: Cache, module_key: str, module_name: str, source:
         module_dir = cache.module_dir(module_key)
         if force and module_dir.exists():
             cache.discard(module_key)
-        problem = module_problem(module_dir, module_name, (REFERENCE_FILE,))
+        problem = module_problem(module_dir, module_name, required)
         if problem is None:
             return False
         if module_dir.exists():
@@ -210,14 +222,46 @@ def _compile_into_cache(cache: Cache, module_key: str, module_name: str, source:
                           "rebuilding it.", stacklevel=4)
             cache.discard(module_key)
         with cache.staging() as staged:
-            (staged / KERNEL_FILE).write_text(source.c_source)
-            (staged / REFERENCE_FILE).write_text(source.reference_source)
-            (staged / "ir.txt").write_text(ir.canonical_text())
-            so_path = compile_module(module_name, source.c_source, source.c_declarations,
-                                     staged, toolchain)
+            for name, text in files.items():
+                (staged / name).write_text(text)
+            so_path = compile_module(module_name, c_source, c_declarations, staged, toolchain)
             cache.write_checksum(staged, so_path)
             cache.publish(staged, module_key)
         return True
+
+
+def simulator_key(toolchain: Toolchain) -> str:
+    """The simulator depends only on the generator and the toolchain, never on a model."""
+    return digest("simulator", generator_identity(), toolchain.identity())
+
+
+def load_simulator(cache: Cache | None = None) -> ModuleType:
+    """The whole-network simulator module, compiled once per toolchain and generator version
+    (and cached like a model's module); every model's simulation runs in it."""
+    toolchain = detect_toolchain()
+    key = simulator_key(toolchain)
+    module_name = f"_mfgen_simulator_{key[:32]}"
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    cache = cache or _default_cache()
+    if module_problem(cache.module_dir(key), module_name) is not None:
+        problem = cache.write_problem()
+        if problem is not None:
+            if problem.errno in DISK_FULL:
+                raise disk_full_error(cache.root, problem.strerror)
+            cache = fallback_cache(cache.root, problem.strerror or str(problem))
+        from mfgen.codegen.render import render_simulator
+
+        source = render_simulator()
+        _publish_module(cache, key, module_name, source.c_source, source.c_declarations,
+                        {SIMULATOR_FILE: source.c_source}, (), toolchain, force=False)
+    module_dir = cache.module_dir(key)
+    so_path = module_file(module_dir)
+    problem = module_problem(module_dir, module_name)
+    if problem is not None or so_path is None:  # checked again right before the import
+        raise ImportError(f"the simulator module in {module_dir}: "
+                          f"{problem or 'compiled module missing'}")
+    return _import_file(module_name, so_path)
 
 
 def _metadata(ir: Any, stats: dict[str, Any], module_key: str, manifest: dict[str, Any]
@@ -294,7 +338,12 @@ def _load_entry(entry: dict[str, Any], module_dir: Path) -> CompiledModel:
         generated = _import_file(entry["module_name"] + "_reference", module_dir / REFERENCE_FILE)
         return ReferenceModel(entry["model"], generated.dfun)
 
-    return CompiledModel(entry["model"], module, reference)
+    cache_root_dir = module_dir.parent.parent
+
+    def simulator() -> ModuleType:  # built or loaded on the first simulation
+        return load_simulator(Cache(cache_root_dir))
+
+    return CompiledModel(entry["model"], module, reference, simulator)
 
 
 def _reference_without_compiler(spec: str | Path) -> ReferenceModel:

@@ -206,20 +206,28 @@ class CompiledModel(ModelBase):
     backend = "c"
 
     def __init__(self, metadata: Mapping[str, Any], module: Any,
-                 reference: ReferenceModel | Callable[[], ReferenceModel]):
+                 reference: ReferenceModel | Callable[[], ReferenceModel],
+                 simulator: Callable[[], Any] | None = None):
         super().__init__(metadata)
         self._ffi = module.ffi
         self._lib = module.lib
         self._uniform = module.lib.dfun_uniform
         self._per_node = module.lib.dfun_per_node
         self._reference = reference  # a factory until first use: importing SciPy costs time
+        self._simulator_factory = simulator  # the shared simulator module, loaded on first use
+        self._simulator_module: Any = None
         self.module_key: str = metadata["module_key"]
 
     # -- the C interface, for the simulation runtime, benchmarks and tests -------------------
     @property
-    def ffi(self) -> Any:
-        """The module's cffi FFI (mf_sim, mf_monitor and the prototypes of simulation.h.j2)."""
-        return self._ffi
+    def simulator_module(self) -> Any:
+        """The model-independent simulator (cffi module: `.ffi`, `.lib`), shared by every
+        model; built or loaded on first use."""
+        if self._simulator_module is None:
+            if self._simulator_factory is None:
+                raise RuntimeError(f"model '{self.name}' was loaded without a simulator")
+            self._simulator_module = self._simulator_factory()
+        return self._simulator_module
 
     def simulator(self, integrator: str) -> Callable[..., int]:
         """The C time loop `simulate_<integrator>(mf_sim *, double *x, n_steps)`."""
@@ -227,7 +235,12 @@ class CompiledModel(ModelBase):
         if integrator not in names:
             raise ValueError(f"unknown integrator '{integrator}'; choose one of "
                              f"{', '.join(names)}")
-        return getattr(self._lib, f"simulate_{integrator}")
+        return getattr(self.simulator_module.lib, f"simulate_{integrator}")
+
+    def dfun_address(self, per_node: bool = False) -> int:
+        """The address of the compiled dfun (the simulator's mf_dfun signature)."""
+        name = "dfun_per_node" if per_node else "dfun_uniform"
+        return int(self._ffi.cast("uintptr_t", self._ffi.addressof(self._lib, name)))
 
     def dfun_kernel(self, per_node: bool = False) -> Callable[..., None]:
         """The raw C dfun (no checks): dfun_uniform or dfun_per_node, for benchmarks."""
@@ -235,10 +248,10 @@ class CompiledModel(ModelBase):
 
     def philox(self, counter: Any, key: Any) -> list[int]:
         """Philox4x32-10 of a 4-word counter and a 2-word key, as the noise uses it."""
-        ffi = self._ffi
+        ffi, lib = self.simulator_module.ffi, self.simulator_module.lib
         out = ffi.new("uint32_t[4]")
-        self._lib.mf_philox(ffi.new("uint32_t[4]", list(counter)),
-                            ffi.new("uint32_t[2]", list(key)), out)
+        lib.mf_philox(ffi.new("uint32_t[4]", list(counter)), ffi.new("uint32_t[2]", list(key)),
+                      out)
         return list(out)
 
     @property

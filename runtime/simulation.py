@@ -203,7 +203,7 @@ class Simulation:
         self.local_coupling = local_coupling
         self.coupling_precision = coupling_precision
         stochastic = bool(integrators[integrator]["stochastic"])
-        self._ffi = ffi = model.ffi
+        self._ffi = ffi = model.simulator_module.ffi
         self._buffers = _Buffers()
 
         if connectivity is None:
@@ -317,11 +317,26 @@ class Simulation:
 
         # The C context.
         sim = ffi.new("mf_sim *")
+        sim.dfun = ffi.cast("mf_dfun", model.dfun_address(per_node))
+        sim.n_state = model.n_states
+        sim.n_cvar = len(model.cvar)
+        boundaries = [model.states[name].boundaries for name in model.state_variables]
+        bounded = np.array([k for k, b in enumerate(boundaries) if b != (None, None)],
+                           dtype=np.int32)
+        lower = np.array([-np.inf if b[0] is None else b[0] for b in boundaries])
+        upper = np.array([np.inf if b[1] is None else b[1] for b in boundaries])
+        for name, array, ctype in (
+                ("cvar_state", model.cvar.astype(np.int32), "int32_t *"),
+                ("bounded", bounded, "int32_t *"), ("lower", lower, "double *"),
+                ("upper", upper, "double *")):
+            array = self._buffers.keep(np.ascontiguousarray(array) if array.size
+                                       else np.zeros(1, array.dtype))
+            setattr(sim, name, ffi.cast(ctype, array.ctypes.data))
+        sim.n_bounded = int(bounded.size)
         sim.n_nodes = n
         sim.t = 0
         sim.dt = self.dt
         sim.params = ffi.cast("double *", packed.ctypes.data)
-        sim.per_node = int(per_node)
         sim.local_coupling = self.local_coupling
         sim.horizon = self.horizon
         for name, array, ctype in (("row_ptr", row_ptr, "int64_t *"), ("col", col, "int32_t *"),
