@@ -537,21 +537,8 @@ def max_rel_diff(a: np.ndarray, b: np.ndarray) -> float:
 
 def raw_kernel(model: Any, state: np.ndarray, coupling: np.ndarray, out: np.ndarray
                ) -> Callable[[], Any] | None:
-    """The cffi kernel called directly with prepared buffers: `dfun` minus its Python wrapper.
-
-    Uses CompiledModel internals (diagnostic only); None if they have changed.
-    """
-    try:
-        ffi, kernel = model._ffi, model._uniform
-        params = np.array(model._default_vector, dtype=np.float64)
-        n = state.shape[1]
-        args = (n, ffi.from_buffer("double[]", state), ffi.from_buffer("double[]", coupling),
-                0.0, ffi.from_buffer("double[]", params),
-                ffi.from_buffer("double[]", out, require_writable=True))
-        kernel(*args)
-    except Exception:  # noqa: BLE001
-        return None
-    return lambda: kernel(*args)
+    """The cffi kernel called directly with prepared buffers: `dfun` minus its Python wrapper."""
+    return model.bind_dfun(state, coupling, out)
 
 
 def bench_spec(spec: str, model: Any, sizes: tuple[int, ...], seeds: ModuleType | None,
