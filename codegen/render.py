@@ -14,7 +14,8 @@ from mfgen.codegen.coupling import load_coupling_functions
 from mfgen.codegen.integrators import INTEGRATORS
 from mfgen.codegen.ir import ModelIR
 from mfgen.codegen.optimize import Kernel
-from mfgen.codegen.printing import c_expression, numpy_expression
+from mfgen.codegen.printing import numpy_expression
+from mfgen.codegen.targets import C, Target
 
 # libmvec (glibc) provides SIMD versions of these; sqrt/fabs/fmax are instructions already.
 LIBMVEC_FUNCTIONS = ("exp", "log", "erf", "erfc", "tanh", "sin", "cos", "pow")
@@ -23,10 +24,10 @@ LIBMVEC_FUNCTIONS = ("exp", "log", "erf", "erfc", "tanh", "sin", "cos", "pow")
 MONITOR_KINDS = {"raw": 0, "subsample": 0, "temporal_average": 1}
 
 
-def _simulator_context() -> dict[str, Any]:
+def _simulator_context(target: Target) -> dict[str, Any]:
     couplings = [
         {"name": f.name, "parameters": [p for p, _ in f.parameters],
-         "pre": c_expression(f.pre), "post": c_expression(f.post)}
+         "pre": target.printer(f.pre), "post": target.printer(f.post)}
         for f in load_coupling_functions().values()]
     integrators = []
     for tab in INTEGRATORS.values():
@@ -35,7 +36,7 @@ def _simulator_context() -> dict[str, Any]:
             "name": tab.name, "description": tab.description, "stages": tab.stages,
             "a": rows, "b": [(j, repr(float(b))) for j, b in enumerate(tab.b) if b],
             "stochastic": tab.stochastic, "stage_noise": tab.stage_noise})
-    return {"couplings": couplings, "integrators": integrators}
+    return {"couplings": couplings, "integrators": integrators, "target": target}
 
 
 @dataclass(frozen=True)
@@ -72,9 +73,9 @@ def build_manifest() -> dict[str, Any]:
     }
 
 
-def _environment() -> jinja2.Environment:
+def _environment(target: Target = C) -> jinja2.Environment:
     return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(resources.files("mfgen.templates"))),
+        loader=jinja2.FileSystemLoader(str(resources.files(target.template_package))),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
@@ -95,21 +96,22 @@ def _used_functions(exprs: list[sympy.Expr]) -> list[str]:
     return sorted(used)
 
 
-def render_simulator() -> SimulatorSource:
+def render_simulator(target: Target = C) -> SimulatorSource:
     """The whole-network simulator for every model: time loop, coupling, integrators,
-    noise, monitors (simulator.c.j2 and the pieces it includes)."""
-    env = _environment()
-    context = _simulator_context()
+    noise, monitors (simulator.c.j2 and the pieces it includes), for `target`."""
+    env = _environment(target)
+    context = _simulator_context(target)
     interface = env.get_template("simulation.h.j2").render(**context)
     c_source = env.get_template("simulator.c.j2").render(
         version=__version__, interface=interface, **context)
     return SimulatorSource(c_source, interface, build_manifest())
 
 
-def render(ir: ModelIR, kernel: Kernel) -> GeneratedSource:
-    """A model's module: dfun_uniform and dfun_per_node in C, and the NumPy reference."""
-    env = _environment()
-    printed = [(s.name, c_expression(e)) for s, e in kernel.statements]
+def render(ir: ModelIR, kernel: Kernel, target: Target = C) -> GeneratedSource:
+    """A model's module: its dfun kernels in C, and the NumPy reference. Every target runs
+    the same model module (its kernels compute any range of nodes)."""
+    env = _environment(target)
+    printed = [(s.name, target.printer(e)) for s, e in kernel.statements]
     invariant = [(n, v) for (s, _), (n, v) in zip(kernel.statements, printed)
                  if s in kernel.loop_invariant]
     per_node = [(n, v) for (s, _), (n, v) in zip(kernel.statements, printed)
@@ -126,7 +128,7 @@ def render(ir: ModelIR, kernel: Kernel) -> GeneratedSource:
         statements=printed,
         invariant_statements=invariant,
         node_statements=per_node,
-        outputs=[c_expression(e) for e in kernel.outputs],
+        outputs=[target.printer(e) for e in kernel.outputs],
         interface=interface,
     )
     reference = env.get_template("reference.py.j2").render(

@@ -15,7 +15,7 @@ import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mfgen import __version__
 from mfgen.errors import CompileError, MfgenError
@@ -32,7 +32,10 @@ from mfgen.runtime.cache import (
     module_problem,
 )
 from mfgen.runtime.model import CompiledModel, ModelBase, ReferenceModel
-from mfgen.runtime.toolchain import Toolchain, compile_module, detect_toolchain
+from mfgen.runtime.toolchain import Toolchain, compile_module, detect_toolchain, has_openmp
+
+if TYPE_CHECKING:
+    from mfgen.codegen.targets import Target
 
 KERNEL_FILE = "kernel.c"
 SIMULATOR_FILE = "simulator.c"
@@ -204,7 +207,8 @@ def _compile_into_cache(cache: Cache, module_key: str, module_name: str, source:
 
 def _publish_module(cache: Cache, module_key: str, module_name: str, c_source: str,
                     c_declarations: str, files: dict[str, str], required: tuple[str, ...],
-                    toolchain: Toolchain, force: bool) -> bool:
+                    toolchain: Toolchain, force: bool, extra_flags: tuple[str, ...] = ()
+                    ) -> bool:
     """Compile a module unless an intact copy is published; True if this call compiled.
 
     Under the key's lock, in a private staging directory, published by one atomic rename
@@ -224,22 +228,27 @@ def _publish_module(cache: Cache, module_key: str, module_name: str, c_source: s
         with cache.staging() as staged:
             for name, text in files.items():
                 (staged / name).write_text(text)
-            so_path = compile_module(module_name, c_source, c_declarations, staged, toolchain)
+            so_path = compile_module(module_name, c_source, c_declarations, staged, toolchain,
+                                     extra_flags)
             cache.write_checksum(staged, so_path)
             cache.publish(staged, module_key)
         return True
 
 
-def simulator_key(toolchain: Toolchain) -> str:
-    """The simulator depends only on the generator and the toolchain, never on a model."""
-    return digest("simulator", generator_identity(), toolchain.identity())
+def simulator_key(toolchain: Toolchain, target: Target) -> str:
+    """The simulator depends only on the generator, the toolchain and the target."""
+    return digest("simulator", generator_identity(), toolchain.identity(), target.identity())
 
 
 def load_simulator(cache: Cache | None = None) -> ModuleType:
-    """The whole-network simulator module, compiled once per toolchain and generator version
-    (and cached like a model's module); every model's simulation runs in it."""
+    """The whole-network simulator module, compiled once per toolchain, target and generator
+    version (and cached like a model's module); every model's simulation runs in it. The
+    target is OpenMP where the compiler has it, else C ($MFGEN_TARGET chooses)."""
+    from mfgen.codegen.targets import select_target
+
     toolchain = detect_toolchain()
-    key = simulator_key(toolchain)
+    target = select_target(openmp_available=has_openmp(toolchain))
+    key = simulator_key(toolchain, target)
     module_name = f"_mfgen_simulator_{key[:32]}"
     if module_name in sys.modules:
         return sys.modules[module_name]
@@ -252,9 +261,10 @@ def load_simulator(cache: Cache | None = None) -> ModuleType:
             cache = fallback_cache(cache.root, problem.strerror or str(problem))
         from mfgen.codegen.render import render_simulator
 
-        source = render_simulator()
+        source = render_simulator(target)
         _publish_module(cache, key, module_name, source.c_source, source.c_declarations,
-                        {SIMULATOR_FILE: source.c_source}, (), toolchain, force=False)
+                        {SIMULATOR_FILE: source.c_source}, (), toolchain, force=False,
+                        extra_flags=target.flags)
     module_dir = cache.module_dir(key)
     so_path = module_file(module_dir)
     problem = module_problem(module_dir, module_name)

@@ -241,8 +241,8 @@ class CompiledModel(ModelBase):
         return getattr(self.simulator_module.lib, f"simulate_{integrator}")
 
     def dfun_address(self, per_node: bool = False) -> int:
-        """The address of the compiled dfun (the simulator's mf_dfun signature)."""
-        name = "dfun_per_node" if per_node else "dfun_uniform"
+        """The address of the compiled dfun over a range of nodes (the simulator's mf_dfun)."""
+        name = "dfun_per_node_nodes" if per_node else "dfun_uniform_nodes"
         return int(self._ffi.cast("uintptr_t", self._ffi.addressof(self._lib, name)))
 
     def bind_dfun(self, state: np.ndarray, coupling: np.ndarray, out: np.ndarray,

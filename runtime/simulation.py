@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import signal
 import threading
 import time
@@ -28,6 +29,10 @@ from mfgen.runtime.connectivity import Connectivity
 from mfgen.runtime.model import CompiledModel
 
 INT32_MAX = 2**31 - 1  # the C context counts monitor periods in int32
+MAX_THREADS = 256  # MF_MAX_THREADS in stages.c.j2
+# Below this many nodes a step is too short for threads to pay (two barriers per step cost
+# about as much as the work); measured with benchmarks/bench_simulation.py --threads.
+PARALLEL_MIN_NODES = 1000
 CHECKPOINT_FORMAT = 1
 MAX_HISTORY_BYTES = 8 * 2**30  # a delay ring larger than this is a unit mistake, not a model
 
@@ -172,7 +177,8 @@ class Simulation:
                  initial_state: np.ndarray | None = None,
                  initial_history: np.ndarray | None = None, seed: int = 0,
                  parameters: Mapping[str, Any] | None = None, local_coupling: float = 0.0,
-                 n_nodes: int | None = None, coupling_precision: str = "float64"):
+                 n_nodes: int | None = None, coupling_precision: str = "float64",
+                 threads: int | None = None):
         if not isinstance(model, CompiledModel):
             raise TypeError("simulate needs a compiled model (mfgen.load(spec)), not the "
                             "NumPy reference")
@@ -315,8 +321,11 @@ class Simulation:
         self._active: list[np.ndarray] | None = None
         self._first_sample = [0] * len(self.monitor_specs)
 
+        self.threads = self._threads(threads, n)
+
         # The C context.
         sim = ffi.new("mf_sim *")
+        sim.n_threads = self.threads
         sim.dfun = ffi.cast("mf_dfun", model.dfun_address(per_node))
         sim.n_state = model.n_states
         sim.n_cvar = len(model.cvar)
@@ -365,6 +374,27 @@ class Simulation:
         self._initial_state = state.copy()
 
     # -- set-up ------------------------------------------------------------------------------
+    def _threads(self, threads: int | None, n: int) -> int:
+        """Threads over the nodes: results are the same for any count (tested), so the
+        default is only about speed: all cores from PARALLEL_MIN_NODES nodes on, else one."""
+        available = int(self.model.simulator_module.lib.mf_max_threads())
+        if threads is None:
+            if n < PARALLEL_MIN_NODES:
+                return 1
+            try:
+                cores = len(os.sched_getaffinity(0))
+            except AttributeError:  # not Linux
+                cores = os.cpu_count() or 1
+            return max(1, min(cores, available, MAX_THREADS))
+        if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or \
+                not 1 <= threads <= MAX_THREADS:
+            raise ValueError(f"threads must be an integer in [1, {MAX_THREADS}], got "
+                             f"{threads!r}")
+        if threads > 1 and available == 1:
+            raise ValueError(f"threads={threads}: the simulator was built without OpenMP "
+                             "(MFGEN_TARGET=c, or a compiler without it); use threads=1")
+        return int(threads)
+
     def _initial(self, initial_state: np.ndarray | None, initial_history: np.ndarray | None
                  ) -> tuple[np.ndarray, np.ndarray]:
         model, n, horizon = self.model, self.n_nodes, self.horizon
@@ -566,7 +596,7 @@ class Simulation:
     # -- checkpoints -------------------------------------------------------------------------
     def _config_digest(self) -> int:
         config = self.config()
-        for key in ("steps", "initial_state_sha256"):
+        for key in ("steps", "initial_state_sha256", "threads"):
             config.pop(key)
         text = json.dumps(config, sort_keys=True, default=str)
         return int(hashlib.sha256(text.encode()).hexdigest()[:15], 16)
@@ -654,6 +684,7 @@ class Simulation:
             "local_coupling": self.local_coupling,
             "noise_nsig": dict(zip(model.state_variables, self.nsig.tolist())),
             "seed": self.seed,
+            "threads": self.threads,
             "connectivity": {"source": self.connectivity.source,
                              "n_regions": self.n_nodes,
                              "speed": self.connectivity.speed,

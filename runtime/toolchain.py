@@ -101,8 +101,15 @@ def _has_library(command: list[str], filename: str) -> bool:
     return os.path.isabs(found) and os.path.exists(found)
 
 
+@functools.lru_cache(maxsize=1)
+def has_openmp(toolchain: Toolchain) -> bool:
+    """Whether the compiler can build OpenMP code (its runtime library is installed)."""
+    command = shlex.split(toolchain.compiler)
+    return any(_has_library(command, name) for name in ("libgomp.so", "libomp.so"))
+
+
 def compile_module(module_name: str, c_source: str, declarations: str, workdir: Path,
-                   toolchain: Toolchain) -> Path:
+                   toolchain: Toolchain, extra_flags: tuple[str, ...] = ()) -> Path:
     """Build the cffi extension `module_name` in `workdir`; return the path of the .so."""
     import cffi  # only needed when building
 
@@ -114,7 +121,7 @@ def compile_module(module_name: str, c_source: str, declarations: str, workdir: 
         ffi.emit_c_code(str(wrapper))
     target = workdir / f"{module_name}{sysconfig.get_config_var('EXT_SUFFIX')}"
     include = sysconfig.get_paths()["include"]
-    command = [*shlex.split(toolchain.compiler), *toolchain.flags, f"-I{include}",
+    command = [*shlex.split(toolchain.compiler), *toolchain.flags, *extra_flags, f"-I{include}",
                str(wrapper), "-o", str(target), *[f"-l{lib}" for lib in toolchain.libraries]]
     try:
         result = subprocess.run(command, capture_output=True, text=True,

@@ -25,15 +25,18 @@ void mf_philox(const uint32_t *counter, const uint32_t *key, uint32_t *out)
 
 
 /* Standard normals for (seed, step, noisy state q, node): two per Philox call (Box-Muller),
- * so the values depend only on these keys, never on chunking or call order. The integer
- * Philox rounds run first for a block of pairs, then the transcendental part as one SIMD loop. */
-void mf_normals(uint64_t seed, int64_t step, int32_t q, int64_t n_nodes, double *out)
+ * so the values depend only on these keys, never on chunking, threads or call order. Nodes
+ * i0 .. i1 - 1 of out (i0 even: pair p gives nodes 2p and 2p + 1; i1 is even or n_nodes).
+ * The integer Philox rounds run first for a block of pairs, then the transcendental part as
+ * one SIMD loop. */
+static void mf_normals_nodes(uint64_t seed, int64_t step, int32_t q, int64_t n_nodes,
+                             int64_t i0, int64_t i1, double *out)
 {
     enum { BLOCK = 64 };
     const double two_pi = 6.283185307179586;
-    const int64_t pairs = (n_nodes + 1) / 2;
+    const int64_t pairs = (i1 + 1) / 2;
     double u1[BLOCK], u2[BLOCK], first[BLOCK], second[BLOCK];
-    for (int64_t start = 0; start < pairs; start += BLOCK) {
+    for (int64_t start = i0 / 2; start < pairs; start += BLOCK) {
         const int64_t count = pairs - start < BLOCK ? pairs - start : BLOCK;
         for (int64_t p = 0; p < count; p++) {
             uint32_t c[4] = {(uint32_t)(start + p), (uint32_t)q, (uint32_t)step,
@@ -58,3 +61,7 @@ void mf_normals(uint64_t seed, int64_t step, int32_t q, int64_t n_nodes, double 
     }
 }
 
+void mf_normals(uint64_t seed, int64_t step, int32_t q, int64_t n_nodes, double *out)
+{
+    mf_normals_nodes(seed, step, q, n_nodes, 0, n_nodes, out);
+}

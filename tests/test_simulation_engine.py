@@ -238,3 +238,56 @@ def test_a_real_sigint_during_the_c_loop_keeps_every_completed_step(oscillator, 
                            **options)
     np.testing.assert_array_equal(rest["subsample"].data, whole["subsample"].data)
     np.testing.assert_array_equal(rest["subsample"].times, whole["subsample"].times)
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_results_are_bit_identical_for_any_thread_count(oscillator, precision):
+    """The OpenMP target splits the nodes among threads; nothing may depend on the split
+    (odd node counts, noise pairs straddling a split, monitors, float32 row sums)."""
+    if oscillator.simulator_module.lib.mf_max_threads() < 2:
+        pytest.skip("the simulator was built without OpenMP (MFGEN_TARGET=c)")
+    network = Connectivity.synthetic(77, seed=11)
+    options = dict(integrator="heun_stochastic", noise={"V": 1e-3, "W": 1e-4}, seed=21,
+                   coupling_parameters={"a": 0.05}, coupling_precision=precision,
+                   parameters={"a": np.linspace(-2.0, -1.0, 77)},
+                   monitors=[mfgen.Raw(["V"]), mfgen.TemporalAverage(0.5)])
+    runs = [mfgen.Simulation(oscillator, network, threads=threads, **options).run(
+        30.0, chunk_steps=97) for threads in (1, 2, 3, 8)]
+    for other in runs[1:]:
+        for label in ("raw", "temporal_average"):
+            np.testing.assert_array_equal(other[label].data, runs[0][label].data)
+        np.testing.assert_array_equal(other.final_state, runs[0].final_state)
+
+
+def test_a_blow_up_is_found_at_the_same_place_by_any_thread_count(tmp_path):
+    spec = tmp_path / "threaded_blowup.yaml"
+    spec.write_text("""
+name: threaded_blowup
+parameters:
+  r: {default: 1.0}
+state_variables:
+  u: {range: [0.0, 1.0]}
+  v: {range: [0.0, 1.0]}
+derivatives:
+  u: r * u * u
+  v: -v + sqrt(1 - u)
+""")
+    model = mfgen.load(spec)
+    if model.simulator_module.lib.mf_max_threads() < 2:
+        pytest.skip("the simulator was built without OpenMP (MFGEN_TARGET=c)")
+    initial = np.zeros((2, 9))
+    initial[0] = np.linspace(0.1, 0.5, 9)
+    messages = []
+    for threads in (1, 2, 4):
+        with pytest.raises(mfgen.SimulationError) as caught:
+            mfgen.simulate(model, None, initial_state=initial, integrator="euler", dt=0.01,
+                           duration=50.0, threads=threads)
+        messages.append((str(caught.value), caught.value.result.steps))
+    # v = -v + sqrt(1 - u) turns NaN first at the node with the largest u (node 8)
+    assert "'v' at node 8" in messages[0][0]
+    assert messages[1:] == messages[:1] * 2
+
+
+def test_threads_is_checked(oscillator):
+    with pytest.raises(ValueError, match=r"threads must be an integer in \[1, 256\]"):
+        mfgen.Simulation(oscillator, None, n_nodes=4, threads=0)
