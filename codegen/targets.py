@@ -40,8 +40,7 @@ class Target:
 
     def parallel_region(self) -> str:
         """Opens the time loop's persistent team (one per C call)."""
-        return ("#pragma omp parallel num_threads(sim->n_threads) if(sim->n_threads > 1)"
-                if self.threads else "")
+        return "#pragma omp parallel num_threads(sim->n_threads)" if self.threads else ""
 
     def barrier(self) -> str:
         return "#pragma omp barrier" if self.threads else ""
