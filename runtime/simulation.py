@@ -220,7 +220,9 @@ class Simulation:
         self.n_nodes = n
         row_ptr, col, weight, delay = connectivity.sparse(self.dt)
         self.horizon = int(delay.max(initial=0)) + 1
-        history_bytes = self.horizon * max(len(model.cvar), 1) * n * 8
+        # the mirrored ring (two copies of each slot), plus its float32 twin in float32 mode
+        history_bytes = 2 * self.horizon * max(len(model.cvar), 1) * n * (
+            12 if coupling_precision == "float32" else 8)
         if history_bytes > MAX_HISTORY_BYTES:
             raise ValueError(
                 f"the longest delay is {self.horizon - 1} steps (tract length / speed / dt): "
@@ -263,7 +265,11 @@ class Simulation:
         # State and history: the C context points at these two arrays for its whole life.
         state, history = self._initial(initial_state, initial_history)
         self._state = self._buffers.keep(state)
-        self._history = self._buffers.keep(history)
+        # mirrored ring: slots s and s + horizon are the same (no wrap-around test in C)
+        self._history = self._buffers.keep(np.concatenate([history, history]))
+        self._history32 = self._buffers.keep(
+            self._history.astype(np.float32) if coupling_precision == "float32"
+            else np.zeros(1, np.float32))
 
         # Monitors.
         self.monitor_specs = list(monitors) if monitors is not None else [Raw()]
@@ -348,11 +354,19 @@ class Simulation:
         sim.params = ffi.cast("double *", packed.ctypes.data)
         sim.local_coupling = self.local_coupling
         sim.horizon = self.horizon
-        for name, array, ctype in (("row_ptr", row_ptr, "int64_t *"), ("col", col, "int32_t *"),
-                                   ("weight", weight, "double *"), ("delay", delay, "int32_t *")):
+        # Each connection's read of the mirrored ring, relative to the current slot.
+        offset = (self.horizon - delay.astype(np.int64)) * (len(model.cvar) * n) + col
+        for name, array, ctype in (("row_ptr", row_ptr, "int64_t *"),
+                                   ("offset", offset, "int64_t *"),
+                                   ("weight", weight, "double *"),
+                                   ("weight32", weight.astype(np.float32), "float *")):
             array = self._buffers.keep(np.ascontiguousarray(array) if array.size
                                        else np.zeros(1, array.dtype))
             setattr(sim, name, ffi.cast(ctype, array.ctypes.data))
+        sim.max_row = max(int(np.diff(row_ptr).max(initial=0)), 1)
+        terms = self._buffers.keep(np.zeros(sim.max_row * self.threads))
+        sim.terms = ffi.cast("double *", terms.ctypes.data)
+        sim.history32 = ffi.cast("float *", self._history32.ctypes.data)
         sim.coupling_kind = names.index(coupling)
         sim.coupling_float32 = int(coupling_precision == "float32")
         sim.coupling_params = ffi.cast("double *", coupling_vector.ctypes.data)
@@ -610,7 +624,7 @@ class Simulation:
             "config_digest": self._config_digest(),
             "step": self.steps_done,
             "state": self._state.copy(),
-            "history": self._history.copy(),
+            "history": self._history[: self.horizon].copy(),
         }
         for index, accumulator in enumerate(self._accumulators):
             checkpoint[f"monitor_{index}_accumulator"] = accumulator.copy()
@@ -636,7 +650,7 @@ class Simulation:
         step = int(get("step"))
         if step < 0:
             raise ValueError(f"checkpoint step must be non-negative, got {step}")
-        arrays = {"state": self._state, "history": self._history}
+        arrays = {"state": self._state, "history": self._history[: self.horizon]}
         arrays.update({f"monitor_{i}_accumulator": a for i, a in enumerate(self._accumulators)})
         checked = {}
         for key, target in arrays.items():
@@ -654,6 +668,9 @@ class Simulation:
             phases.append(phase)
         for key, value in checked.items():
             arrays[key][...] = value
+        self._history[self.horizon:] = self._history[: self.horizon]  # the mirror
+        if self.coupling_precision == "float32":
+            self._history32[...] = self._history
         for index, phase in enumerate(phases):
             self._monitors[index].phase = phase
             self._first_sample[index] = step // self._monitor_meta[index][2]
