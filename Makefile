@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: setup test demo bench lint fuzz clean
+.PHONY: setup test demo bench bench-check lint fuzz clean
 
 setup: $(STAMP)
 
@@ -30,8 +30,12 @@ demo: setup  ## check every bundled spec, then simulate TVB-AdEx on a 68-region 
 fuzz: setup  ## long fuzz of the expression parser and spec loader (MFGEN_FUZZ_SEED=n repeats one)
 	MFGEN_FUZZ=1 $(PY) -m pytest -q -p no:cacheprovider tests/test_fuzz.py
 
-bench: setup  ## speed benchmarks (not tests): compiled kernels vs NumPy
+bench: setup  ## speed benchmarks (not tests): compiled kernels vs NumPy, the simulation engine
 	$(PY) benchmarks/bench_dfun.py
+	$(PY) benchmarks/bench_engine.py
+
+bench-check: setup  ## the engine benchmark's expectations; fails loudly on a miss
+	$(PY) benchmarks/bench_engine.py --quick --check
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -62,7 +62,7 @@ class Target:
 
 C = Target("c", "C99, one thread; SIMD over nodes")
 OPENMP = Target("openmp", "C99 + OpenMP: a team of threads over the nodes, SIMD within",
-                flags=("-fopenmp",), libraries=("gomp",), threads=True)
+                flags=("-fopenmp",), threads=True)
 TARGETS = {target.name: target for target in (C, OPENMP)}
 
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import sys
@@ -207,8 +208,7 @@ def _compile_into_cache(cache: Cache, module_key: str, module_name: str, source:
 
 def _publish_module(cache: Cache, module_key: str, module_name: str, c_source: str,
                     c_declarations: str, files: dict[str, str], required: tuple[str, ...],
-                    toolchain: Toolchain, force: bool, extra_flags: tuple[str, ...] = ()
-                    ) -> bool:
+                    toolchain: Toolchain, force: bool) -> bool:
     """Compile a module unless an intact copy is published; True if this call compiled.
 
     Under the key's lock, in a private staging directory, published by one atomic rename
@@ -228,8 +228,7 @@ def _publish_module(cache: Cache, module_key: str, module_name: str, c_source: s
         with cache.staging() as staged:
             for name, text in files.items():
                 (staged / name).write_text(text)
-            so_path = compile_module(module_name, c_source, c_declarations, staged, toolchain,
-                                     extra_flags)
+            so_path = compile_module(module_name, c_source, c_declarations, staged, toolchain)
             cache.write_checksum(staged, so_path)
             cache.publish(staged, module_key)
         return True
@@ -248,6 +247,9 @@ def load_simulator(cache: Cache | None = None) -> ModuleType:
 
     toolchain = detect_toolchain()
     target = select_target(openmp_available=has_openmp(toolchain))
+    # the target's flags and libraries join the toolchain's (and so the key)
+    toolchain = dataclasses.replace(toolchain, flags=toolchain.flags + target.flags,
+                                    libraries=target.libraries + toolchain.libraries)
     key = simulator_key(toolchain, target)
     module_name = f"_mfgen_simulator_{key[:32]}"
     if module_name in sys.modules:
@@ -263,8 +265,7 @@ def load_simulator(cache: Cache | None = None) -> ModuleType:
 
         source = render_simulator(target)
         _publish_module(cache, key, module_name, source.c_source, source.c_declarations,
-                        {SIMULATOR_FILE: source.c_source}, (), toolchain, force=False,
-                        extra_flags=target.flags)
+                        {SIMULATOR_FILE: source.c_source}, (), toolchain, force=False)
     module_dir = cache.module_dir(key)
     so_path = module_file(module_dir)
     problem = module_problem(module_dir, module_name)

@@ -109,7 +109,7 @@ def has_openmp(toolchain: Toolchain) -> bool:
 
 
 def compile_module(module_name: str, c_source: str, declarations: str, workdir: Path,
-                   toolchain: Toolchain, extra_flags: tuple[str, ...] = ()) -> Path:
+                   toolchain: Toolchain) -> Path:
     """Build the cffi extension `module_name` in `workdir`; return the path of the .so."""
     import cffi  # only needed when building
 
@@ -121,7 +121,7 @@ def compile_module(module_name: str, c_source: str, declarations: str, workdir: 
         ffi.emit_c_code(str(wrapper))
     target = workdir / f"{module_name}{sysconfig.get_config_var('EXT_SUFFIX')}"
     include = sysconfig.get_paths()["include"]
-    command = [*shlex.split(toolchain.compiler), *toolchain.flags, *extra_flags, f"-I{include}",
+    command = [*shlex.split(toolchain.compiler), *toolchain.flags, f"-I{include}",
                str(wrapper), "-o", str(target), *[f"-l{lib}" for lib in toolchain.libraries]]
     try:
         result = subprocess.run(command, capture_output=True, text=True,

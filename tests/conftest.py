@@ -1,22 +1,32 @@
-"""Shared fixtures. Every test session builds into its own fresh cache directory."""
+"""Shared fixtures. Every test session builds into its own fresh cache directory, removed at
+the end of the session. Helpers live in tests/helpers.py."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 
 import numpy as np
 import pytest
 
-# Set before mfgen is imported anywhere, so no test reads or writes the user's cache.
-os.environ["MFGEN_CACHE_DIR"] = tempfile.mkdtemp(prefix="mfgen-test-cache-")
+# Re-exported for test modules that still import them from here.
+from helpers import FIRST_ORDER_SPECS, run_in_processes  # noqa: F401
 
-FIRST_ORDER_SPECS = [
-    "generic_2d_oscillator",
-    "zerlaut_adaptation_first_order",
-    "tvb_adex_first_order",
-    "zerlaut_2018_first_order",
-]
+_CACHE_DIR: str | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Before any test module imports mfgen: a fresh cache, so no test reads or writes the
+    user's cache (an MFGEN_CACHE_DIR already set by a parent run is replaced too)."""
+    global _CACHE_DIR
+    _CACHE_DIR = tempfile.mkdtemp(prefix="mfgen-test-cache-")
+    os.environ["MFGEN_CACHE_DIR"] = _CACHE_DIR
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _CACHE_DIR is not None:
+        shutil.rmtree(_CACHE_DIR, ignore_errors=True)
 
 
 @pytest.fixture
@@ -34,20 +44,3 @@ def write_spec(tmp_path):
         return path
 
     return write
-
-
-def run_in_processes(target, args: tuple, count: int) -> list:
-    """Start `count` spawned processes running target(*args, queue) at once; return what each
-    put on the queue, after checking that every one exited cleanly."""
-    import multiprocessing
-
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    workers = [context.Process(target=target, args=(*args, queue)) for _ in range(count)]
-    for worker in workers:
-        worker.start()
-    results = [queue.get(timeout=300) for _ in workers]
-    for worker in workers:
-        worker.join(timeout=60)
-        assert worker.exitcode == 0
-    return results

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import run_in_processes
+from helpers import run_in_processes
 
 import mfgen
 from mfgen.errors import CompileError

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_in_processes
+from helpers import run_in_processes
 
 import mfgen
 from mfgen.errors import CompileError, MfgenError

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import seed_ports
-from conftest import FIRST_ORDER_SPECS
+from helpers import FIRST_ORDER_SPECS
 
 import mfgen
 

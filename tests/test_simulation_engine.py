@@ -18,6 +18,7 @@ import pytest
 import mfgen
 from mfgen.codegen import integrators as integrator_table
 from mfgen.codegen.coupling import load_coupling_functions
+from mfgen.runtime import loader
 from mfgen.runtime.cache import generator_files
 from mfgen.runtime.connectivity import Connectivity
 
@@ -59,6 +60,10 @@ def test_an_integrator_added_to_the_table_is_accepted_by_simulation(monkeypatch,
     midpoint = integrator_table.Tableau("midpoint", ((), (half,)), (Fraction(0), Fraction(1)),
                                         order=2, description="explicit midpoint")
     monkeypatch.setitem(integrator_table.INTEGRATORS, "midpoint", midpoint)
+    # editing codegen/integrators.py changes the generator identity: the model and the shared
+    # simulator are then generated anew
+    identity = loader.generator_identity() + "+midpoint"
+    monkeypatch.setattr(loader, "generator_identity", lambda: identity)
     spec = tmp_path / "rotation_midpoint.yaml"
     spec.write_text(ROTATION.format(name="rotation_midpoint"))
     model = mfgen.load(spec)
@@ -216,20 +221,25 @@ def test_a_real_sigint_during_the_c_loop_keeps_every_completed_step(oscillator, 
     """Issue 12: a SIGINT arriving while C runs dropped that chunk's samples, shifting all
     later times. Now the run stops at the end of the chunk that was running, with every
     sample, and resumes exactly."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # Python's default
     chunk, total = 20000, 200000
     options = dict(seed=4, coupling_parameters={"a": 0.01}, monitors=[mfgen.SubSample(1.0)])
     simulation = mfgen.Simulation(oscillator, network, **options)
-    timers = []
+    senders = []
 
     def interrupt_during_the_next_chunk(done, _total):
-        if done == chunk:  # the signal lands while the C loop runs the second chunk
-            timer = threading.Timer(0.005, os.kill, (os.getpid(), signal.SIGINT))
-            timer.start()
-            timers.append(timer)
+        if done == chunk:  # sent from another thread while this one enters the C loop again
+            sender = threading.Thread(target=os.kill, args=(os.getpid(), signal.SIGINT))
+            sender.start()
+            senders.append(sender)
 
-    result = simulation.run(total * 0.1, chunk_steps=chunk,
-                            progress=interrupt_during_the_next_chunk)
-    timers[0].join()
+    try:
+        result = simulation.run(total * 0.1, chunk_steps=chunk,
+                                progress=interrupt_during_the_next_chunk)
+        senders[0].join()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    # 8 more chunks (~25 ms each) would have to pass before the signal for the run to end
     assert result.interrupted and 0 < result.steps < total
     assert result.steps % chunk == 0, "stopped inside a chunk"
     assert result["subsample"].data.shape[0] == result.steps // 10

@@ -31,6 +31,7 @@ How the two runs are lined up (TVB 2.10, tvb/simulator/history.py and simulator.
 
 from __future__ import annotations
 
+import helpers
 import numpy as np
 import pytest
 from tvb.datatypes.connectivity import Connectivity as TVBConnectivity
@@ -133,9 +134,7 @@ def run_mfgen(model_name, network, history, normals, precision):
 def relative_error(actual: np.ndarray, expected: np.ndarray) -> float:
     """Largest |actual - expected| / |expected|, with a floor of 1e-6 of each variable's
     largest magnitude (variables that stay exactly 0, like W_i, must then match exactly)."""
-    scale = np.abs(expected).max(axis=(0, 2), keepdims=True)
-    floor = np.maximum(1e-6 * scale, 1e-300)
-    return float((np.abs(actual - expected) / np.maximum(np.abs(expected), floor)).max())
+    return float(helpers.relative_error(actual, expected, 1e-6, axis=(0, 2)).max())
 
 
 @pytest.mark.parametrize("stochastic", [False, True], ids=["heun", "heun_stochastic"])

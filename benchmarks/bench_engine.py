@@ -1,0 +1,169 @@
+#!/usr/bin/env python
+"""The simulation engine's speed (not a test): where a step's time goes, the cost of the
+Python `dfun` wrapper, a cold build, and threads over nodes on large networks.
+
+Issue 8's configuration: TVB's default 76-region connectome (tvb-data; synthetic if absent),
+speed 4 mm/ms, dt 0.1 ms, tvb_zerlaut_adaptation_first_order, Heun, Linear coupling, a Raw
+monitor of all states. A step's time minus two bare dfun calls is the engine's own cost.
+
+    .venv/bin/python benchmarks/bench_engine.py            # report
+    .venv/bin/python benchmarks/bench_engine.py --check    # and fail on a missed expectation
+    .venv/bin/python benchmarks/bench_engine.py --quick    # fewer repeats, no 100 000 nodes
+
+Expectations (--check, `make bench-check`): ratios measured side by side in one process, so
+they hold on a slower or busier machine; the cold build is absolute (seconds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import command, cpu_best, machine, per_call, wall_best  # noqa: E402
+
+import mfgen  # noqa: E402
+
+SPEC = "tvb_zerlaut_adaptation_first_order"
+STEPS = 5000
+# name: (limit, what it bounds)
+EXPECTATIONS = {
+    "engine_ratio_float64": (0.8, "step time minus two dfun calls, over two dfun calls "
+                                  "(float64 coupling)"),
+    "engine_ratio_float32": (1.0, "the same with TVB-exact float32 coupling"),
+    "wrapper_overhead_us": (2.5, "model.dfun minus the bare kernel at N = 76 (us)"),
+    "cold_build_s": (1.5, "cold build of a first-order spec, parse to import (s)"),
+}
+
+
+def initial_state(model: mfgen.CompiledModel, n: int) -> np.ndarray:
+    state = np.zeros((model.n_states, n))
+    state[model.state_variables.index("E")] = 0.005
+    state[model.state_variables.index("I")] = 0.01
+    return state
+
+
+def random_network(n: int, degree: int, seed: int = 0) -> mfgen.Connectivity:
+    rng = np.random.default_rng(seed)
+    rows = np.repeat(np.arange(n), degree)
+    cols = rng.integers(0, n, n * degree)
+    weights = scipy.sparse.csr_matrix((rng.random(n * degree) / degree, (rows, cols)), (n, n))
+    lengths = scipy.sparse.csr_matrix((rng.uniform(10, 150, n * degree), (rows, cols)), (n, n))
+    return mfgen.Connectivity(weights, lengths, source=f"random(n={n}, degree={degree})")
+
+
+def step_split(model: mfgen.CompiledModel, connectome: mfgen.Connectivity, precision: str,
+               repeats: int) -> dict[str, float]:
+    state = initial_state(model, connectome.n_regions)
+
+    def run() -> None:
+        simulation = mfgen.Simulation(model, connectome, coupling_parameters={"a": 0.0125},
+                                      initial_state=state, monitors=[mfgen.Raw()],
+                                      coupling_precision=precision, threads=1)
+        simulation.run(STEPS * 0.1)
+
+    step = cpu_best(run, repeats) / STEPS
+    coupling = np.zeros((len(model.coupling_variables), connectome.n_regions))
+    kernel = model.bind_dfun(state, coupling, np.empty_like(state))
+    dfun = per_call(kernel, 20_000, repeats)
+    wrapper = per_call(lambda: model.dfun(state, coupling), 20_000, repeats)
+    return {"step_us": step * 1e6, "dfun_us": dfun * 1e6, "wrapper_us": wrapper * 1e6,
+            "ratio": (step - 2 * dfun) / (2 * dfun)}
+
+
+COLD = """
+import time, mfgen
+start = time.perf_counter()
+mfgen.load("zerlaut_adaptation_first_order")
+print(time.perf_counter() - start)
+"""
+
+
+def cold_build() -> float:
+    """Parse, SymPy, render, compile and import one first-order spec, fresh cache (the
+    shared simulator is built once per toolchain and is not part of it)."""
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, MFGEN_CACHE_DIR=cache)
+        out = subprocess.run([sys.executable, "-c", textwrap.dedent(COLD)], env=env,
+                             capture_output=True, text=True, check=True)
+        return float(out.stdout.split()[-1])
+
+
+def scaling(model: mfgen.CompiledModel, sizes: list[tuple[int, int]], quick: bool
+            ) -> list[str]:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    thread_counts = sorted({1, 2, min(cores, 4), cores} - {0})
+    available = int(model.simulator_module.lib.mf_max_threads())
+    if available == 1:
+        thread_counts = [1]
+    lines = ["| nodes | connections | " + " | ".join(f"{t} thr us/step" for t in thread_counts)
+             + " | ns/connection (1 thr) | speed-up |",
+             "|---|---|" + "---|" * (len(thread_counts) + 2)]
+    for n, degree in sizes:
+        network = random_network(n, degree)
+        state = initial_state(model, n)
+        steps = max(20, min(2000, 2_000_000 // (n * degree)))
+        times = {}
+        for threads in thread_counts:
+            def run(threads: int = threads, network: mfgen.Connectivity = network,
+                    state: np.ndarray = state, steps: int = steps) -> None:
+                simulation = mfgen.Simulation(model, network, initial_state=state,
+                                              coupling_parameters={"a": 0.0125},
+                                              monitors=[mfgen.TemporalAverage(1.0)],
+                                              threads=threads)
+                simulation.run(steps * 0.1)
+            times[threads] = wall_best(run, 2 if quick else 3) / steps
+        per_connection = times[1] / (n * degree) * 1e9
+        best = min(times.values())
+        lines.append(f"| {n} | {n * degree} | "
+                     + " | ".join(f"{times[t] * 1e6:.1f}" for t in thread_counts)
+                     + f" | {per_connection:.2f} | {times[1] / best:.2f}x |")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--check", action="store_true", help="fail on a missed expectation")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    repeats = 3 if args.quick else 5
+    try:
+        connectome = mfgen.Connectivity.tvb_default()
+    except mfgen.MfgenError:
+        connectome = mfgen.Connectivity.synthetic(76, density=0.27)
+    model = mfgen.load(SPEC)
+    print(f"# Engine benchmark\n\nMachine: {machine()}\nCommand: `{command()}`\n")
+    measured: dict[str, float] = {}
+    print("| coupling | us/step | dfun kernel us | engine (step - 2 dfun) / 2 dfun | "
+          "model.dfun us |\n|---|---|---|---|---|")
+    for precision in ("float64", "float32"):
+        split = step_split(model, connectome, precision, repeats)
+        measured[f"engine_ratio_{precision}"] = split["ratio"]
+        measured["wrapper_overhead_us"] = split["wrapper_us"] - split["dfun_us"]
+        print(f"| {precision} | {split['step_us']:.2f} | {split['dfun_us']:.2f} | "
+              f"{split['ratio']:.2f}x | {split['wrapper_us']:.2f} |", flush=True)
+    measured["cold_build_s"] = min(cold_build() for _ in range(1 if args.quick else 3))
+    print(f"\nCold build of zerlaut_adaptation_first_order: {measured['cold_build_s']:.2f} s\n")
+    print(f"Scaling ({SPEC}, Heun, random networks, degree 20, wall time, best of runs):\n")
+    sizes = [(76, 20), (1000, 20), (10_000, 20)] + ([] if args.quick else [(100_000, 20)])
+    scaling(model, sizes, args.quick)
+    failed = [f"{name} = {measured[name]:.3g} > {limit} ({what})"
+              for name, (limit, what) in EXPECTATIONS.items() if measured[name] > limit]
+    print("\nExpectations: " + ("all met" if not failed else "MISSED:\n  " + "\n  ".join(failed)))
+    return 1 if failed and args.check else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
