@@ -390,16 +390,21 @@ class Simulation:
     # -- set-up ------------------------------------------------------------------------------
     def _threads(self, threads: int | None, n: int) -> int:
         """Threads over the nodes: results are the same for any count (tested), so the
-        default is only about speed: all cores from PARALLEL_MIN_NODES nodes on, else one."""
+        default is only about speed: from PARALLEL_MIN_NODES nodes on, the cores that are idle
+        now (a step waits at two barriers for its slowest thread: on a busy machine a thread
+        descheduled for a time slice costs more than the whole step; measured 10-30x slower
+        with 2 threads on 2 loaded cores), else one."""
         available = int(self.model.simulator_module.lib.mf_max_threads())
         if threads is None:
-            if n < PARALLEL_MIN_NODES:
+            if n < PARALLEL_MIN_NODES or available == 1:
                 return 1
             try:
                 cores = len(os.sched_getaffinity(0))
             except AttributeError:  # not Linux
                 cores = os.cpu_count() or 1
-            return max(1, min(cores, available, MAX_THREADS))
+            busy = os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+            idle = int(cores - busy + 0.5)
+            return max(1, min(idle, available, MAX_THREADS))
         if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or \
                 not 1 <= threads <= MAX_THREADS:
             raise ValueError(f"threads must be an integer in [1, {MAX_THREADS}], got "
