@@ -34,7 +34,8 @@ bench: setup  ## speed benchmarks (not tests): compiled kernels vs NumPy, the si
 	$(PY) benchmarks/bench_dfun.py
 	$(PY) benchmarks/bench_engine.py
 
-bench-check: setup  ## the engine benchmark's expectations; fails loudly on a miss
+bench-check: setup  ## the benchmarks' expectations (kernels, engine); fails loudly on a miss
+	$(PY) benchmarks/bench_dfun.py --quick --check --output build/bench-check-dfun.md
 	$(PY) benchmarks/bench_engine.py --quick --check
 
 lint: setup

@@ -807,6 +807,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--no-tvb", action="store_true", help="skip TVB even if installed")
     parser.add_argument("--cold-repeats", type=int, default=1, metavar="K",
                         help="cold builds per spec in a full run (default 1; each takes 2-30 s)")
+    parser.add_argument("--check", action="store_true",
+                        help="exit 1 when a kernel misses its expectation (SLOW in the table)")
     return parser.parse_args(argv)
 
 
@@ -901,7 +903,11 @@ def main(argv: list[str] | None = None) -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(report)
     log(f"wrote {args.output}")
-    return 0
+    missed = [f"{row.spec} at N = {row.n}: {_expectation(row)}" for row in rows
+              if "SLOW" in _expectation(row)]
+    if missed:
+        log("expectations MISSED:\n  " + "\n  ".join(missed))
+    return 1 if missed and args.check else 0
 
 
 if __name__ == "__main__":
