@@ -150,15 +150,20 @@ CHECKPOINT_OPTIONS = dict(
         "a": 0.05}, monitors=[mfgen.Raw(["V"]), mfgen.TemporalAverage(0.7, name="tavg")])
 
 
-def test_checkpoint_restore_continues_bit_for_bit(oscillator, network):
-    """run(a); checkpoint; a new Simulation restores it; run(b) == the tail of run(a + b)."""
-    whole = mfgen.Simulation(oscillator, network, **CHECKPOINT_OPTIONS).run(25.0)
-    first = mfgen.Simulation(oscillator, network, **CHECKPOINT_OPTIONS)
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_checkpoint_restore_continues_bit_for_bit(oscillator, network, precision, tmp_path):
+    """run(a); checkpoint (through an .npz file); a new Simulation restores it; run(b) == the
+    tail of run(a + b)."""
+    options = dict(CHECKPOINT_OPTIONS, coupling_precision=precision)
+    whole = mfgen.Simulation(oscillator, network, **options).run(25.0)
+    first = mfgen.Simulation(oscillator, network, **options)
     first.run(10.3)
     checkpoint = first.checkpoint()
     assert all(isinstance(v, (np.ndarray, int, float)) for v in checkpoint.values())
-    second = mfgen.Simulation(oscillator, network, **CHECKPOINT_OPTIONS)
-    second.restore(checkpoint)
+    np.savez(tmp_path / "checkpoint.npz", **checkpoint)
+    second = mfgen.Simulation(oscillator, network, **options)
+    with np.load(tmp_path / "checkpoint.npz") as saved:
+        second.restore(saved)
     assert second.steps_done == 103
     tail = second.run(14.7)
     np.testing.assert_array_equal(tail.final_state, whole.final_state)
