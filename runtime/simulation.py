@@ -76,6 +76,10 @@ class MonitorResult:
         """The trace of one variable: (n_samples, n_nodes)."""
         return self.data[:, self.variables.index(variable)]
 
+    def __repr__(self) -> str:
+        return (f"<MonitorResult: {self.data.shape[0]} samples x ({', '.join(self.variables)})"
+                f" x {self.data.shape[2]} nodes>")
+
 
 @dataclass
 class SimulationResult:
@@ -88,6 +92,22 @@ class SimulationResult:
 
     def __getitem__(self, monitor: str) -> MonitorResult:
         return self.monitors[monitor]
+
+    # Short repr, xarray and plots (runtime/results.py, runtime/plotting.py).
+    def __repr__(self) -> str:
+        from mfgen.runtime.results import describe_simulation_result
+
+        return describe_simulation_result(self)
+
+    def to_xarray(self) -> Any:
+        from mfgen.runtime.results import simulation_result_to_xarray
+
+        return simulation_result_to_xarray(self)
+
+    def plot(self, path: Any = None, **options: Any) -> Any:
+        from mfgen.runtime.results import plot_simulation_result
+
+        return plot_simulation_result(self, path, **options)
 
 
 @dataclass
@@ -447,6 +467,33 @@ class Simulation:
             "monitors": [{"kind": s.kind, "period": s.period, "variables": list(v),
                           "label": s.label} for s, v, _ in self._monitor_meta],
         }
+
+    # -- checkpoints (minimal; the engine branch supplies the full version) --------------------
+    def checkpoint(self) -> dict[str, Any]:
+        """Everything needed to continue bit-exactly: step counter, state, history ring and
+        the monitors' accumulators (their phase follows from the step counter)."""
+        return {"step": self.steps_done, "state": self.state.copy(),
+                "history": self._history.copy(),
+                "accumulators": [np.frombuffer(self._ffi.buffer(
+                    self._monitors[i].accumulator, 8 * len(v) * self.n_nodes)).reshape(
+                    len(v), self.n_nodes).copy() for i, (_, v, _) in
+                    enumerate(self._monitor_meta)]}
+
+    def restore(self, checkpoint: Mapping[str, Any]) -> None:
+        """Continue from `checkpoint()` of a simulation built with the same arguments."""
+        state = np.asarray(checkpoint["state"], dtype=np.float64)
+        history = np.asarray(checkpoint["history"], dtype=np.float64)
+        accumulators = list(checkpoint["accumulators"])
+        if state.shape != self.state.shape or history.shape != self._history.shape or \
+                len(accumulators) != len(self._monitor_meta):
+            raise ValueError("the checkpoint does not fit this simulation (shapes differ)")
+        self.state[...] = state
+        self._history[...] = history
+        for index, (_, variables, _) in enumerate(self._monitor_meta):
+            target = np.frombuffer(self._ffi.buffer(self._monitors[index].accumulator,
+                                                    8 * len(variables) * self.n_nodes))
+            target[...] = np.asarray(accumulators[index], dtype=np.float64).reshape(-1)
+        self._sim.t = int(checkpoint["step"])
 
 
 def simulate(model: CompiledModel, connectivity: Connectivity | None = None, *,
