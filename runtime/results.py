@@ -417,7 +417,10 @@ class ResultsWriter:
                 "history": group["history"][()],
                 "accumulators": [group[f"accumulator_{i}"][()]
                                  for i in range(len(group.attrs["samples"]))]})
-            for label, count in zip(handle["monitors"], group.attrs["samples"]):
+            labels = [spec.label for spec, _, _ in simulation._monitor_meta]
+            if sorted(labels) != sorted(handle["monitors"]):
+                raise ResultsError(f"{path} has other monitors than this run")
+            for label, count in zip(labels, group.attrs["samples"]):  # the run's order
                 # Samples of a chunk whose checkpoint was not written are recomputed.
                 monitor = handle["monitors"][label]
                 monitor["data"].resize(int(count), axis=0)
