@@ -225,7 +225,9 @@ def load_result(path: str | Path) -> Results:
                                f"{attrs['format_version']}); upgrade mfgen")
         labels = [_text(x) for x in handle["region_labels"][()]]
         monitors = {}
-        for label, group in handle["monitors"].items():
+        order = [_text(x) for x in attrs.get("monitor_labels", [])]  # the run's order
+        for label in order + sorted(set(handle["monitors"]) - set(order)):
+            group = handle["monitors"][label]
             monitors[label] = MonitorData(
                 label, _text(group.attrs["kind"]), float(group.attrs["period_ms"]) or None,
                 group["time"][()], group["data"][()],
@@ -362,6 +364,7 @@ class ResultsWriter:
             group.attrs["speed_mm_per_ms"] = connectivity.speed
             group.attrs["tract_lengths_unit"] = "mm"
         monitors = handle.create_group("monitors")
+        handle.attrs["monitor_labels"] = [spec.label for spec, _, _ in simulation._monitor_meta]
         model = simulation.model
         n = simulation.n_nodes
         for spec, variables, _period in simulation._monitor_meta:

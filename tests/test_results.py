@@ -21,26 +21,26 @@ from mfgen.runtime.run_config import load_run_config
 SPEC = "generic_2d_oscillator"
 # Stochastic, delayed, two monitors whose periods do not divide the chunk (250.3 ms), so a
 # resume must restore the noise position, the delay ring and a half-filled average.
-CONFIG = f"""\
-spec: {SPEC}
-connectivity: {{source: synthetic, regions: 40, speed: 2.0}}
-coupling: {{function: linear, parameters: {{a: 0.02}}}}
+CONFIG = """\
+spec: SPEC
+connectivity: {source: synthetic, regions: 40, speed: 2.0}
+coupling: {function: linear, parameters: {a: 0.02}}
 integrator: heun_stochastic
 dt: 0.1
-duration: {{duration}}
-noise: {{{{V: 0.001, W: 0.0005}}}}
-parameters: {{{{d: 0.05}}}}
+duration: DURATION
+noise: {V: 0.001, W: 0.0005}
+parameters: {d: 0.05}
 seed: 11
 monitors:
-  - {{{{kind: temporal_average, period: 1.0}}}}
-  - {{{{kind: subsample, period: 0.7, variables: [V]}}}}
-output: {{{{chunk: 250.3}}}}
-""".replace("{{", "{").replace("}}", "}")
+  - {kind: temporal_average, period: 1.0}
+  - {kind: subsample, period: 0.7, variables: [V]}
+output: {chunk: 250.3}
+""".replace("SPEC", SPEC)
 
 
 def write_config(folder: Path, duration: float = 100.0) -> Path:
     path = folder / "run.yaml"
-    path.write_text(CONFIG.replace("{duration}", str(duration)))
+    path.write_text(CONFIG.replace("DURATION", str(duration)))
     return path
 
 
@@ -79,7 +79,7 @@ def test_the_file_names_everything_needed_to_reproduce_it(small_run):
     assert attrs["model"] == SPEC and attrs["integrator"] == "heun_stochastic"
     assert attrs["dt"] == 0.1 and attrs["seed"] == 11
     sources = json.loads(attrs["spec_sources"])
-    spec_path = mfgen.build(SPEC).path
+    spec_path = mfgen.build(SPEC).spec_path
     assert sources[str(spec_path)] == spec_path.read_text()
     assert len(attrs["spec_sha256"]) == 64
     assert json.loads(attrs["parameters"])["d"] == 0.05
