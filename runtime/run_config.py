@@ -33,6 +33,8 @@ MONITOR_KINDS = {"raw": "raw", "subsample": "subsample", "sub": "subsample",
                  "temporal_average": "temporal_average", "tavg": "temporal_average"}
 CONNECTIVITY_BUILTINS = ("synthetic", "tvb-default", "none")
 MAX_REGIONS = 1_000_000
+MAX_SYNTHETIC_REGIONS = 10_000  # the synthetic connectome is built dense: n^2 doubles, twice
+MAX_MONITOR_PERIOD_STEPS = 2**31 - 1  # the kernel counts a monitor period in int32
 DEFAULT_CHUNK_MS = 500.0
 
 
@@ -320,6 +322,11 @@ def parse_run_config(mapping: Mapping[str, Any], source: str, *,
                                      positive=True)
         config.connectivity_seed = reader.integer(section, "seed", 42, 0, 2**32 - 1, loc,
                                                   "connectivity.seed")
+        if config.connectivity == "synthetic" and config.regions > MAX_SYNTHETIC_REGIONS:
+            raise ConfigError(f"a synthetic connectome of {config.regions} regions would take "
+                              f"{2 * 8 * config.regions**2 / 2**30:.0f} GiB (it is dense); at "
+                              f"most {MAX_SYNTHETIC_REGIONS}", reader.value_at(section, "regions"),
+                              "use source: none, or a connectivity .zip")
         if config.connectivity not in ("synthetic", "none") and "regions" in section:
             raise ConfigError("regions applies only to synthetic and none connectivity",
                               reader.key_at(section, "regions"),
@@ -569,6 +576,10 @@ class _Reader:
                                       item_where, "e.g. period: 1.0")
                 period = self.number(item, "period", 1.0, loc, "period", positive=True)
                 steps = round(period / config.dt)
+                if steps > MAX_MONITOR_PERIOD_STEPS:
+                    raise ConfigError(f"monitor period {period:g} ms is {steps:.3g} steps; at "
+                                      f"most {MAX_MONITOR_PERIOD_STEPS} are supported",
+                                      self.value_at(item, "period"), "check the unit (ms)")
                 if steps < 1 or abs(steps * config.dt - period) > 1e-9 * period:
                     raise ConfigError(f"monitor period {period:g} ms is not a multiple of dt "
                                       f"= {config.dt:g} ms", self.value_at(item, "period"),
