@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shutil
 import sys
 import time
 import zipfile
@@ -286,6 +287,7 @@ class _Progress:
         self.bar: Any = None
         self.started = time.perf_counter()
         self.first: int | None = None
+        self.delay = 1.0  # s: runs shorter than this never show a bar
 
     def __call__(self, done: int, total: int) -> None:
         if self.first is None:
@@ -299,11 +301,11 @@ class _Progress:
         if self.bar is None:
             from tqdm import tqdm
 
-            # delay: runs shorter than about a second never show a bar.
             self.bar = tqdm(total=round(total * self.dt, 6), initial=round(done * self.dt, 6),
-                            unit="ms", desc="simulated", delay=1.0, file=sys.stderr,
-                            dynamic_ncols=True, bar_format="{desc}: {percentage:3.0f}%|{bar}| "
-                            "{n:.0f}/{total:.0f} ms [{elapsed}<{remaining}{postfix}]")
+                            unit="ms", desc="simulated", delay=self.delay, file=sys.stderr,
+                            ncols=shutil.get_terminal_size().columns or 80,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} ms "
+                                       "[{elapsed}<{remaining}{postfix}]")
         elapsed = max(time.perf_counter() - self.started, 1e-9)
         rate = (done - self.first) * self.n_nodes / elapsed
         self.bar.set_postfix_str(f"{rate / 1e6:.1f} M node-steps/s", refresh=False)
@@ -318,12 +320,12 @@ class _Progress:
 
 
 def _summary(monitor: Any) -> None:
-    print(f"{'variable':<12} {'mean':>12} {'min':>12} {'max':>12}   (over time and regions, "
-          f"monitor '{monitor.label}')")
-    for k, name in enumerate(monitor.variables):
+    print(f"{'variable':<12} {'unit':<6} {'mean':>12} {'min':>12} {'max':>12}   (over time and "
+          f"regions, monitor '{monitor.label}')")
+    for k, (name, unit) in enumerate(zip(monitor.variables, monitor.units)):
         values = monitor.data[:, k]
         if values.size:
-            print(f"{name:<12} {values.mean():>12.5g} {values.min():>12.5g} "
+            print(f"{name:<12} {unit or '-':<6} {values.mean():>12.5g} {values.min():>12.5g} "
                   f"{values.max():>12.5g}")
 
 

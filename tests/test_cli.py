@@ -300,3 +300,24 @@ def test_new_writes_a_starter_spec_that_builds_and_checks(tmp_path):
     checked = mfgen_cli("check", "my_model.yaml", "--points", "200", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert " ok" in checked.stdout
+
+
+def test_progress_is_a_bar_on_a_terminal_and_quiet_otherwise(monkeypatch):
+    import io
+
+    from mfgen.cli import _Progress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    for stream, expected in ((Terminal(), True), (io.StringIO(), False)):
+        monkeypatch.setattr(sys, "stderr", stream)
+        progress = _Progress("auto", 0.1, 76)
+        progress.delay = 0.0  # as if the run were already past the bar's 1 s delay
+        for done in range(0, 10001, 2500):
+            progress(done, 10000)
+        progress.close()
+        text = stream.getvalue()
+        assert ("1000/1000 ms" in text and "M node-steps/s" in text) == expected, text
+        assert bool(text) == expected
