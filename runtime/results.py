@@ -24,12 +24,15 @@ for bit (the noise is keyed by the absolute step).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import platform
+import signal
 import sys
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -482,6 +485,22 @@ def sample_times(kind: str, period_steps: int, first: int, count: int, dt: float
     return steps * dt
 
 
+@contextlib.contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold Ctrl-C until the block is done, then raise it (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if received:
+        raise KeyboardInterrupt
+
+
 def run_to_file(config: Any, path: str | Path, *, resume: bool = False, force: bool = False,
                 progress: Callable[[int, int], None] | None = None) -> Results:
     """Run `config` (a RunConfig), writing `path` as it goes; returns the results read back.
@@ -528,7 +547,8 @@ def run_to_file(config: Any, path: str | Path, *, resume: bool = False, force: b
                 data = after[spec.label].data[taken[index]:]
                 new.append((sample_times(spec.kind, period, counts[index], len(data),
                                          simulation.dt), data))
-            writer.append(new)
+            with _sigint_deferred():  # a half-written checkpoint would resume wrongly
+                writer.append(new)
             taken = [after[spec.label].data.shape[0] for spec, _, _ in metas]
             if progress is not None:
                 progress(simulation.steps_done, total)

@@ -209,3 +209,30 @@ def test_a_file_that_is_not_results_is_refused(tmp_path):
         handle["x"] = np.zeros(3)
     with pytest.raises(ResultsError, match="not an mfgen results file"):
         load_result(plain)
+
+
+def test_a_real_sigint_stops_mfgen_run_cleanly_and_it_resumes(tmp_path):
+    config_path = write_config(tmp_path, duration=2000.0)
+    complete = run_to_file(load_run_config(config_path), tmp_path / "complete.h5")
+    stopped = tmp_path / "stopped.h5"
+    command = [sys.executable, "-m", "mfgen.cli", "run", str(config_path), "--out", str(stopped)]
+    process = subprocess.Popen([*command, "--progress", "lines"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True)
+    written = 0
+    for line in process.stderr:
+        written += "written" in line
+        if written == 3:
+            process.send_signal(signal.SIGINT)
+            break
+    rest = process.stderr.read()
+    process.wait(timeout=60)
+    assert process.returncode == 130, rest
+    assert "Traceback" not in rest and "continue with --resume" in rest
+    partial = load_result(stopped)
+    assert partial.status == "interrupted" and partial.duration < 2000.0
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    final = load_result(stopped)
+    for label in ("temporal_average", "subsample"):
+        assert np.array_equal(final[label].data, complete[label].data), label
