@@ -332,13 +332,23 @@ def provenance(config: Any, model: Any, connectivity: Any, simulation: Any, dura
     }
 
 
+def monitor_layout(simulation: Any) -> list[tuple[Any, tuple[str, ...], int]]:
+    """(monitor, recorded variables, period in steps) per monitor, from public attributes."""
+    layout = []
+    for monitor in simulation.monitor_specs:
+        variables = tuple(monitor.variables or simulation.model.state_variables)
+        period = 1 if monitor.kind == "raw" else int(round(monitor.period / simulation.dt))
+        layout.append((monitor, variables, period))
+    return layout
+
+
 class ResultsWriter:
     """Appends monitor samples and a checkpoint to an HDF5 file, flushing after each chunk."""
 
     def __init__(self, handle: Any, simulation: Any):
         self.handle = handle
         self.simulation = simulation
-        self.labels = [spec.label for spec, _, _ in simulation._monitor_meta]
+        self.labels = [spec.label for spec, _, _ in monitor_layout(simulation)]
 
     @classmethod
     def create(cls, path: Path, simulation: Any, connectivity: Any,
@@ -367,10 +377,10 @@ class ResultsWriter:
             group.attrs["speed_mm_per_ms"] = connectivity.speed
             group.attrs["tract_lengths_unit"] = "mm"
         monitors = handle.create_group("monitors")
-        handle.attrs["monitor_labels"] = [spec.label for spec, _, _ in simulation._monitor_meta]
+        handle.attrs["monitor_labels"] = [spec.label for spec, _, _ in monitor_layout(simulation)]
         model = simulation.model
         n = simulation.n_nodes
-        for spec, variables, _period in simulation._monitor_meta:
+        for spec, variables, _period in monitor_layout(simulation):
             group = monitors.create_group(spec.label)
             row_bytes = 8 * len(variables) * n
             rows = max(1, min(4096, (1 << 20) // max(row_bytes, 1)))  # ~1 MiB chunks
@@ -423,7 +433,7 @@ class ResultsWriter:
                 "history": group["history"][()],
                 "accumulators": [group[f"accumulator_{i}"][()]
                                  for i in range(len(group.attrs["samples"]))]})
-            labels = [spec.label for spec, _, _ in simulation._monitor_meta]
+            labels = [spec.label for spec, _, _ in monitor_layout(simulation)]
             if sorted(labels) != sorted(handle["monitors"]):
                 raise ResultsError(f"{path} has other monitors than this run")
             for label, count in zip(labels, group.attrs["samples"]):  # the run's order
@@ -509,7 +519,7 @@ def run_to_file(config: Any, path: str | Path, *, resume: bool = False, force: b
     Ctrl-C stops after the current chunk is discarded; the file is marked `interrupted` and
     `resume=True` continues it.
     """
-    from mfgen.runtime.simulation import Simulation
+    from mfgen.runtime.simulation import Simulation, SimulationError
 
     path = Path(path)
     model, connectivity, kwargs, duration = config.build()
@@ -529,35 +539,37 @@ def run_to_file(config: Any, path: str | Path, *, resume: bool = False, force: b
         writer = ResultsWriter.create(path, simulation, connectivity, attrs)
     total = int(attrs["steps_total"])
     chunk = max(1, int(round(config.chunk / config.dt)))
-    metas = simulation._monitor_meta
+    layout = monitor_layout(simulation)
     started = time.perf_counter()
     status, message = "complete", ""
     try:
         if progress is not None:
             progress(simulation.steps_done, total)
         before = simulation.result().monitors
-        taken = [before[spec.label].data.shape[0] for spec, _, _ in metas]
+        taken = [before[spec.label].data.shape[0] for spec, _, _ in layout]
         while simulation.steps_done < total:
             counts = writer.counts
             steps = min(chunk, total - simulation.steps_done)
-            done = simulation.advance(steps)
-            after = simulation.result().monitors
+            try:
+                # One C call per chunk; Ctrl-C inside returns what was completed.
+                result = simulation.run(steps * simulation.dt, chunk_steps=steps)
+            except SimulationError as exc:
+                result = exc.result
+                status, message = "failed", str(exc).split("; the state before")[0]
+            if result.interrupted:
+                status, message = "interrupted", "stopped by the user (Ctrl-C); continue " \
+                                                 "with --resume"
             new = []
-            for index, (spec, _variables, period) in enumerate(metas):
-                data = after[spec.label].data[taken[index]:]
+            for index, (spec, _variables, period) in enumerate(layout):
+                data = result.monitors[spec.label].data[taken[index]:]
                 new.append((sample_times(spec.kind, period, counts[index], len(data),
                                          simulation.dt), data))
             with _sigint_deferred():  # a half-written checkpoint would resume wrongly
                 writer.append(new)
-            taken = [after[spec.label].data.shape[0] for spec, _, _ in metas]
+            taken = [result.monitors[spec.label].data.shape[0] for spec, _, _ in layout]
             if progress is not None:
                 progress(simulation.steps_done, total)
-            if done < steps:
-                sim = simulation._sim
-                variable = model.state_variables[sim.bad_state]
-                status = "failed"
-                message = (f"non-finite value in '{variable}' at node {sim.bad_node} in step "
-                           f"{sim.bad_step} (t = {sim.bad_step * simulation.dt:g} ms)")
+            if status != "complete":
                 break
     except KeyboardInterrupt:
         status = "interrupted"

@@ -236,3 +236,13 @@ def test_a_real_sigint_stops_mfgen_run_cleanly_and_it_resumes(tmp_path):
     final = load_result(stopped)
     for label in ("temporal_average", "subsample"):
         assert np.array_equal(final[label].data, complete[label].data), label
+
+
+def test_a_run_that_blows_up_keeps_its_samples_marked_failed(tmp_path):
+    path = tmp_path / "blow.yaml"
+    path.write_text(f"spec: {SPEC}\nconnectivity: {{source: none, regions: 3}}\nduration: 50\n"
+                    "parameters: {d: 1.0e+200, a: 1.0e+200}\nmonitors: [{kind: raw}]\n")
+    with pytest.raises(ResultsError, match=r"non-finite value in 'V' at node 0 in step 1 "):
+        run_to_file(load_run_config(path), tmp_path / "blow.h5")
+    failed = load_result(tmp_path / "blow.h5")
+    assert failed.status == "failed" and "non-finite" in failed.attrs["message"]
