@@ -396,14 +396,9 @@ class ResultsWriter:
             group.attrs["dims"] = "time,variable,region"
             group.attrs["time_unit"] = "ms"
             group.attrs["units"] = [model.states[v].unit for v in variables]
-        checkpoint = simulation.checkpoint()
         group = handle.create_group("checkpoint")
-        group.create_dataset("state", data=checkpoint["state"])
-        group.create_dataset("history", data=checkpoint["history"])
-        for index, accumulator in enumerate(checkpoint["accumulators"]):
-            group.create_dataset(f"accumulator_{index}", data=accumulator)
-        group.attrs["step"] = checkpoint["step"]
-        group.attrs["samples"] = [0] * len(checkpoint["accumulators"])
+        _write_checkpoint(group, simulation.checkpoint(), create=True)
+        group.attrs["samples"] = [0] * len(monitor_layout(simulation))
         handle.flush()
         return cls(handle, simulation)
 
@@ -428,11 +423,7 @@ class ResultsWriter:
                         f"{path} was written by a different run ({key.replace('_', ' ')} "
                         "differs); resume with the same config, or start again with --force")
             group = handle["checkpoint"]
-            simulation.restore({
-                "step": int(group.attrs["step"]), "state": group["state"][()],
-                "history": group["history"][()],
-                "accumulators": [group[f"accumulator_{i}"][()]
-                                 for i in range(len(group.attrs["samples"]))]})
+            simulation.restore(_read_checkpoint(group))
             labels = [spec.label for spec, _, _ in monitor_layout(simulation)]
             if sorted(labels) != sorted(handle["monitors"]):
                 raise ResultsError(f"{path} has other monitors than this run")
@@ -467,11 +458,7 @@ class ResultsWriter:
             counts.append(start + len(times))
         checkpoint = self.simulation.checkpoint()
         group = self.handle["checkpoint"]
-        group["state"][...] = checkpoint["state"]
-        group["history"][...] = checkpoint["history"]
-        for index, accumulator in enumerate(checkpoint["accumulators"]):
-            group[f"accumulator_{index}"][...] = accumulator
-        group.attrs["step"] = checkpoint["step"]
+        _write_checkpoint(group, checkpoint, create=False)
         group.attrs["samples"] = counts
         self.handle.attrs["steps_done"] = checkpoint["step"]
         self.handle.flush()
@@ -483,6 +470,26 @@ class ResultsWriter:
         self.handle.attrs["wall_time_s"] = wall_time
         self.handle.flush()
         self.handle.close()
+
+
+def _write_checkpoint(group: Any, checkpoint: Mapping[str, Any], *, create: bool) -> None:
+    """Arrays of Simulation.checkpoint() as datasets (rewritten in place), numbers as
+    attributes: whatever the simulation needs, without this module knowing its layout."""
+    for key, value in checkpoint.items():
+        if isinstance(value, np.ndarray):
+            if create:
+                group.create_dataset(key, data=value)
+            else:
+                group[key][...] = value
+        else:
+            group.attrs[key] = value
+
+
+def _read_checkpoint(group: Any) -> dict[str, Any]:
+    checkpoint: dict[str, Any] = {key: group[key][()] for key in group}
+    checkpoint.update({key: _plain(value) for key, value in group.attrs.items()
+                       if key != "samples"})
+    return checkpoint
 
 
 def sample_times(kind: str, period_steps: int, first: int, count: int, dt: float
@@ -557,11 +564,17 @@ def run_to_file(config: Any, path: str | Path, *, resume: bool = False, force: b
                 result = exc.result
                 status, message = "failed", str(exc).split("; the state before")[0]
             if result.interrupted:
+                # The file keeps the last whole chunk; --resume computes this one again.
                 status, message = "interrupted", "stopped by the user (Ctrl-C); continue " \
                                                  "with --resume"
+                break
             new = []
             for index, (spec, _variables, period) in enumerate(layout):
                 data = result.monitors[spec.label].data[taken[index]:]
+                if counts[index] + len(data) != simulation.steps_done // period:
+                    raise ResultsError(f"monitor '{spec.label}' lost samples at step "
+                                       f"{simulation.steps_done}; the file keeps the last "
+                                       "whole chunk (resume it)")
                 new.append((sample_times(spec.kind, period, counts[index], len(data),
                                          simulation.dt), data))
             with _sigint_deferred():  # a half-written checkpoint would resume wrongly

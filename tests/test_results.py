@@ -185,6 +185,7 @@ def test_ctrl_c_marks_the_file_interrupted_and_it_resumes(tmp_path):
         run_to_file(config, tmp_path / "stopped.h5", progress=interrupt_after_two_chunks)
     stopped = load_result(tmp_path / "stopped.h5")
     assert stopped.status == "interrupted" and stopped.duration == pytest.approx(500.6)
+    assert stopped["temporal_average"].data.shape[0] == 500
     resumed = run_to_file(config, tmp_path / "stopped.h5", resume=True)
     assert np.array_equal(resumed["subsample"].data, complete["subsample"].data)
 
