@@ -170,4 +170,6 @@ def test_paths_are_relative_to_the_config_file(tmp_path, config_file):
     path = config_file("spec: models/osc.yaml\nduration: 1\n")
     config = load_run_config(path)
     assert config.spec_reference() == str(spec_dir / "osc.yaml")
-    assert config.load_model().name == "osc"
+    from mfgen.codegen.spec import load_spec  # parsing is enough: no need to compile osc
+
+    assert load_spec(config.spec_reference()).name == "osc"
