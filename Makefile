@@ -18,7 +18,7 @@ test: setup  ## run the test suite
 	$(PY) -m pytest -q
 
 demo: setup  ## TVB-AdEx on TVB's 76-region connectome, 5 s: demo/results.h5 + demo/results.png
-	$(VENV)/bin/mfgen run examples/tvb_adex.yaml --force
+	$(VENV)/bin/mfgen run examples/tvb_adex.yaml --force --transient 300
 	@echo "open demo/results.png: slow adaptation-driven waves crossing the 76 regions (~2 Hz);"
 	@echo "plain h5py reads demo/results.h5; 'mfgen check --all' compares every bundled spec"
 

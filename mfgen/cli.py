@@ -339,9 +339,9 @@ def _run_config(config: Any, args: argparse.Namespace, out: str | None, plot: st
         raise MfgenError("no output file: give --out PATH or output: {path: ...} in the config")
     out_path = Path(out)
     if not resume:
-        _claim_output(out_path, args.force, "--out")
+        _claim_output(out_path, args.force, "--out" if args.out else "output.path")
     if plot:
-        _claim_output(plot, args.force, "--plot")
+        _claim_output(plot, args.force, "--plot" if args.plot else "output.plot")
     model = config.load_model()
     steps = round(config.duration / config.dt)
     print(f"simulating {model.name} ({config.connectivity}), {config.integrator}, dt = "

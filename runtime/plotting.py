@@ -96,7 +96,8 @@ def plot_monitor(monitor: Any, region_labels: Sequence[str], *, title: str = "",
     spectrum.set_ylabel(f"power ({unit}$^2$/Hz)" if unit else "power (1/Hz)")
     spectrum.legend(loc="lower left", fontsize=8)
     if title:
-        figure.suptitle(title + (f" (first {transient:g} ms skipped)" if transient else ""))
+        figure.suptitle(title + (f" (first {transient:g} ms skipped)" if transient else ""),
+                        fontsize=11)
     return figure
 
 

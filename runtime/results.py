@@ -135,7 +135,13 @@ class Results:
         from mfgen.runtime.plotting import plot_monitor
 
         chosen = self[monitor] if monitor else next(iter(self.monitors.values()))
-        title = f"{self.attrs.get('model', '')}: {chosen.label}, {self.path.name}"
+        coupling = ", ".join(f"{k} = {v:g}" for k, v in
+                             json.loads(self.attrs.get("coupling_parameters", "{}")).items())
+        title = (f"{self.attrs.get('model', '')} on {len(self.region_labels)} regions "
+                 f"({Path(str(self.attrs.get('connectivity_source', ''))).name}), monitor "
+                 f"{chosen.label}\n{self.attrs.get('integrator', '')}, dt = {self.dt:g} ms, "
+                 f"{self.attrs.get('coupling', '')} coupling {coupling}, seed "
+                 f"{self.attrs.get('seed', '')}; {self.path.name}")
         figure = plot_monitor(chosen, self.region_labels, title=title, variables=variables,
                               transient=transient)
         if path is not None:
