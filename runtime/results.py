@@ -24,7 +24,6 @@ for bit (the noise is keyed by the absolute step).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import platform
@@ -32,7 +31,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -508,20 +507,28 @@ def sample_times(kind: str, period_steps: int, first: int, count: int, dt: float
     return steps * dt
 
 
-@contextlib.contextmanager
-def _sigint_deferred() -> Iterator[None]:
-    """Hold Ctrl-C until the block is done, then raise it (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    received: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda number, frame: received.append(number))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if received:
-        raise KeyboardInterrupt
+class _StopRequest:
+    """Ctrl-C asks the run to stop after the chunk in progress is computed and written (the
+    C loop cannot be interrupted anyway, and a half-written checkpoint would resume wrongly);
+    a second Ctrl-C raises at once. Main thread only."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def _handler(self, signum: int, frame: Any) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handler)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
 
 
 def run_to_file(config: Any, path: str | Path, *, resume: bool = False, force: bool = False,
@@ -555,7 +562,9 @@ def run_to_file(config: Any, path: str | Path, *, resume: bool = False, force: b
     layout = monitor_layout(simulation)
     started = time.perf_counter()
     status, message = "complete", ""
+    stop = _StopRequest()
     try:
+        stop.__enter__()
         if progress is not None:
             progress(simulation.steps_done, total)
         before = simulation.result().monitors
@@ -583,11 +592,13 @@ def run_to_file(config: Any, path: str | Path, *, resume: bool = False, force: b
                                        "whole chunk (resume it)")
                 new.append((sample_times(spec.kind, period, counts[index], len(data),
                                          simulation.dt), data))
-            with _sigint_deferred():  # a half-written checkpoint would resume wrongly
-                writer.append(new)
+            writer.append(new)
             taken = [result.monitors[spec.label].data.shape[0] for spec, _, _ in layout]
             if progress is not None:
                 progress(simulation.steps_done, total)
+            if stop.requested and status == "complete" and simulation.steps_done < total:
+                status, message = "interrupted", "stopped by the user (Ctrl-C); continue " \
+                                                 "with --resume"
             if status != "complete":
                 break
     except KeyboardInterrupt:
@@ -596,6 +607,8 @@ def run_to_file(config: Any, path: str | Path, *, resume: bool = False, force: b
     except BaseException:
         writer.handle.close()
         raise
+    finally:
+        stop.__exit__()
     writer.finish(status, message, time.perf_counter() - started)
     if status == "failed":
         raise ResultsError(f"the run stopped: {message}; {path} holds the samples up to it "

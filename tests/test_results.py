@@ -231,6 +231,7 @@ def test_a_real_sigint_stops_mfgen_run_cleanly_and_it_resumes(tmp_path):
     assert "Traceback" not in rest and "continue with --resume" in rest
     partial = load_result(stopped)
     assert partial.status == "interrupted" and partial.duration < 2000.0
+    assert partial["temporal_average"].data.shape[0] == int(partial.duration)  # none lost
     resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True,
                              timeout=300)
     assert resumed.returncode == 0, resumed.stderr
