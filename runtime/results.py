@@ -449,8 +449,9 @@ class ResultsWriter:
     def counts(self) -> list[int]:
         return [int(c) for c in self.handle["checkpoint"].attrs["samples"]]
 
-    def append(self, new: Sequence[tuple[np.ndarray, np.ndarray]]) -> None:
-        """Append one chunk: (times, data) per monitor, then the checkpoint; flush."""
+    def append(self, new: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
+        """Append one chunk: (times, data) per monitor, then the checkpoint; flush. Returns
+        the checkpoint written."""
         counts = []
         for label, (times, data) in zip(self.labels, new):
             group = self.handle["monitors"][label]
@@ -467,6 +468,7 @@ class ResultsWriter:
         group.attrs["samples"] = counts
         self.handle.attrs["steps_done"] = checkpoint["step"]
         self.handle.flush()
+        return checkpoint
 
     def finish(self, status: str, message: str = "", wall_time: float = 0.0) -> None:
         self.handle.attrs["status"] = status
@@ -592,8 +594,11 @@ def run_to_file(config: Any, path: str | Path, *, resume: bool = False, force: b
                                        "whole chunk (resume it)")
                 new.append((sample_times(spec.kind, period, counts[index], len(data),
                                          simulation.dt), data))
-            writer.append(new)
-            taken = [result.monitors[spec.label].data.shape[0] for spec, _, _ in layout]
+            checkpoint = writer.append(new)
+            # Samples on disk need not stay in memory: restoring the checkpoint just written
+            # drops them (same state, same numbering), so memory stays one chunk long.
+            simulation.restore(checkpoint)
+            taken = [0] * len(layout)
             if progress is not None:
                 progress(simulation.steps_done, total)
             if stop.requested and status == "complete" and simulation.steps_done < total:

@@ -485,7 +485,8 @@ class Simulation:
         return np.frombuffer(self._ffi.buffer(self._monitors[index].accumulator, 8 * size))
 
     def restore(self, checkpoint: Mapping[str, Any]) -> None:
-        """Continue from `checkpoint()` of a simulation built with the same arguments."""
+        """Continue from `checkpoint()` of a simulation built with the same arguments;
+        samples recorded before are dropped (the engine's semantics)."""
         state = np.asarray(checkpoint["state"], dtype=np.float64)
         history = np.asarray(checkpoint["history"], dtype=np.float64)
         if state.shape != self.state.shape or history.shape != self._history.shape:
@@ -496,6 +497,7 @@ class Simulation:
             self._accumulator(index)[...] = np.asarray(
                 checkpoint[f"monitor_{index}_accumulator"], dtype=np.float64).reshape(-1)
         self._sim.t = int(checkpoint["step"])
+        self._samples = [[] for _ in self.monitor_specs]
 
 def simulate(model: CompiledModel, connectivity: Connectivity | None = None, *,
              duration: float = 1000.0, chunk_steps: int = 2000,
