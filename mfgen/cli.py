@@ -39,8 +39,15 @@ class _Parser(argparse.ArgumentParser):
         _fail(f"{self.prog}: {message} (see '{self.prog} --help')")
 
 
-class _HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default, except where there is none to show (flags, None) or the
+    help text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+            return text
+        return text + " (default: %(default)s)"
 
 
 def _fail(message: str) -> NoReturn:
