@@ -45,7 +45,8 @@ class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
 
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
-        if action.default in (None, False, argparse.SUPPRESS) or "default" in text:
+        if any(action.default is none for none in (None, False, argparse.SUPPRESS)) or \
+                "default" in text:  # `is`: a default of 0.0 == False is still shown
             return text
         return text + " (default: %(default)s)"
 
