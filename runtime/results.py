@@ -13,12 +13,18 @@ Layout (`h5dump -A results.h5` shows it all):
     /monitors/<label>/time (time,) ms
     /monitors/<label>/variables (variable,) text
     /connectivity/weights, tract_lengths   (small dense networks only)
-    /checkpoint/...        state, delay history, monitor accumulators after the last chunk
+    /checkpoint_a, _b      Simulation.checkpoint() after the last chunk (state, delay ring,
+                           monitor accumulators; arrays as datasets, numbers as attributes)
+                           and the sample counts it matches; attribute `checkpoint` names the
+                           current copy, the other is rewritten next
 
-After every chunk the samples, the checkpoint and `steps_done` are written and the file is
-flushed, so a run killed at any point between flushes (SIGKILL, power loss of the process)
-leaves a readable file marked `partial` holding every sample up to its last chunk;
-`run_to_file(..., resume=True)` continues it and the result equals an uninterrupted run bit
+After every chunk the samples, then the checkpoint (into the other copy, made current after a
+flush) and `steps_done` are written and the file is flushed, so a run killed between flushes
+(SIGKILL, a killed job) leaves a readable file marked `partial` holding every sample up to its
+last chunk; `run_to_file(..., resume=True)` continues it and the result equals an uninterrupted
+run bit for bit (the noise is keyed by the absolute step). HDF5 has no journal: a kill in the
+milliseconds of a flush itself can still damage the file's structure (h5py then cannot open
+it); it cannot make a resume silently wrong.
 for bit (the noise is keyed by the absolute step).
 """
 
@@ -42,6 +48,7 @@ from mfgen.errors import MfgenError
 
 FORMAT = "mfgen-results"
 FORMAT_VERSION = 1
+CHECKPOINT_GROUPS = ("checkpoint_a", "checkpoint_b")
 MAX_STORED_NETWORK = 1000  # dense weights up to this many regions travel with the results
 
 
@@ -241,7 +248,8 @@ def load_result(path: str | Path) -> Results:
                 group["time"][()], group["data"][()],
                 tuple(_text(v) for v in group["variables"][()]),
                 tuple(_text(u) for u in group.attrs["units"]))
-        final = handle["checkpoint/state"][()] if "checkpoint/state" in handle else None
+        current = _text(handle.attrs.get("checkpoint", ""))
+        final = handle[current]["state"][()] if current in handle else None
     return Results(path, attrs, monitors, labels, final)
 
 
@@ -401,9 +409,12 @@ class ResultsWriter:
             group.attrs["dims"] = "time,variable,region"
             group.attrs["time_unit"] = "ms"
             group.attrs["units"] = [model.states[v].unit for v in variables]
-        group = handle.create_group("checkpoint")
-        _write_checkpoint(group, simulation.checkpoint(), create=True)
-        group.attrs["samples"] = [0] * len(monitor_layout(simulation))
+        checkpoint = simulation.checkpoint()
+        for name in CHECKPOINT_GROUPS:  # two copies: one is always whole (see append)
+            group = handle.create_group(name)
+            _write_checkpoint(group, checkpoint, create=True)
+            group.attrs["samples"] = [0] * len(monitor_layout(simulation))
+        handle.attrs["checkpoint"] = CHECKPOINT_GROUPS[0]
         handle.flush()
         return cls(handle, simulation)
 
@@ -427,7 +438,7 @@ class ResultsWriter:
                     raise ResultsError(
                         f"{path} was written by a different run ({key.replace('_', ' ')} "
                         "differs); resume with the same config, or start again with --force")
-            group = handle["checkpoint"]
+            group = handle[_text(handle.attrs["checkpoint"])]
             simulation.restore(_read_checkpoint(group))
             labels = [spec.label for spec, _, _ in monitor_layout(simulation)]
             if sorted(labels) != sorted(handle["monitors"]):
@@ -447,7 +458,10 @@ class ResultsWriter:
 
     @property
     def counts(self) -> list[int]:
-        return [int(c) for c in self.handle["checkpoint"].attrs["samples"]]
+        return [int(c) for c in self._current().attrs["samples"]]
+
+    def _current(self) -> Any:
+        return self.handle[_text(self.handle.attrs["checkpoint"])]
 
     def append(self, new: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
         """Append one chunk: (times, data) per monitor, then the checkpoint; flush. Returns
@@ -462,10 +476,17 @@ class ResultsWriter:
                 group["time"].resize(start + len(times), axis=0)
                 group["time"][start:] = times
             counts.append(start + len(times))
+        # The new checkpoint goes into the other copy, flushed, and only then becomes the
+        # current one: a kill while it is written leaves the previous one whole (a state from
+        # one step with the counter of another would resume silently wrong).
         checkpoint = self.simulation.checkpoint()
-        group = self.handle["checkpoint"]
+        current = _text(self.handle.attrs["checkpoint"])
+        target = CHECKPOINT_GROUPS[1 - CHECKPOINT_GROUPS.index(current)]
+        group = self.handle[target]
         _write_checkpoint(group, checkpoint, create=False)
         group.attrs["samples"] = counts
+        self.handle.flush()
+        self.handle.attrs["checkpoint"] = target
         self.handle.attrs["steps_done"] = checkpoint["step"]
         self.handle.flush()
         return checkpoint
