@@ -6,6 +6,10 @@
     >>> dx_ref = model.reference.dfun(state, coupling) # NumPy reference from the same spec
 """
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
 
 from mfgen.errors import CompileError, MfgenError, SpecError  # noqa: E402
@@ -22,6 +26,26 @@ from mfgen.runtime.simulation import (  # noqa: E402
     simulate,
 )
 
+if TYPE_CHECKING:
+    from mfgen.runtime.results import Results
+    from mfgen.runtime.run_config import RunConfig
+
+
+def load_result(path: str) -> Results:
+    """Read a results file written by `mfgen run` (complete or partial)."""
+    from mfgen.runtime.results import load_result as read  # lazily: h5py costs ~0.1 s
+
+    return read(path)
+
+
+def load_run_config(path: str, overrides: tuple[str, ...] = ()) -> RunConfig:
+    """Read and validate a run config file (see docs/spec-language.md, run configs)."""
+    from mfgen.runtime.run_config import load_run_config as read
+
+    return read(path, overrides)
+
+
 __all__ = ["CompileError", "Connectivity", "MfgenError", "Monitor", "Raw", "Simulation",
            "SimulationError", "SimulationResult", "SpecError", "SubSample", "TemporalAverage",
-           "build", "load", "simulate", "__version__"]
+           "build", "load", "load_result", "load_run_config", "simulate",
+           "__version__"]

@@ -1,15 +1,191 @@
-"""The `mfgen` command line: build, check, show, simulate and list model specs."""
+"""The `mfgen` command line: build, check and show model specs; run simulations from a config
+file or from flags; plot results; start a new spec.
+
+Every user error is one line `mfgen: error: ...` and exit status 2 (a traceback only with
+--debug). Output files are never overwritten without --force and are created exclusively, so
+a symlink planted where an output goes is never followed.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
+import shutil
 import sys
 import time
+import zipfile
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
 
-from mfgen.errors import MfgenError, printable
+from mfgen.errors import MfgenError, SpecError, printable
+
+# Exceptions that carry a message about the user's input (the API raises ValueError/TypeError
+# for bad arguments by design); anything else is mfgen's fault and says so.
+USER_ERRORS = (MfgenError, ValueError, TypeError, OSError, OverflowError, zipfile.BadZipFile)
+BUDGET_VARIABLES = {"build_cpu_seconds": "MFGEN_BUILD_CPU_SECONDS",
+                    "build_memory_mb": "MFGEN_BUILD_MEMORY_MB"}
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors (`mfgen: error: ...`, status 2) and defaults in --help."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+
+    def error(self, message: str) -> NoReturn:
+        _fail(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Shows each option's default, except where there is none to show (flags, None) or the
+    help text already says it."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if any(action.default is none for none in (None, False, argparse.SUPPRESS)) or \
+                "default" in text:  # `is`: a default of 0.0 == False is still shown
+            return text
+        return text + " (default: %(default)s)"
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"mfgen: error: {_one_line(message)}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def _one_line(text: str) -> str:
+    lines = [line.strip() for line in printable_lines(str(text)) if line.strip()]
+    return "; ".join(lines) if lines else "(no message)"
+
+
+def printable_lines(text: str) -> list[str]:
+    return [printable(line) for line in text.splitlines()]
+
+
+# -- argument types: each failure names the argument through argparse ------------------------
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"'{text}' is not finite")
+    return value
+
+
+def positive_number(text: str) -> float:
+    value = _number(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got '{text}'")
+    return value
+
+
+def non_negative_number(text: str) -> float:
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must not be negative, got '{text}'")
+    return value
+
+
+def _integer(text: str, low: int, high: int) -> int:
+    try:
+        value = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if not low <= value <= high:
+        raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got '{text}'")
+    return value
+
+
+def region_count(text: str) -> int:
+    return _integer(text, 1, 1_000_000)
+
+
+def point_count(text: str) -> int:
+    # The check compares two backends at random states; fewer than 2 says nothing.
+    return _integer(text, 2, 10_000_000)
+
+
+def seed_value(text: str) -> int:
+    return _integer(text, 0, 2**63 - 1)
+
+
+def budget_value(text: str) -> int:
+    return _integer(text, 1, 10**9)
+
+
+def name_value(text: str) -> tuple[str, float]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise argparse.ArgumentTypeError(f"write NAME=NUMBER, got '{text}'")
+    return name.strip(), _number(value)
+
+
+def _pairs(items: list[list[tuple[str, float]]] | None) -> dict[str, float]:
+    return {name: value for group in items or [] for name, value in group}
+
+
+def name_values(text: str) -> list[tuple[str, float]]:
+    """NAME=NUMBER, or several separated by commas."""
+    return [name_value(part) for part in text.split(",")]
+
+
+def monitor_text(text: str) -> dict[str, Any]:
+    kind, _, period = text.partition(":")
+    kinds = {"raw": "raw", "sub": "subsample", "subsample": "subsample",
+             "tavg": "temporal_average", "temporal_average": "temporal_average"}
+    if kind not in kinds:
+        raise argparse.ArgumentTypeError(f"unknown monitor '{kind}': write raw, sub:MS or "
+                                         "tavg:MS")
+    if kinds[kind] == "raw":
+        if period:
+            raise argparse.ArgumentTypeError("raw records every step; it takes no period")
+        return {"kind": "raw"}
+    if not period:
+        raise argparse.ArgumentTypeError(f"'{kind}' needs a period: {kind}:MS")
+    return {"kind": kinds[kind], "period": positive_number(period)}
+
+
+# -- output files -----------------------------------------------------------------------------
+def _claim_output(path: str | Path, force: bool, what: str) -> Path:
+    """Make `path` free for an exclusive create: refuse an existing file unless --force, and
+    then remove the file (or the symlink itself, never what it points to)."""
+    path = Path(path)
+    if path.is_symlink() or path.exists():
+        if path.is_dir() and not path.is_symlink():
+            raise MfgenError(f"{what} {path} is a directory; give a file name")
+        if not force:
+            raise MfgenError(f"{what} {path} exists; pass --force to replace it")
+        path.unlink()
+    if not path.parent.is_dir():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _write_exclusive(path: Path, data: bytes) -> None:
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    descriptor = os.open(path, flags, 0o644)
+    with os.fdopen(descriptor, "wb") as handle:
+        handle.write(data)
+
+
+def _shown(path: Path) -> str:
+    return printable(str(path.resolve()))
+
+
+# -- build budget ---------------------------------------------------------------------------
+def _apply_budget(args: argparse.Namespace) -> None:
+    # The build sandbox reads these variables; flags win over the environment.
+    for attribute, variable in BUDGET_VARIABLES.items():
+        value = getattr(args, attribute, None)
+        if value is not None:
+            os.environ[variable] = str(value)
+
+
+# -- commands -----------------------------------------------------------------------------------
 def _specs(args: argparse.Namespace) -> list[str]:
     from mfgen.codegen.locate import bundled_spec_names
 
@@ -22,16 +198,23 @@ def _specs(args: argparse.Namespace) -> list[str]:
 
 def _build(args: argparse.Namespace) -> int:
     import mfgen
+    from mfgen.runtime.loader import KERNEL_FILE, REFERENCE_FILE
 
     for spec in _specs(args):
         start = time.perf_counter()
-        result = mfgen.build(spec, force=args.force, emit_c=args.emit_c)
+        result = mfgen.build(spec, force=args.force)
         elapsed = time.perf_counter() - start
+        name = result.entry["model"]["name"]
         what = "compiled" if result.compiled else "cached"
-        print(f"{result.entry['model']['name']:<40} {what:<9} {elapsed:8.3f} s  "
-              f"{result.module_dir}")
+        print(f"{name:<40} {what:<9} {elapsed:8.3f} s  {printable(str(result.module_dir))}")
         if args.emit_c:
-            print(f"{'':<40} wrote {args.emit_c}/{result.entry['model']['name']}.c")
+            # Copied from the cache (the exact sources compiled), never written through links.
+            folder = Path(args.emit_c)
+            for source, target in ((KERNEL_FILE, f"{name}.c"),
+                                   (REFERENCE_FILE, f"{name}_reference.py")):
+                path = _claim_output(folder / target, args.force, "--emit-c file")
+                _write_exclusive(path, (result.module_dir / source).read_bytes())
+                print(f"{'':<40} wrote {_shown(path)}")
     return 0
 
 
@@ -68,160 +251,238 @@ def _check(args: argparse.Namespace) -> int:
 
 def _show(args: argparse.Namespace) -> int:
     import mfgen
+    from mfgen.runtime.describe import describe_model
 
     for spec in _specs(args):
         result = mfgen.build(spec)
-        model = result.entry["model"]
-        # Spec text from strangers: terminal escapes and bidi controls are shown escaped.
-        description = "\n".join(printable(line) for line in
-                                model["description"].strip().splitlines())
-        print(f"{model['name']}: {description}")
-        print(f"  states: {', '.join(s['name'] for s in model['states'])}")
-        print(f"  coupling: {', '.join(c['name'] + '<-' + c['state'] for c in model['coupling'])}")
-        print(f"  parameters: {', '.join(p['name'] for p in model['parameters'])}")
-        if args.stats:
-            stats = model["stats"]
-            calls = ", ".join(f"{k} {v}" for k, v in stats["calls_per_node"].items()) or "none"
-            print(f"  statements in the IR: {stats['statements_ir']}, after optimisation: "
-                  f"{stats['statements']} ({stats['loop_invariant_statements']} hoisted out "
-                  "of the node loop)")
-            print(f"  operations before CSE: {stats['operations_before_cse']}, after CSE: "
-                  f"{stats['operations_after_cse']}")
-            print(f"  transcendental calls per node: {calls}")
+        print(describe_model(spec, result.entry["model"], latex=args.latex, stats=args.stats))
         if args.c:
             print((result.module_dir / "kernel.c").read_text())
     return 0
 
 
-def _pairs(items: list[str] | None, what: str) -> dict[str, float]:
-    result = {}
-    for item in items or []:
-        for part in item.split(","):
-            name, sep, value = part.partition("=")
-            try:
-                result[name.strip()] = float(value)
-            except ValueError:
-                sep = ""
-            if not sep:
-                raise MfgenError(f"{what} must be given as name=number, got '{part}'")
-    return result
+def _simulate_mapping(args: argparse.Namespace) -> dict[str, Any]:
+    """The run config equivalent to `mfgen simulate` flags."""
+    connectivity: dict[str, Any] = {"source": args.connectivity, "speed": args.speed}
+    if args.connectivity in ("synthetic", "none"):
+        connectivity["regions"] = args.regions
+    monitor = dict(args.monitor)
+    if args.variables:
+        monitor["variables"] = [v.strip() for v in args.variables.split(",")]
+    mapping: dict[str, Any] = {
+        "spec": args.spec, "connectivity": connectivity,
+        "coupling": {"function": args.coupling, "parameters": _pairs(args.coupling_param),
+                     "precision": args.coupling_precision},
+        "local_coupling": args.local_coupling, "integrator": args.integrator, "dt": args.dt,
+        "duration": args.duration, "seed": args.seed, "monitors": [monitor],
+        "output": {"chunk": args.chunk},
+    }
+    if args.noise:
+        mapping["noise"] = _pairs(args.noise)
+    if args.param:
+        mapping["parameters"] = _pairs(args.param)
+    if args.initial:
+        mapping["initial_state"] = _pairs(args.initial)
+    return mapping
 
 
-def _monitor(text: str, variables: list[str] | None):
-    import mfgen
+class _Progress:
+    """tqdm bar in simulated ms with node-steps per second; `lines` prints one line per chunk
+    (for logs and tests); off when not on a terminal unless asked."""
 
-    kind, _, period = text.partition(":")
-    if kind == "raw":
-        return mfgen.Raw(variables)
+    def __init__(self, mode: str, dt: float, n_nodes: int):
+        self.mode, self.dt, self.n_nodes = mode, dt, n_nodes
+        self.bar: Any = None
+        self.started = time.perf_counter()
+        self.first: int | None = None
+        self.delay = 1.0  # s: runs shorter than this never show a bar
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.first is None:
+            self.first = done
+        if self.mode == "lines":
+            print(f"mfgen: {done * self.dt:g} of {total * self.dt:g} ms written", file=sys.stderr,
+                  flush=True)
+            return
+        if self.mode == "off" or (self.mode == "auto" and not sys.stderr.isatty()):
+            return
+        if self.bar is None:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=round(total * self.dt, 6), initial=round(done * self.dt, 6),
+                            unit="ms", desc="simulated", delay=self.delay, file=sys.stderr,
+                            ncols=shutil.get_terminal_size().columns or 80,
+                            bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total:.0f} ms "
+                                       "[{elapsed}<{remaining}{postfix}]")
+        elapsed = max(time.perf_counter() - self.started, 1e-9)
+        rate = (done - self.first) * self.n_nodes / elapsed
+        self.bar.set_postfix_str(f"{rate / 1e6:.1f} M node-steps/s", refresh=False)
+        self.bar.update(round(done * self.dt, 6) - self.bar.n)
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _summary(monitor: Any) -> None:
+    print(f"{'variable':<12} {'unit':<6} {'mean':>12} {'min':>12} {'max':>12}   (over time and "
+          f"regions, monitor '{monitor.label}')")
+    for k, (name, unit) in enumerate(zip(monitor.variables, monitor.units)):
+        values = monitor.data[:, k]
+        if values.size:
+            print(f"{name:<12} {unit or '-':<6} {values.mean():>12.5g} {values.min():>12.5g} "
+                  f"{values.max():>12.5g}")
+
+
+def _run_config(config: Any, args: argparse.Namespace, out: str | None, plot: str | None,
+                resume: bool) -> int:
+    from mfgen.runtime.results import load_result, run_to_file
+
+    if resume and args.force:
+        raise MfgenError("--resume continues a file and --force replaces it: choose one")
+    if out is None:
+        raise MfgenError("no output file: give --out PATH or output: {path: ...} in the config")
+    out_path = Path(out)
+    if not resume:
+        _claim_output(out_path, args.force, "--out" if args.out else "output.path")
+    if plot:
+        _claim_output(plot, args.force, "--plot" if args.plot else "output.plot")
+    model = config.load_model()
+    steps = round(config.duration / config.dt)
+    print(f"simulating {model.name} ({config.connectivity}), {config.integrator}, dt = "
+          f"{config.dt:g} ms, {config.duration:g} ms = {steps} steps"
+          + ("; resuming" if resume else ""))
+    progress = _Progress(args.progress, config.dt, 1)
+    started = time.perf_counter()
     try:
-        value = float(period)
-    except ValueError:
-        raise MfgenError(f"monitor '{text}': write raw, sub:PERIOD_MS or tavg:PERIOD_MS") from None
-    if kind in ("sub", "subsample"):
-        return mfgen.SubSample(value, variables)
-    if kind in ("tavg", "temporal_average"):
-        return mfgen.TemporalAverage(value, variables)
-    raise MfgenError(f"unknown monitor '{kind}': use raw, sub:PERIOD_MS or tavg:PERIOD_MS")
+        progress.n_nodes = config.load_connectivity().n_regions
+        result = run_to_file(config, out_path, resume=resume, force=False, progress=progress)
+    except KeyboardInterrupt:
+        progress.close()
+        print(f"mfgen: interrupted; {_shown(out_path)} keeps every finished chunk; continue "
+              "with --resume", file=sys.stderr)
+        return 130
+    finally:
+        progress.close()
+    wall = time.perf_counter() - started
+    n = len(result.region_labels)
+    print(f"done in {wall:.2f} s ({steps * n / max(wall, 1e-9) / 1e6:.1f} M node-steps/s)")
+    for monitor in result.monitors.values():
+        _summary(monitor)
+    print(f"wrote {_shown(out_path)}")
+    if plot:
+        load_result(out_path).plot(plot, transient=args.transient)
+        print(f"wrote {_shown(Path(plot))}")
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from mfgen.runtime.run_config import load_run_config
+
+    config = load_run_config(args.config, args.set or ())
+    out = args.out or (str(config.resolve(config.output)) if config.output else None)
+    plot = args.plot or (str(config.resolve(config.plot)) if config.plot else None)
+    if args.no_plot:
+        plot = None
+    return _run_config(config, args, out, plot, args.resume)
+
+
+def _save_config(mapping: dict[str, Any], path: str, force: bool) -> None:
+    import yaml
+
+    target = _claim_output(path, force, "--save-config")
+    text = ("# Written by `mfgen simulate --save-config`; run it with `mfgen run "
+            f"{printable(path)}`.\n" + yaml.safe_dump(mapping, sort_keys=False))
+    _write_exclusive(target, text.encode())
+    print(f"wrote {_shown(target)}")
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from mfgen.runtime.run_config import parse_run_config
+
+    mapping = _simulate_mapping(args)
+    config = parse_run_config(mapping, "<command line>")
+    if args.save_config:
+        _save_config(config.mapping(), args.save_config, args.force)
+    if args.out and not args.out.endswith(".npz"):
+        return _run_config(config, args, args.out, args.plot, resume=False)
+    return _simulate_in_memory(config, args)
+
+
+def _simulate_in_memory(config: Any, args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
     import numpy as np
 
-    import mfgen
+    from mfgen.runtime.simulation import Simulation
 
-    model = mfgen.load(args.spec)
-    if args.connectivity == "synthetic":
-        connectivity = mfgen.Connectivity.synthetic(args.regions, speed=args.speed)
-    elif args.connectivity == "tvb-default":
-        connectivity = mfgen.Connectivity.tvb_default(speed=args.speed)
-    elif args.connectivity == "none":
-        connectivity = mfgen.Connectivity.empty(args.regions)
-    else:
-        connectivity = mfgen.Connectivity.from_zip(args.connectivity, speed=args.speed)
+    out = _claim_output(args.out, args.force, "--out") if args.out else None
+    plot = _claim_output(args.plot, args.force, "--plot") if args.plot else None
+    model, connectivity, kwargs, duration = config.build()
+    simulation = Simulation(model, connectivity, **kwargs)
+    total = round(duration / config.dt)
     n = connectivity.n_regions
-    initial = None
-    if args.initial:
-        initial = np.zeros((model.n_states, n))
-        for name, value in _pairs(args.initial, "--initial").items():
-            if name not in model.state_variables:
-                raise MfgenError(f"--initial: unknown state variable '{name}'")
-            initial[model.state_variables.index(name)] = value
-    variables = args.variables.split(",") if args.variables else None
-    monitor = _monitor(args.monitor, variables)
-    total = int(round(args.duration / args.dt))
-
-    def progress(done: int, total_steps: int) -> None:
-        width = 40
-        filled = int(width * done / max(total_steps, 1))
-        print(f"\r  [{'#' * filled}{'.' * (width - filled)}] {done}/{total_steps} steps",
-              end="" if done < total_steps else "\n", file=sys.stderr, flush=True)
-
     print(f"simulating {model.name} on {n} regions ({connectivity.source or 'given'}), "
-          f"{args.integrator}, dt = {args.dt} ms, {args.duration} ms = {total} steps")
-    result = mfgen.simulate(
-        model, connectivity, duration=args.duration, dt=args.dt, integrator=args.integrator,
-        coupling=args.coupling, coupling_parameters=_pairs(args.coupling_param, "--coupling-param"),
-        parameters=_pairs(args.param, "--param"), noise=_pairs(args.noise, "--noise") or None,
-        seed=args.seed, initial_state=initial, monitors=[monitor],
-        progress=progress if args.progress or sys.stderr.isatty() else None)
-    trace = result[monitor.label]
-    rate = total * n / max(result.wall_time, 1e-9)
-    print(f"done in {result.wall_time:.2f} s ({rate / 1e6:.1f} M node-steps/s)"
-          + ("; interrupted" if result.interrupted else ""))
+          f"{config.integrator}, dt = {config.dt:g} ms, {duration:g} ms = {total} steps")
+    progress = _Progress(args.progress, config.dt, n)
+    try:
+        result = simulation.run(duration, chunk_steps=max(1, round(config.chunk / config.dt)),
+                                progress=progress)
+    finally:
+        progress.close()
+    label = next(iter(result.monitors))
+    trace = result[label]
+    print(f"done in {result.wall_time:.2f} s ({total * n / max(result.wall_time, 1e-9) / 1e6:.1f}"
+          " M node-steps/s)" + ("; interrupted" if result.interrupted else ""))
     print(f"{'variable':<12} {'mean':>12} {'min':>12} {'max':>12}   (over time and regions)")
     for k, name in enumerate(trace.variables):
         values = trace.data[:, k]
         print(f"{name:<12} {values.mean():>12.5g} {values.min():>12.5g} {values.max():>12.5g}")
-    if args.out:
-        out = Path(args.out)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        np.savez_compressed(out, times=trace.times, data=trace.data,
-                            variables=np.array(trace.variables),
-                            region_labels=np.array(connectivity.region_labels),
-                            config=json.dumps(result.config))
-        print(f"wrote {out} (times, data[time, variable, region], variables, config)")
-    if args.plot:
-        _plot(trace, connectivity, model.name, args.plot)
-        print(f"wrote {args.plot}")
+    if out is not None:
+        descriptor = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL |
+                             getattr(os, "O_NOFOLLOW", 0), 0o644)
+        with os.fdopen(descriptor, "wb") as handle:  # a file object: numpy adds no suffix
+            np.savez_compressed(handle, times=trace.times, data=trace.data,
+                                variables=np.array(trace.variables),
+                                region_labels=np.array(connectivity.region_labels),
+                                config=json.dumps(result.config))
+        print(f"wrote {_shown(out)} (times, data[time, variable, region], variables, config)")
+    if plot is not None:
+        result.plot(plot, transient=args.transient)
+        print(f"wrote {_shown(plot)}")
+    return 130 if result.interrupted else 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from mfgen.runtime.results import load_result
+
+    result = load_result(args.results)
+    out = args.out or str(Path(args.results).with_suffix(".png"))
+    path = _claim_output(out, args.force, "--out")
+    if args.monitor and args.monitor not in result.monitors:
+        raise MfgenError(f"no monitor '{args.monitor}' in {args.results}; it has "
+                         f"{', '.join(result.monitors)}")
+    variables = [v.strip() for v in args.variables.split(",")] if args.variables else None
+    result.plot(path, monitor=args.monitor, variables=variables, transient=args.transient)
+    print(f"wrote {_shown(path)}")
     return 0
 
 
-def _plot(trace, connectivity, title: str, path: str) -> None:
-    from pathlib import Path
+def _new(args: argparse.Namespace) -> int:
+    from mfgen.runtime.describe import starter_spec
 
-    import numpy as np
-
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise MfgenError("--plot needs matplotlib: pip install matplotlib") from None
-    variable = trace.variables[0]
-    values = trace[variable]
-    scale, unit = (1e3, "Hz") if variable in ("E", "I") else (1.0, "")
-    figure, (top, bottom) = plt.subplots(2, 1, figsize=(10, 7), sharex=True,
-                                         gridspec_kw={"height_ratios": [1, 1.3]})
-    top.plot(trace.times, values * scale, color="0.7", linewidth=0.4)
-    top.plot(trace.times, values.mean(axis=1) * scale, color="C3", linewidth=1.5,
-             label="mean over regions")
-    top.set_ylabel(f"{variable} {unit}")
-    top.legend(loc="upper right")
-    top.set_title(f"{title}: {variable} in {values.shape[1]} regions")
-    image = bottom.imshow((values * scale).T, aspect="auto", origin="lower", cmap="viridis",
-                          extent=[trace.times[0], trace.times[-1], 0, values.shape[1]],
-                          vmax=np.percentile(values * scale, 99.5))  # transients don't hide all
-    bottom.set_ylabel("region")
-    bottom.set_xlabel("time (ms)")
-    figure.colorbar(image, ax=bottom, orientation="horizontal", fraction=0.05, pad=0.15,
-                    label=f"{variable} {unit}")
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=110, bbox_inches="tight")
-    plt.close(figure)
+    name = args.name[:-5] if args.name.endswith(".yaml") else args.name
+    stem = Path(name).name
+    if not stem.isidentifier() or not stem.isascii() or "__" in stem or not stem[0].isalpha():
+        raise MfgenError(f"'{stem}' cannot name a model: use letters, digits and single "
+                         "underscores, starting with a letter (e.g. my_model)")
+    path = _claim_output(Path(name + ".yaml"), args.force, "spec")
+    _write_exclusive(path, starter_spec(stem).encode())
+    print(f"wrote {_shown(path)}; next: mfgen check {printable(str(path))}")
+    return 0
 
 
 def _list(args: argparse.Namespace) -> int:
@@ -232,72 +493,187 @@ def _list(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- the parser ------------------------------------------------------------------------------
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true",
+                        help="show the Python traceback of an error")
+    common.add_argument("--build-cpu-seconds", type=budget_value, metavar="S",
+                        help="CPU-time budget of one spec build (sets MFGEN_BUILD_CPU_SECONDS; "
+                             "default: that variable, else mfgen's built-in budget)")
+    common.add_argument("--build-memory-mb", type=budget_value, metavar="MB",
+                        help="memory budget of one spec build (sets MFGEN_BUILD_MEMORY_MB)")
+    return common
+
+
+def _simulation_flags(sim: argparse.ArgumentParser) -> None:
+    sim.add_argument("spec", help="spec file or bundled spec name")
+    sim.add_argument("--connectivity", default="synthetic",
+                     help="synthetic, tvb-default (TVB's 76 regions, from tvb-data), none, or "
+                          "a TVB connectivity .zip")
+    sim.add_argument("--regions", type=region_count, default=68,
+                     help="regions of synthetic/none")
+    sim.add_argument("--speed", type=positive_number, default=4.0,
+                     help="conduction speed, mm/ms")
+    sim.add_argument("--duration", type=positive_number, default=1000.0, help="simulated ms")
+    sim.add_argument("--dt", type=positive_number, default=0.1, help="time step, ms")
+    sim.add_argument("--integrator", default="heun",
+                     help="euler, heun, rk4 (deterministic); euler_maruyama, heun_stochastic "
+                          "(need --noise)")
+    sim.add_argument("--coupling", default="linear",
+                     help="linear, scaling, difference, sigmoidal, hyperbolic_tangent")
+    sim.add_argument("--coupling-param", type=name_values, action="append",
+                     metavar="NAME=VALUE", help="coupling parameter, e.g. a=0.15 (repeatable)")
+    sim.add_argument("--coupling-precision", choices=("float64", "float32"), default="float64",
+                     help="float32 sums the delayed coupling as TVB does")
+    sim.add_argument("--local-coupling", type=_number, default=0.0,
+                     help="TVB's scalar local coupling")
+    sim.add_argument("--param", type=name_values, action="append", metavar="NAME=VALUE",
+                     help="model parameter for every region (repeatable)")
+    sim.add_argument("--noise", type=name_values, action="append", metavar="STATE=NSIG",
+                     help="additive noise amplitude (TVB's nsig) of a state (repeatable)")
+    sim.add_argument("--initial", type=name_values, action="append", metavar="STATE=VALUE",
+                     help="initial value of a state on every region; states not named start "
+                          "uniformly at random in the spec's range (from --seed); the "
+                          "initial state is also the constant history over the delays")
+    sim.add_argument("--seed", type=seed_value, default=0, help="noise and initial-state seed")
+    sim.add_argument("--monitor", type=monitor_text, default="tavg:1.0",
+                     help="raw, sub:MS (subsample) or tavg:MS (temporal average)")
+    sim.add_argument("--variables", help="comma-separated state variables to record "
+                                         "(default: all)")
+    sim.add_argument("--chunk", type=positive_number, default=500.0,
+                     help="simulated ms per C call (and per write to --out)")
+
+
+def _output_flags(sub: argparse.ArgumentParser) -> None:
+    sub.add_argument("--plot", metavar="PNG", help="also write a figure (time series, raster, "
+                                                   "power spectrum)")
+    sub.add_argument("--transient", type=non_negative_number, default=0.0,
+                     help="ms left out of --plot")
+    sub.add_argument("--force", action="store_true", help="replace existing output files")
+    sub.add_argument("--progress", choices=("auto", "bar", "lines", "off"), default="auto",
+                     help="auto: a bar on a terminal for runs over ~1 s; lines: one line "
+                          "per written chunk")
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(prog="mfgen", description=__doc__)
-    sub = top.add_subparsers(dest="command", required=True)
+    top = _Parser(prog="mfgen", description=__doc__)
+    top.add_argument("--debug", action="store_true", help="show the Python traceback of an "
+                                                          "error")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                             parser_class=_Parser)
+    common = _common()
+
+    def command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help_text, description=help_text, parents=[common],
+                              formatter_class=_HelpFormatter)
 
     def with_specs(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("specs", nargs="*", help="spec files or bundled spec names")
         p.add_argument("--all", action="store_true", help="every bundled spec")
         return p
 
-    build = with_specs(sub.add_parser("build", help="generate and compile specs (cached)"))
-    build.add_argument("--emit-c", metavar="DIR", help="also write the generated C and NumPy")
-    build.add_argument("--force", action="store_true", help="rebuild even if cached")
+    build = with_specs(command("build", "generate and compile specs (cached)"))
+    build.add_argument("--emit-c", metavar="DIR",
+                       help="also write the generated C and NumPy reference into DIR")
+    build.add_argument("--force", action="store_true",
+                       help="rebuild even if cached, and replace files in --emit-c")
     build.set_defaults(run=_build)
 
-    check = with_specs(sub.add_parser("check", help="compiled kernel vs NumPy reference"))
-    check.add_argument("--points", type=int, default=2000)
-    check.add_argument("--seed", type=int, default=0)
-    check.add_argument("--rtol", type=float, default=1e-12)
-    check.add_argument("-v", "--verbose", action="store_true")
+    check = with_specs(command("check", "compare the compiled kernel with the NumPy "
+                                        "reference at random states"))
+    check.add_argument("--points", type=point_count, default=2000,
+                       help="random states per model (at least 2)")
+    check.add_argument("--seed", type=seed_value, default=0, help="random seed")
+    check.add_argument("--rtol", type=positive_number, default=1e-12,
+                       help="relative tolerance")
+    check.add_argument("-v", "--verbose", action="store_true", help="errors per variable")
     check.set_defaults(run=_check)
 
-    show = with_specs(sub.add_parser("show", help="describe a model"))
+    show = with_specs(command("show", "describe a model: equations, states, parameters"))
     show.add_argument("--stats", action="store_true", help="operation and call counts")
+    show.add_argument("--latex", action="store_true", help="equations as LaTeX")
     show.add_argument("--c", action="store_true", help="print the generated C")
     show.set_defaults(run=_show)
 
-    sim = sub.add_parser("simulate", help="run a whole-network simulation")
-    sim.add_argument("spec", help="spec file or bundled spec name")
-    sim.add_argument("--connectivity", default="synthetic",
-                     help="synthetic (default), tvb-default (needs tvb-data), none, or a TVB "
-                          "connectivity .zip")
-    sim.add_argument("--regions", type=int, default=68, help="regions of synthetic/none")
-    sim.add_argument("--speed", type=float, default=4.0, help="conduction speed, mm/ms")
-    sim.add_argument("--duration", type=float, default=1000.0, help="ms")
-    sim.add_argument("--dt", type=float, default=0.1, help="ms")
-    sim.add_argument("--integrator", default="heun")
-    sim.add_argument("--coupling", default="linear")
-    sim.add_argument("--coupling-param", action="append", metavar="NAME=VALUE")
-    sim.add_argument("--param", action="append", metavar="NAME=VALUE",
-                     help="model parameter override (repeatable)")
-    sim.add_argument("--noise", action="append", metavar="STATE=NSIG")
-    sim.add_argument("--initial", action="append", metavar="STATE=VALUE",
-                     help="initial value of a state on every region (default: random in "
-                          "the spec's range)")
-    sim.add_argument("--seed", type=int, default=0)
-    sim.add_argument("--monitor", default="tavg:1.0", help="raw, sub:MS or tavg:MS")
-    sim.add_argument("--variables", help="comma-separated state variables to record")
-    sim.add_argument("--out", help="write the result to this .npz file")
-    sim.add_argument("--plot", help="write a PNG plot of the first recorded variable")
-    sim.add_argument("--progress", action="store_true", help="show a progress bar")
+    run = command("run", "run a simulation from a config file, writing HDF5 results")
+    run.add_argument("config", help="run config (.yaml); see examples/tvb_adex.yaml")
+    run.add_argument("--set", action="append", metavar="KEY=VALUE",
+                     help="override a config value, nested keys with dots: --set duration=2000 "
+                          "--set parameters.E_L_e=-63 (repeatable)")
+    run.add_argument("--out", metavar="H5", help="results file (default: the config's "
+                                                 "output.path)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue a partial results file of the same config")
+    run.add_argument("--no-plot", action="store_true", help="skip the config's output.plot")
+    _output_flags(run)
+    run.set_defaults(run=_run)
+
+    sim = command("simulate", "run a simulation from flags (a shortcut for `run`)")
+    _simulation_flags(sim)
+    sim.add_argument("--out", metavar="PATH", help="results: HDF5 (.h5), or NumPy .npz")
+    sim.add_argument("--save-config", metavar="YAML",
+                     help="write the equivalent run config (for `mfgen run`)")
+    _output_flags(sim)
     sim.set_defaults(run=_simulate)
 
-    listing = sub.add_parser("list", help="bundled specs")
+    plot = command("plot", "plot a results file: time series, raster, power spectrum")
+    plot.add_argument("results", help="HDF5 results file from `mfgen run`")
+    plot.add_argument("--variables", help="comma-separated variables (the first one is "
+                                          "rastered; default: the first recorded)")
+    plot.add_argument("--monitor", help="monitor label (default: the first)")
+    plot.add_argument("--out", metavar="PNG", help="figure file (default: RESULTS with .png)")
+    plot.add_argument("--transient", type=non_negative_number, default=0.0,
+                      help="ms left out at the start")
+    plot.add_argument("--force", action="store_true", help="replace an existing figure")
+    plot.set_defaults(run=_plot)
+
+    new = command("new", "write a commented starter spec NAME.yaml")
+    new.add_argument("name", help="model name (a C-safe identifier), optionally with a folder")
+    new.add_argument("--force", action="store_true", help="replace an existing file")
+    new.set_defaults(run=_new)
+
+    listing = command("list", "bundled specs")
     listing.set_defaults(run=_list)
     return top
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
     try:
+        args = parser().parse_args(argv)
+        _apply_budget(args)
         return args.run(args)
-    except MfgenError as exc:
-        print(f"mfgen: error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
+        print("mfgen: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `mfgen show ... | head`: the reader left; nothing to say
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except SystemExit:
+        raise
+    except SpecError as exc:
+        if debug:
+            raise
+        hint = f"; hint: {exc.hint}" if exc.hint else ""
+        text = f"{exc.location}: {exc.bare_message}" if exc.location else exc.bare_message
+        print(f"mfgen: error: {_one_line(text + hint)}", file=sys.stderr)
+        return 2
+    except USER_ERRORS as exc:
+        if debug:
+            raise
+        message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        if isinstance(exc, OSError) and exc.filename:
+            message = f"{exc.filename}: {message}"
+        print(f"mfgen: error: {_one_line(message)}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # noqa: BLE001 - a bug in mfgen: say so in one line
+        if debug:
+            raise
+        print(f"mfgen: internal error: {type(exc).__name__}: {_one_line(str(exc))} (run again "
+              "with --debug for the traceback, and please report it)", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -37,3 +37,22 @@ def test_quickstart_python_examples_run():
     assert namespace["dx"].shape == (2, 76)
     assert namespace["rates"].shape == (2000, 68)
     assert namespace["times"][0] == 0.5
+
+
+def test_the_first_command_is_the_demo_and_its_config_runs(tmp_path):
+    """`make demo` runs examples/tvb_adex.yaml; shortened here, the same config end to end."""
+    from mfgen.runtime.results import run_to_file
+    from mfgen.runtime.run_config import load_run_config
+
+    text = README.read_text()
+    setup = re.search(r"```sh\n(.*?)```", text, re.S).group(1)
+    assert setup.splitlines()[0].startswith("make demo")
+    makefile = (README.parent / "Makefile").read_text()
+    assert "mfgen run examples/tvb_adex.yaml" in makefile
+    config = load_run_config(README.parent / "examples" / "tvb_adex.yaml", ["duration=300"])
+    assert config.connectivity == "tvb-default" and config.integrator == "heun_stochastic"
+    results = run_to_file(config, tmp_path / "demo.h5")
+    assert results.status == "complete" and len(results.region_labels) == 76
+    rates = results["temporal_average"]["E"]
+    assert rates.shape == (300, 76) and np.isfinite(rates).all()
+    assert results.attrs["connectivity_source"].endswith("connectivity_76.zip")
