@@ -737,36 +737,6 @@ class Simulation:
                           "label": s.label} for s, v, _ in self._monitor_meta],
         }
 
-    # -- checkpoints (minimal; the engine branch supplies the full version, same format) -------
-    def checkpoint(self) -> dict[str, Any]:
-        """Everything needed to continue bit-exactly: step counter, state, history ring and
-        the monitors' accumulators and phases; plain arrays and numbers."""
-        checkpoint: dict[str, Any] = {"format": 1, "step": self.steps_done,
-                                      "state": self.state.copy(),
-                                      "history": self._history.copy()}
-        for index, (_, _variables, period) in enumerate(self._monitor_meta):
-            checkpoint[f"monitor_{index}_accumulator"] = self._accumulator(index).copy()
-            checkpoint[f"monitor_{index}_phase"] = self.steps_done % period
-        return checkpoint
-
-    def _accumulator(self, index: int) -> np.ndarray:
-        size = len(self._monitor_meta[index][1]) * self.n_nodes
-        return np.frombuffer(self._ffi.buffer(self._monitors[index].accumulator, 8 * size))
-
-    def restore(self, checkpoint: Mapping[str, Any]) -> None:
-        """Continue from `checkpoint()` of a simulation built with the same arguments;
-        samples recorded before are dropped (the engine's semantics)."""
-        state = np.asarray(checkpoint["state"], dtype=np.float64)
-        history = np.asarray(checkpoint["history"], dtype=np.float64)
-        if state.shape != self.state.shape or history.shape != self._history.shape:
-            raise ValueError("the checkpoint does not fit this simulation (shapes differ)")
-        self.state[...] = state
-        self._history[...] = history
-        for index in range(len(self._monitor_meta)):
-            self._accumulator(index)[...] = np.asarray(
-                checkpoint[f"monitor_{index}_accumulator"], dtype=np.float64).reshape(-1)
-        self._sim.t = int(checkpoint["step"])
-        self._samples = [[] for _ in self.monitor_specs]
 
 def simulate(model: CompiledModel, connectivity: Connectivity | None = None, *,
              duration: float = 1000.0, chunk_steps: int = 2000,
