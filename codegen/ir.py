@@ -105,8 +105,15 @@ class _ProgramBuilder:
         # Statements left, shared with the probes that parse uncalled functions.
         self.budget = budget if budget is not None else [MAX_PROGRAM_STATEMENTS]
 
-    def emit(self, name: str, expr: sympy.Expr) -> sympy.Symbol:
+    def emit(self, name: str, expr: sympy.Expr, where: Location | None = None) -> sympy.Symbol:
         self.budget[0] -= 1
+        if self.budget[0] < 0:
+            # Checked at every statement (model-level derived expressions and derivative
+            # statements too), not only when a function is inlined.
+            raise SpecError(f"the model grows beyond {MAX_PROGRAM_STATEMENTS} statements "
+                            f"(here, at '{_readable(name)}')", where,
+                            "a model needs a few thousand at most; compute shared values once "
+                            "and pass them as arguments")
         symbol = real_symbol(name)
         self.program.append((symbol, expr))
         return symbol
@@ -157,7 +164,7 @@ class _ModelScope:
         self.in_progress.append(name)
         expr = self.parse(self.spec.derived[name])
         self.in_progress.pop()
-        symbol = self.builder.emit(name, expr)
+        symbol = self.builder.emit(name, expr, self.spec.derived[name].where)
         self.values[name] = symbol
         return symbol
 
@@ -211,7 +218,8 @@ class _FunctionScope:
             self.in_progress.append(name)
             expr = self.parse(self.locals[name])
             self.in_progress.pop()
-            self.values[name] = self.builder.emit(f"{self.prefix}__{name}", expr)
+            self.values[name] = self.builder.emit(f"{self.prefix}__{name}", expr,
+                                                  self.locals[name].where)
             return self.values[name]
         if name in self.functions.specs:
             raise SpecError(f"'{name}' is a function; call it with arguments", where)
@@ -273,7 +281,7 @@ class _Functions:
                                     f"but the vector '{value.name}' was passed", where,
                                     f"pass one element, e.g. {value.name}[0]")
                 if as_statements or not (value.is_Atom):
-                    value = self.builder.emit(f"{prefix}__{arg_name}", value)
+                    value = self.builder.emit(f"{prefix}__{arg_name}", value, where)
                 bound[arg_name] = value
             else:
                 if not isinstance(value, VectorRef):
@@ -302,7 +310,7 @@ class _Functions:
         scope = _FunctionScope(function, prefix, bound, self.parameters, self.builder, self)
         for local in scope.locals:  # parse all, so errors in unused locals are reported too
             scope.symbol(local, where)
-        result = self.builder.emit(prefix, scope.parse(function.result))
+        result = self.builder.emit(prefix, scope.parse(function.result), where)
         self.stack.pop()
         return result, bound, start
 
@@ -321,6 +329,15 @@ class _Functions:
                                 or f"arguments: {', '.join(scalar_args)}")
         if len(wrt) > 2:
             raise SpecError("only first and second derivatives are supported", where)
+        try:
+            return self._derivative(function, wrt, args, where, scalar_args)
+        except SpecError as exc:
+            if exc.location is not None:
+                raise
+            raise SpecError(exc.bare_message, where, exc.hint) from None
+
+    def _derivative(self, function: FunctionSpec, wrt: list[str], args: list[Argument],
+                    where: Location, scalar_args: list[str]) -> sympy.Expr:
         if function.derivatives.method == "finite_difference":
             return self._finite_difference(function, wrt, args, where)
         key = (function.name, tuple(args))
@@ -429,6 +446,11 @@ class _Differentiable:
                 d_xy[symbol] = builder.emit(f"{symbol.name}__d2__{x}__{y}", dxy)
         self.seconds[(x, y)] = d_xy.get(self.result, sympy.Integer(0))
         return self.seconds[(x, y)]
+
+
+def _readable(name: str) -> str:
+    """A generated statement name, shortened for a message."""
+    return name if len(name) <= 60 else name[:57] + "..."
 
 
 def parameter_values(spec: ModelSpec) -> dict[str, sympy.Expr | VectorRef]:

@@ -9,6 +9,7 @@
 __version__ = "0.1.0"
 
 from mfgen.errors import CompileError, MfgenError, SpecError  # noqa: E402
+from mfgen.runtime.budget import BudgetExceeded, BuildBudget  # noqa: E402
 from mfgen.runtime.connectivity import Connectivity  # noqa: E402
 from mfgen.runtime.loader import build, load  # noqa: E402
 from mfgen.runtime.simulation import (  # noqa: E402
@@ -22,6 +23,7 @@ from mfgen.runtime.simulation import (  # noqa: E402
     simulate,
 )
 
-__all__ = ["CompileError", "Connectivity", "MfgenError", "Monitor", "Raw", "Simulation",
+__all__ = ["BudgetExceeded", "BuildBudget", "CompileError", "Connectivity", "MfgenError",
+           "Monitor", "Raw", "Simulation",
            "SimulationError", "SimulationResult", "SpecError", "SubSample", "TemporalAverage",
            "build", "load", "simulate", "__version__"]

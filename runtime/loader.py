@@ -19,6 +19,7 @@ from typing import Any
 
 from mfgen import __version__
 from mfgen.errors import CompileError, MfgenError
+from mfgen.runtime.budget import BuildBudget, run_within_budget, stage
 from mfgen.runtime.cache import (
     DISK_FULL,
     Cache,
@@ -101,8 +102,12 @@ def _valid_entry(entry: Any, cache: Cache) -> dict[str, Any] | None:
 
 
 def build(spec: str | Path, *, force: bool = False, emit_c: str | Path | None = None,
-          cache: Cache | None = None) -> BuildResult:
-    """Build a spec into the cache (compiling only if its generated code is new)."""
+          cache: Cache | None = None, budget: BuildBudget | None = None) -> BuildResult:
+    """Build a spec into the cache (compiling only if its generated code is new).
+
+    The build runs under `budget` (default: `BuildBudget.from_environment()`): a spec that
+    makes SymPy or the compiler exceed it ends in BudgetExceeded, its processes killed.
+    """
     from mfgen.codegen.locate import resolve_spec_path
     from mfgen.codegen.yaml_source import MAX_SPEC_BYTES
 
@@ -124,7 +129,10 @@ def build(spec: str | Path, *, force: bool = False, emit_c: str | Path | None = 
         if problem.errno in DISK_FULL:
             raise disk_full_error(cache.root, problem.strerror)
         cache = fallback_cache(cache.root, problem.strerror or str(problem))
-    return _generate_and_compile(path, spec_key, toolchain, cache, force, emit_c)
+    budget = budget or BuildBudget.from_environment()
+    return run_within_budget(
+        lambda: _generate_and_compile(path, spec_key, toolchain, cache, force, emit_c),
+        budget, what=str(path))
 
 
 def _generate_and_compile(path: Path, spec_key: str, toolchain: Toolchain, cache: Cache,
@@ -136,15 +144,19 @@ def _generate_and_compile(path: Path, spec_key: str, toolchain: Toolchain, cache
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
+    stage("parse")
     spec = load_spec(path)
     timings["parse"] = time.perf_counter() - start
     mark = time.perf_counter()
+    stage("ir (inlining and derivatives)")
     ir = build_ir(spec)
     timings["ir"] = time.perf_counter() - mark
     mark = time.perf_counter()
+    stage("optimize (common subexpressions)")
     kernel = optimize(ir)
     timings["optimize"] = time.perf_counter() - mark
     mark = time.perf_counter()
+    stage("render")
     source = render(ir, kernel)
     timings["render"] = time.perf_counter() - mark
 
@@ -158,6 +170,7 @@ def _generate_and_compile(path: Path, spec_key: str, toolchain: Toolchain, cache
                         source.c_source, source.reference_source)
     module_name = f"_mfgen_{module_key[:32]}"
     mark = time.perf_counter()
+    stage("compile")
     try:
         compiled = _compile_into_cache(cache, module_key, module_name, source, ir, toolchain,
                                        force)
@@ -259,7 +272,8 @@ def _import_file(module_name: str, path: Path) -> ModuleType:
     return module
 
 
-def load(spec: str | Path, *, backend: str = "c") -> ModelBase:
+def load(spec: str | Path, *, backend: str = "c", budget: BuildBudget | None = None
+         ) -> ModelBase:
     """Load a model by bundled name or spec path, building it first if needed.
 
     backend='c' (default) returns a CompiledModel; backend='numpy' returns the spec's NumPy
@@ -270,7 +284,7 @@ def load(spec: str | Path, *, backend: str = "c") -> ModelBase:
     if backend != "c":
         raise ValueError(f"backend must be 'c' or 'numpy', got {backend!r}")
     cache = _default_cache()
-    result = build(spec, cache=cache)
+    result = build(spec, cache=cache, budget=budget)
     entry = result.entry
     module_dir = Path(entry["module_dir"])
     try:
@@ -278,7 +292,7 @@ def load(spec: str | Path, *, backend: str = "c") -> ModelBase:
     except (ImportError, OSError, AttributeError, ValueError, KeyError, TypeError) as exc:
         warnings.warn(f"mfgen: the cached module for '{entry['model']['name']}' in "
                       f"{module_dir} is damaged ({exc}); rebuilding it.", stacklevel=2)
-        result = build(spec, cache=cache, force=True)
+        result = build(spec, cache=cache, force=True, budget=budget)
         return _load_entry(result.entry, Path(result.entry["module_dir"]))
 
 

@@ -278,8 +278,8 @@ MISTAKES = {
         "the number inf is not finite", "use a finite value",
     ),
     "complex-constant": (
-        ("(P[0] * V - w) / 10", "(P[0] * V - w) / 10 + sqrt(-1)"), "22:6",
-        "expression has a complex value", "real numbers only",
+        ("(P[0] * V - w) / 10", "(P[0] * V - w) / 10 + sqrt(-1)"), "22:28",
+        "sqrt() of this constant is not a real number", "real numbers only",
     ),
     # -- name clashes -------------------------------------------------------------------------
     "parameter-and-state": (
