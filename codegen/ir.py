@@ -10,6 +10,7 @@ with the place they were written.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 
 import sympy
@@ -69,6 +70,8 @@ class ModelIR:
     outputs: list[sympy.Expr]  # d(state)/dt, one per state, over program symbols and inputs
     sources: list[str] = field(default_factory=list)
     source_digest: str = ""
+    resolutions: list[tuple[str, str, str]] = field(default_factory=list)  # see ModelSpec
+    source_sha256: list[str] = field(default_factory=list)
     _canonical: str = field(default="", repr=False, compare=False)  # memo: srepr is slow
 
     @property
@@ -531,7 +534,8 @@ def build_ir(spec: ModelSpec) -> ModelIR:
         states.append(StateVariable(s.name, s.range, s.boundaries, check, s.unit,
                                     s.description))
     return ModelIR(spec.name, spec.description, spec.references, parameters, states, coupling,
-                   builder.program, outputs, [str(p) for p in spec.sources], spec.source_digest)
+                   builder.program, outputs, [str(p) for p in spec.sources], spec.source_digest,
+                   list(spec.resolutions), list(spec.source_sha256))
 
 
 def _check_unused_functions(spec: ModelSpec, builder: _ProgramBuilder) -> None:
@@ -555,6 +559,9 @@ def _widened(interval: tuple[float, float]) -> tuple[float, float]:
     """Default sampling interval for checks: the state range plus 10 % on each side."""
     low, high = interval
     width = high - low
+    if not math.isfinite(0.1 * width) or not all(
+            math.isfinite(v) for v in (low - 0.1 * width, high + 0.1 * width)):
+        return (low, high)  # no room to widen within the doubles
     if width == 0:
         width = max(abs(low), 1.0)
         return (low, low + width)

@@ -7,7 +7,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import sys
 import time
@@ -59,19 +58,16 @@ class BuildResult:
 
 
 def _spec_key(path: Path, toolchain: Toolchain) -> str:
+    from mfgen.codegen.locate import read_spec_bytes
+
     return digest("spec-index", generator_identity(), toolchain.identity(), str(path),
-                  path.read_bytes())
+                  read_spec_bytes(path))
 
 
 def _sources_unchanged(entry: dict[str, Any]) -> bool:
-    for source in entry.get("sources", []):
-        try:
-            data = Path(source["path"]).read_bytes()
-        except OSError:
-            return False
-        if hashlib.sha256(data).hexdigest() != source["sha256"]:
-            return False
-    return True
+    from mfgen.codegen.locate import sources_current
+
+    return sources_current(entry.get("sources", []), entry.get("extends", []))
 
 
 def _default_cache() -> Cache:
@@ -109,16 +105,11 @@ def build(spec: str | Path, *, force: bool = False, emit_c: str | Path | None = 
     makes SymPy or the compiler exceed it ends in BudgetExceeded, its processes killed.
     """
     from mfgen.codegen.locate import resolve_spec_path
-    from mfgen.codegen.yaml_source import MAX_SPEC_BYTES
 
     cache = cache or _default_cache()
     toolchain = detect_toolchain()
     path = resolve_spec_path(spec)
-    if path.stat().st_size > MAX_SPEC_BYTES:
-        from mfgen.codegen.spec import load_spec
-
-        load_spec(path)  # refuses it with the usual SpecError before anything reads it whole
-    spec_key = _spec_key(path, toolchain)
+    spec_key = _spec_key(path, toolchain)  # refuses a non-file or oversized spec unread
     if not force and emit_c is None:
         entry = _valid_entry(cache.read_index(spec_key), cache)
         if entry and _sources_unchanged(entry) and module_problem(
@@ -189,8 +180,10 @@ def _generate_and_compile(path: Path, spec_key: str, toolchain: Toolchain, cache
     metadata = _metadata(ir, kernel.stats, module_key)
     entry = {
         "mfgen_version": __version__,
-        "sources": [{"path": str(p), "sha256": hashlib.sha256(Path(p).read_bytes()).hexdigest()}
-                    for p in ir.sources],
+        # The digests of the bytes that were parsed: a file edited during the build is
+        # seen as changed at the next load.
+        "sources": [{"path": str(p), "sha256": h} for p, h in zip(ir.sources, ir.source_sha256)],
+        "extends": [list(r) for r in ir.resolutions],
         "module_key": module_key,
         "module_name": module_name,
         "module_dir": str(cache.module_dir(module_key)),

@@ -105,7 +105,7 @@ MISTAKES = {
     ),
     "yaml-boolean-key": (
         ("  E_L: {default", "  on: {default"), "4:3",
-        "mapping keys must be names, got True", "quote the name",
+        "'on' is ambiguous: YAML 1.1 reads it as the boolean True", 'quote it ("on")',
     ),
     # -- unknown keys -------------------------------------------------------------------------
     "unknown-top-level-key": (
@@ -254,8 +254,62 @@ MISTAKES = {
         "default of parameter 'E_L' must be a number, got '-65 mV'", "write a plain number",
     ),
     "boolean-default": (
-        ("default: 1.0", "default: yes"), "3:18",
+        ("default: 1.0", "default: true"), "3:18",
         "default of parameter 'g_L' must be a number, got True", "write a plain number",
+    ),
+    # YAML 1.1 forms that would change a value silently are refused with a way out.
+    "yaml11-yes": (
+        ("default: 1.0", "default: yes"), "3:18",
+        "'yes' is ambiguous: YAML 1.1 reads it as the boolean True",
+        'quote it ("yes") if it is text, or write true or false',
+    ),
+    "yaml11-off-in-list": (
+        ("range: [0.1, 10.0]", "range: [0.1, off]"), "3:36",
+        "'off' is ambiguous: YAML 1.1 reads it as the boolean False", 'quote it ("off")',
+    ),
+    "yaml11-octal": (
+        ("default: 1.0", "default: 010"), "3:18",
+        "'010' is ambiguous: YAML 1.1 reads it as the octal number 8", "plain decimal",
+    ),
+    "yaml11-base-60": (
+        ("default: 1.0", "default: 1:30"), "3:18",
+        "'1:30' is ambiguous: YAML 1.1 reads it as the base-60 number 90", "plain decimal",
+    ),
+    "yaml11-base-60-float": (
+        ("default: 1.0", "default: 1:30.5"), "3:18",
+        "'1:30.5' is ambiguous: YAML 1.1 reads it as the base-60 number 90.5", "plain decimal",
+    ),
+    "infinite-default": (  # .inf is read as YAML 1.2 reads it (float inf), then refused
+        ("default: 1.0", "default: -.inf"), "3:18",
+        "default of parameter 'g_L' must be finite, got -inf", "use a finite number",
+    ),
+    "range-wider-than-a-double": (
+        ("range: [0.1, 10.0]", "range: [-1e308, 1e308]"), "3:30",
+        "range of 'g_L' [-1e+308, 1e+308] is wider than a double can hold",
+        "narrower than about 1.8e308",
+    ),
+    "name-too-long": (
+        ("  E_L: {default", "  " + "E" * 65 + ": {default"), "4:3",
+        "the parameter name 'EEEEEEEEEEEEEEEEEEEE...' has 65 characters; names are limited "
+        "to 64", "use a shorter name",
+    ),
+    "max-of-too-many-arguments": (
+        (W_LINE, "  w: max(V, w, V, w, V, w, V, max(w, V))"), "22:6",
+        "max() takes at most 8 arguments (nested max/min calls included), got 9",
+        "compute partial maxima as derived expressions",
+    ),
+    "statement-limit-at-model-level": (
+        ("  drive: F(V, c_0)", "  drive: F(V, c_0)\n" + "".join(
+            f"  d{i}: {'V' if i == 0 else f'd{i - 1}'} + 1\n" for i in range(10_001))), "10018:10",
+        "the model grows beyond 10000 statements (here, at 'd9998')", "compute shared values",
+    ),
+    "constant-function-beyond-a-double": (
+        (W_LINE, "  w: erfc(-exp(exp(10))) * w"), "22:12",
+        "a constant in the expression is beyond the range of a double", "rescale the constants",
+    ),
+    "constant-log-of-negative": (
+        (W_LINE, "  w: w * abs(log(-2))"), "22:14",
+        "log() of this constant is not a real number", "real numbers only",
     ),
     "nan-default": (
         ("default: -65.0", "default: .nan"), "4:18",
