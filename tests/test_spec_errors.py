@@ -279,10 +279,6 @@ MISTAKES = {
         ("default: 1.0", "default: 1:30.5"), "3:18",
         "'1:30.5' is ambiguous: YAML 1.1 reads it as the base-60 number 90.5", "plain decimal",
     ),
-    "infinite-default": (  # .inf is read as YAML 1.2 reads it (float inf), then refused
-        ("default: 1.0", "default: -.inf"), "3:18",
-        "default of parameter 'g_L' must be finite, got -inf", "use a finite number",
-    ),
     "range-wider-than-a-double": (
         ("range: [0.1, 10.0]", "range: [-1e308, 1e308]"), "3:30",
         "range of 'g_L' [-1e+308, 1e+308] is wider than a double can hold",
