@@ -33,19 +33,23 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from mfgen.errors import CompileError, MfgenError, SpecError
+from mfgen.errors import CompileError, Location, MfgenError, SpecError
 
 CPU_ENV = "MFGEN_BUILD_CPU_SECONDS"
 MEMORY_ENV = "MFGEN_BUILD_MEMORY_MB"
-# The largest bundled specs (tvb_*_second_order) build in ~20 s of CPU and < 1 GB; these
-# defaults leave a wide margin on slow machines and still stop a runaway build.
-DEFAULT_CPU_SECONDS = 600.0
-DEFAULT_MEMORY_MB = 4096.0
+# The largest bundled specs (tvb_*_second_order) build in ~7 s of CPU (SymPy and gcc) with
+# ~100 MB resident; these defaults leave a wide margin on slow machines and still stop a
+# runaway build.
+DEFAULT_CPU_SECONDS = 300.0
+DEFAULT_MEMORY_MB = 2048.0
 # Wall clock allowed per CPU second: a loaded machine runs the build slower than its CPU time,
 # but a stopped (SIGSTOP) or hung build must still end.
 WALL_FACTOR = 4.0
 WALL_SLACK_S = 60.0
 POLL_S = 0.25
+# Generated C, NumPy reference and IR text of one model (the largest bundled model: 0.8 MB):
+# what a spec can make mfgen write into the cache and hand to the compiler.
+MAX_GENERATED_BYTES = 16_000_000
 
 T = TypeVar("T")
 
@@ -103,6 +107,16 @@ class BuildBudget:
                                  f" (default {default:g})")
             values[field_name] = value
         return cls(**values)
+
+
+def check_generated_size(spec_path: str, *texts: str) -> None:
+    """Refuse generated sources beyond MAX_GENERATED_BYTES, before they are written."""
+    size = sum(len(text) for text in texts)
+    if size > MAX_GENERATED_BYTES:
+        raise SpecError(f"the generated source is {size} bytes; the limit is "
+                        f"{MAX_GENERATED_BYTES}", Location(spec_path),
+                        "the spec generates far more code than any model needs; shorten names "
+                        "and share repeated expressions")
 
 
 # -- the child side --------------------------------------------------------------------------
@@ -170,8 +184,11 @@ def _child(work: Callable[[], T], budget: BuildBudget, write_fd: int) -> None:
         memory = _address_space_now() + int(budget.memory_mb * 1024 * 1024)
         with contextlib.suppress(ValueError, OSError):  # a lower hard limit already applies
             resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings():
+            # Forwarded as they happen (a build waiting for a lock says so at once); the
+            # parent's filters decide what is shown.
             warnings.simplefilter("always")
+            warnings.showwarning = _forward_warning
             try:
                 result: tuple = ("result", work())
             except _OutOfCpu:
@@ -191,8 +208,6 @@ def _child(work: Callable[[], T], budget: BuildBudget, write_fd: int) -> None:
                                         "Cannot allocate memory")) else ("error", exc))
             except BaseException as exc:  # noqa: BLE001 - everything goes back to the parent
                 result = ("error", _portable(exc))
-            for item in caught:
-                _send(("warning", str(item.message), item.category))
         try:
             _send(result)
         except MemoryError:
@@ -204,6 +219,11 @@ def _child(work: Callable[[], T], budget: BuildBudget, write_fd: int) -> None:
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(status)  # no atexit handlers: they belong to the parent
+
+
+def _forward_warning(message: Warning | str, category: type[Warning], *args: Any,
+                     **kwargs: Any) -> None:
+    _send(("warning", str(message), category))
 
 
 def _portable(exc: BaseException) -> BaseException:

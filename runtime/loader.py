@@ -18,10 +18,16 @@ from typing import Any
 
 from mfgen import __version__
 from mfgen.errors import CompileError, MfgenError
-from mfgen.runtime.budget import BuildBudget, run_within_budget, stage
+from mfgen.runtime.budget import (
+    BuildBudget,
+    check_generated_size,
+    run_within_budget,
+    stage,
+)
 from mfgen.runtime.cache import (
     DISK_FULL,
     Cache,
+    UnsafeCacheError,
     cache_root,
     digest,
     disk_full_error,
@@ -30,6 +36,7 @@ from mfgen.runtime.cache import (
     is_key,
     module_file,
     module_problem,
+    read_verified,
 )
 from mfgen.runtime.model import CompiledModel, ModelBase, ReferenceModel
 from mfgen.runtime.toolchain import Toolchain, compile_module, detect_toolchain
@@ -73,6 +80,8 @@ def _sources_unchanged(entry: dict[str, Any]) -> bool:
 def _default_cache() -> Cache:
     try:
         return Cache()
+    except UnsafeCacheError:  # planted or shared: refused, never worked around
+        raise
     except MfgenError as exc:  # the configured cache cannot even be created
         return fallback_cache(cache_root(), getattr(exc, "strerror", None) or str(exc))
 
@@ -149,6 +158,8 @@ def _generate_and_compile(path: Path, spec_key: str, toolchain: Toolchain, cache
     mark = time.perf_counter()
     stage("render")
     source = render(ir, kernel)
+    check_generated_size(str(path), source.c_source, source.reference_source,
+                         ir.canonical_text())
     timings["render"] = time.perf_counter() - mark
 
     if emit_c is not None:
@@ -265,6 +276,18 @@ def _import_file(module_name: str, path: Path) -> ModuleType:
     return module
 
 
+def _import_verified(module_name: str, module_dir: Path, filename: str) -> ModuleType:
+    """Import generated Python from the cache: the bytes executed are the bytes verified."""
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    source = read_verified(module_dir, filename)
+    module = ModuleType(module_name)
+    module.__file__ = str(module_dir / filename)
+    exec(compile(source, module.__file__, "exec"), module.__dict__)  # noqa: S102
+    sys.modules[module_name] = module
+    return module
+
+
 def load(spec: str | Path, *, backend: str = "c", budget: BuildBudget | None = None
          ) -> ModelBase:
     """Load a model by bundled name or spec path, building it first if needed.
@@ -297,7 +320,8 @@ def _load_entry(entry: dict[str, Any], module_dir: Path) -> CompiledModel:
     module = _import_file(entry["module_name"], so_path)
 
     def reference() -> ReferenceModel:  # imported on first use (SciPy costs ~0.1 s)
-        generated = _import_file(entry["module_name"] + "_reference", module_dir / REFERENCE_FILE)
+        generated = _import_verified(entry["module_name"] + "_reference", module_dir,
+                                     REFERENCE_FILE)
         return ReferenceModel(entry["model"], generated.dfun)
 
     return CompiledModel(entry["model"], module, reference)
