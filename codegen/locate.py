@@ -56,9 +56,11 @@ def resolve_spec_path(name_or_path: str | Path, relative_to: Path | None = None)
 
 
 def _is_file(path: Path) -> bool:
-    """Path.is_file, but a name the OS refuses (too long, NUL, ...) is simply not a file."""
+    """Whether something that is not a folder exists there (a FIFO or device is found, then
+    refused by read_spec_bytes with a message that says what it is); a name the OS refuses
+    (too long, NUL, ...) is simply not a file."""
     try:
-        return path.is_file()
+        return path.exists() and not path.is_dir()
     except (OSError, ValueError):
         return False
 
