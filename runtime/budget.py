@@ -60,6 +60,7 @@ class BudgetExceeded(MfgenError):
     def __init__(self, stage: str, resource_name: str, limit: str, spec: str = ""):
         self.stage = stage
         self.resource = resource_name
+        self.process_group: int | None = None  # the group that was killed
         where = f" of {spec}" if spec else ""
         super().__init__(
             f"the build{where} ran out of {resource_name} in stage '{stage}' (budget: {limit}); "
@@ -74,10 +75,13 @@ class BuildBudget:
 
     cpu_seconds: float = DEFAULT_CPU_SECONDS
     memory_mb: float = DEFAULT_MEMORY_MB
+    wall_limit: float | None = None  # default: WALL_FACTOR * cpu_seconds + WALL_SLACK_S
 
     def __post_init__(self) -> None:
-        for name in ("cpu_seconds", "memory_mb"):
+        for name in ("cpu_seconds", "memory_mb", "wall_limit"):
             value = getattr(self, name)
+            if value is None and name == "wall_limit":
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
                     math.isfinite(value) and value > 0):
                 raise ValueError(f"BuildBudget {name} must be a positive finite number, "
@@ -85,6 +89,9 @@ class BuildBudget:
 
     @property
     def wall_seconds(self) -> float:
+        """Wall-clock seconds before a build that is stopped or waiting is killed."""
+        if self.wall_limit is not None:
+            return float(self.wall_limit)
         return WALL_FACTOR * self.cpu_seconds + WALL_SLACK_S
 
     @classmethod
@@ -255,6 +262,9 @@ def run_within_budget(work: Callable[[], T], budget: BuildBudget, what: str = ""
         os.setpgid(pid, pid)
     try:
         return _supervise(pid, read_fd, budget, what)
+    except BudgetExceeded as exc:
+        exc.process_group = pid
+        raise
     finally:
         os.close(read_fd)
 
