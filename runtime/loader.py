@@ -67,8 +67,8 @@ class BuildResult:
 def _spec_key(path: Path, toolchain: Toolchain) -> str:
     from mfgen.codegen.locate import read_spec_bytes
 
-    return digest("spec-index", generator_identity(), toolchain.identity(), str(path),
-                  read_spec_bytes(path))
+    data = read_spec_bytes(path)  # first: an unreadable spec is the error to report
+    return digest("spec-index", generator_identity(), toolchain.identity(), str(path), data)
 
 
 def _sources_unchanged(entry: dict[str, Any]) -> bool:

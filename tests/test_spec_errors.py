@@ -570,3 +570,49 @@ def test_an_absurdly_long_parent_name_is_a_spec_error(write_spec):
     path = write_spec("name: m\nextends: generic_2d_oscillator" + "1" * 400 + "\n")
     with pytest.raises(SpecError, match="no spec file or bundled spec named"):
         load_spec(path)
+
+
+def test_extends_is_found_from_the_specs_folder_not_the_current_one(write_spec, tmp_path,
+                                                                    monkeypatch):
+    """A parent in the current directory is never picked up (issue 12)."""
+    elsewhere = tmp_path / "cwd"
+    (elsewhere / "sub").mkdir(parents=True)
+    (elsewhere / "sub" / "x.yaml").write_text("description: not this one\n")
+    monkeypatch.chdir(elsewhere)
+    (tmp_path / "spec").mkdir()
+    path = write_spec(mutate("name: toy\n", "name: toy\nextends: sub/x.yaml\n"),
+                      "spec/model.yaml")
+    assert_spec_error(path, "2:10", "no spec file or bundled spec named 'sub/x.yaml'",
+                      "bundled specs:")
+
+
+def test_an_unreadable_spec_is_one_line_from_the_command_line(tmp_path):
+    """`mfgen build` of a spec it may not read: one line naming the file, no PermissionError
+    traceback. Root reads every file, so as root the command runs as user 'nobody'."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="mfgen-unreadable-"))
+    try:
+        folder.chmod(0o1777)  # like /tmp: the reader can make its cache here
+        path = folder / "secret.yaml"
+        path.write_text(BASE)
+        path.chmod(0)
+        # The command line, run as 'nobody' when we are root (everything it needs imported
+        # first: the interpreter's own files may not be readable by 'nobody').
+        script = ("import os, sys, mfgen.cli, mfgen.codegen.locate, mfgen.codegen.spec\n"
+                  "from mfgen.runtime import cache, toolchain\n"
+                  "cache.generator_identity(), toolchain.detect_toolchain().identity()\n"
+                  "if os.getuid() == 0:\n    os.setgid(65534)\n    os.setuid(65534)\n"
+                  f"sys.exit(mfgen.cli.main(['build', {str(path)!r}]))\n")
+        env = dict(os.environ, MFGEN_CACHE_DIR=str(folder / "cache"), HOME=str(folder))
+        run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             timeout=120, env=env)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    assert run.returncode != 0 and "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.startswith(f"mfgen: error: {path}: cannot read the spec: Permission "
+                                 "denied"), run.stderr
