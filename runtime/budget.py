@@ -323,9 +323,12 @@ def _supervise(pid: int, read_fd: int, budget: BuildBudget, what: str) -> Any:
         for group in groups:
             with contextlib.suppress(OSError):
                 os.killpg(group, signal.SIGKILL)
+        used = 0.0
         if exited_status is None:
             with contextlib.suppress(ChildProcessError):
-                _, exited_status = os.waitpid(pid, 0)
+                _, exited_status, usage = os.wait4(pid, 0)
+                # the child with every descendant it waited for (the compiler, cc1)
+                used = usage.ru_utime + usage.ru_stime
     if outcome is None:
         if exited_status is not None and os.WIFSIGNALED(exited_status):
             number = os.WTERMSIG(exited_status)
@@ -341,6 +344,10 @@ def _supervise(pid: int, read_fd: int, budget: BuildBudget, what: str) -> Any:
     kind = outcome[0]
     if kind == "result":
         return outcome[1]
+    if kind == "error" and used > budget.cpu_seconds:
+        # A compiler process that reached the inherited RLIMIT_CPU before the group total was
+        # sampled: the compiler "failed" because the budget ran out.
+        raise BudgetExceeded(current, "CPU time", f"{budget.cpu_seconds:g} s", what)
     if kind == "exceeded":
         limit = (f"{budget.cpu_seconds:g} s" if outcome[1] == "CPU time"
                  else f"{budget.memory_mb:g} MB")
