@@ -296,7 +296,7 @@ def load(spec: str | Path, *, backend: str = "c", budget: BuildBudget | None = N
     reference without compiling anything (for machines without a C compiler).
     """
     if backend == "numpy":
-        return _reference_without_compiler(spec)
+        return _reference_without_compiler(spec, budget)
     if backend != "c":
         raise ValueError(f"backend must be 'c' or 'numpy', got {backend!r}")
     cache = _default_cache()
@@ -327,23 +327,38 @@ def _load_entry(entry: dict[str, Any], module_dir: Path) -> CompiledModel:
     return CompiledModel(entry["model"], module, reference)
 
 
-def _reference_without_compiler(spec: str | Path) -> ReferenceModel:
+def _generate_reference(spec: str | Path) -> tuple[str, str, str, dict[str, Any]]:
     from mfgen.codegen.ir import build_ir
     from mfgen.codegen.optimize import optimize
     from mfgen.codegen.render import render
     from mfgen.codegen.spec import load_spec
 
-    ir = build_ir(load_spec(spec))
+    stage("parse")
+    spec_model = load_spec(spec)
+    stage("ir (inlining and derivatives)")
+    ir = build_ir(spec_model)
+    stage("optimize (common subexpressions)")
     kernel = optimize(ir)
+    stage("render")
     source = render(ir, kernel)
+    check_generated_size(str(spec), source.reference_source, ir.canonical_text())
+    return ir.name, ir.digest(), source.reference_source, _metadata(ir, kernel.stats, "")
+
+
+def _reference_without_compiler(spec: str | Path, budget: BuildBudget | None = None
+                                ) -> ReferenceModel:
+    # SymPy runs under the build budget here too; only the generated text comes back.
+    name, ir_digest, reference_source, metadata = run_within_budget(
+        lambda: _generate_reference(spec), budget or BuildBudget.from_environment(),
+        what=str(spec))
     namespace: dict[str, Any] = {}
-    module_name = f"_mfgen_numpy_{ir.digest()[:32]}"
+    module_name = f"_mfgen_numpy_{ir_digest[:32]}"
     module = ModuleType(module_name)
     # Our own generated source (printed from the validated IR), not spec text.
-    code = compile(source.reference_source, f"<mfgen reference {ir.name}>", "exec")
+    code = compile(reference_source, f"<mfgen reference {name}>", "exec")
     exec(code, module.__dict__)  # noqa: S102
     namespace.update(module.__dict__)
-    return ReferenceModel(_metadata(ir, kernel.stats, ""), namespace["dfun"])
+    return ReferenceModel(metadata, namespace["dfun"])
 
 
 __all__ = ["BuildResult", "CompileError", "MfgenError", "build", "load"]

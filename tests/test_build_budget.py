@@ -175,6 +175,28 @@ def test_the_memory_budget_stops_a_build(write_spec):
     assert _group_members(info.value.process_group) == []
 
 
+def test_a_spec_of_3000_states_is_stopped_within_its_budget(write_spec):
+    """Before: gcc kept busy past its 600 s timeout, cc1 running on after the build was
+    killed. Whichever stage the 2 s budget runs out in, the group is gone afterwards."""
+    n = 3000
+    lines = ["name: many_states", "state_variables:"]
+    lines += [f"  s{i}: {{range: [-1.0, 1.0]}}" for i in range(n)]
+    lines += ["derivatives:"] + [f"  s{i}: -s{i} + tanh(s{(i + 1) % n}) * erfc(s{(i + 7) % n})"
+                                 for i in range(n)]
+    path = write_spec("\n".join(lines) + "\n")
+    with pytest.raises(BudgetExceeded) as info:
+        mfgen.build(path, budget=BuildBudget(cpu_seconds=2))
+    assert info.value.resource == "CPU time"
+    assert _group_members(info.value.process_group) == []
+
+
+def test_the_numpy_backend_builds_under_the_budget_too(write_spec):
+    path = write_spec(NESTED_DERIVATIVES.replace("nested_derivatives", "numpy_only"))
+    with pytest.raises(BudgetExceeded, match="stage 'ir \\(inlining and derivatives\\)'"):
+        mfgen.load(path, backend="numpy", budget=BuildBudget(cpu_seconds=1))
+    # (that the numpy backend still works is tested in test_runtime.py)
+
+
 def test_a_spinning_compiler_grandchild_is_killed_with_the_build(write_spec, compiler):
     """cc1 runs as a grandchild of the build: it is counted and killed with the group."""
     pidfile = compiler(SPINNING_COMPILER)
