@@ -186,7 +186,10 @@ def _child(work: Callable[[], T], budget: BuildBudget, write_fd: int) -> None:
         os.setpgid(0, 0)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides, and kills the group
         signal.signal(signal.SIGXCPU, _on_cpu_limit)
-        cpu = int(math.ceil(budget.cpu_seconds))
+        # A backstop 1 s above the budget: the parent's sampling of the whole group is what
+        # normally stops the build (and names the resource); this catches a parent that
+        # cannot keep up. Compiler processes inherit it, each for itself.
+        cpu = int(math.ceil(budget.cpu_seconds)) + 1
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 5))
         memory = _address_space_now() + int(budget.memory_mb * 1024 * 1024)
         with contextlib.suppress(ValueError, OSError):  # a lower hard limit already applies
@@ -344,7 +347,7 @@ def _supervise(pid: int, read_fd: int, budget: BuildBudget, what: str) -> Any:
     kind = outcome[0]
     if kind == "result":
         return outcome[1]
-    if kind == "error" and used > budget.cpu_seconds:
+    if kind == "error" and used >= budget.cpu_seconds:
         # A compiler process that reached the inherited RLIMIT_CPU before the group total was
         # sampled: the compiler "failed" because the budget ran out.
         raise BudgetExceeded(current, "CPU time", f"{budget.cpu_seconds:g} s", what)
