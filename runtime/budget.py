@@ -27,6 +27,7 @@ import select
 import signal
 import struct
 import sys
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -194,6 +195,7 @@ def _child(work: Callable[[], T], budget: BuildBudget, write_fd: int) -> None:
         memory = _address_space_now() + int(budget.memory_mb * 1024 * 1024)
         with contextlib.suppress(ValueError, OSError):  # a lower hard limit already applies
             resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        _watch_parent(os.getppid())
         with warnings.catch_warnings():
             # Forwarded as they happen (a build waiting for a lock says so at once); the
             # parent's filters decide what is shown.
@@ -229,6 +231,18 @@ def _child(work: Callable[[], T], budget: BuildBudget, write_fd: int) -> None:
             sys.stdout.flush()
             sys.stderr.flush()
         os._exit(status)  # no atexit handlers: they belong to the parent
+
+
+def _watch_parent(parent: int) -> None:
+    """If the process that supervises this build dies (SIGKILL, SIGTERM: no `finally` runs
+    there), end the whole build group, compiler included, instead of running on orphaned."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(POLL_S)
+        os.killpg(0, signal.SIGKILL)
+
+    threading.Thread(target=watch, name="mfgen-budget-watch", daemon=True).start()
 
 
 def _forward_warning(message: Warning | str, category: type[Warning], *args: Any,

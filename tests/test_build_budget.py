@@ -104,8 +104,8 @@ def _group_members(pgid: int) -> list[int]:
     return members
 
 
-def _wait_pidfile(path: Path) -> int:
-    deadline = time.monotonic() + 5
+def _wait_pidfile(path: Path, timeout: float = 5) -> int:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if path.exists() and path.read_text().strip():
             return int(path.read_text())
@@ -269,3 +269,24 @@ def test_interrupting_the_build_kills_its_group(write_spec):
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert _children() == []
+
+
+def test_killing_the_supervising_process_ends_the_build(write_spec, compiler):
+    """kill -9 of the process that called mfgen.build runs no cleanup there: the build's own
+    watchdog ends its group, so the compiler does not run on orphaned (it did before)."""
+    pidfile = compiler(SPINNING_COMPILER)
+    path = write_spec(SMALL.format(tag="3.5"))
+    caller = subprocess.Popen([sys.executable, "-c", f"import mfgen; mfgen.build({str(path)!r})"],
+                              env=dict(os.environ), stderr=subprocess.DEVNULL)
+    try:
+        spinner = _wait_pidfile(pidfile, timeout=60)
+    finally:
+        caller.kill()
+        caller.wait()
+    deadline = time.monotonic() + 10
+    while _alive(spinner) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    survived = _alive(spinner)
+    if survived:  # never leave a spinning process behind, even when the test fails
+        os.kill(spinner, signal.SIGKILL)
+    assert not survived
