@@ -197,7 +197,7 @@ def _load_file(path: Path, chain: tuple[Path, ...], loading: _Loading) -> ModelS
         except SpecError as exc:
             # The same answer whether or not a file outside exists: a spec must not be able
             # to probe the file system through error messages.
-            if _names_outside(parent, path.parent):
+            if _names_outside(parent, path.parent) or _is_link(parent, path.parent):
                 raise outside from None
             raise SpecError(exc.bare_message, where, exc.hint) from None
         if not any(parent_path.is_relative_to(root) for root in loading.roots):
@@ -231,6 +231,18 @@ def _names_outside(name: str, folder: Path) -> bool:
     if os.path.isabs(name):
         return True
     return os.path.normpath(name).split(os.sep)[0] == ".."
+
+
+def _is_link(name: str, folder: Path) -> bool:
+    """Whether a name resolves through a symbolic link that leads nowhere: answered like a
+    link out of the folder, so a message never tells whether its target exists."""
+    for candidate in (folder / name, folder / f"{name}.yaml", folder / "lib" / f"{name}.yaml"):
+        try:
+            if candidate.is_symlink():
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 def _merge(into: ModelSpec, other: ModelSpec) -> None:

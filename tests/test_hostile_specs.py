@@ -541,6 +541,14 @@ CASES: dict[str, Case] = {
                             "subfolders; '../{name}-up.yaml' is not one of them",
                             "copy the parent spec next to the spec you load",
                             make=_outside_file("up.yaml")),
+    # A link to a file that does not exist gets the same answer as a link out of the folder.
+    "extends-dangling-symlink": Case({"model.yaml": edit("name: target", "name: target\nextends: "
+                                                         "dangling")}, "2:10",
+                                     "'extends' may name bundled specs and spec files in {dir} "
+                                     "or its subfolders; 'dangling' is not one of them",
+                                     "copy the parent spec next to the spec you load",
+                                     make=lambda folder: (folder / "dangling.yaml").symlink_to(
+                                         "/nonexistent/secret.yaml")),
     # A file outside that does not exist gets the same answer: no probing through messages.
     "extends-dot-dot-missing": spec(edit("name: target", "name: target\nextends: "
                                          "../{name}-nothing.yaml"), "2:10",

@@ -616,3 +616,24 @@ def test_an_unreadable_spec_is_one_line_from_the_command_line(tmp_path):
     assert run.returncode != 0 and "Traceback" not in run.stderr, run.stderr
     assert run.stderr.startswith(f"mfgen: error: {path}: cannot read the spec: Permission "
                                  "denied"), run.stderr
+
+
+def test_huge_but_finite_ranges_are_sampled_without_overflow(write_spec):
+    """`mfgen check` samples states, coupling and parameters in their ranges: high - low of
+    [-1.5e308, 1.5e307] widened by 10 % on each side overflows; the samples must still be
+    finite and inside (issue 12)."""
+    import numpy as np
+
+    import mfgen
+    from mfgen.runtime.checking import random_inputs
+
+    text = mutate("  V: {range: [-80.0, -40.0]}", "  V: {range: [-1.5e308, 1.5e307]}")
+    text = mutate("range: [0.1, 10.0]", "range: [-1.5e308, 1.5e307]", text)
+    model = mfgen.load(write_spec(text), backend="numpy")
+    state, coupling, _, parameters = random_inputs(model, 1000, np.random.default_rng(1))
+    low, high = model.states["V"].check_range
+    assert np.isfinite(state).all() and np.isfinite(coupling).all()
+    assert ((low <= state[0]) & (state[0] <= high)).all()
+    assert ((-1.5e308 <= parameters["g_L"]) & (parameters["g_L"] <= 1.5e307)).all()
+    # spread over the range, not collapsed to one end
+    assert (state[0] > 0).any() and (state[0] < -1e308).any()
