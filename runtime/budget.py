@@ -130,6 +130,7 @@ def check_generated_size(spec_path: str, *texts: str) -> None:
 # -- the child side --------------------------------------------------------------------------
 _channel: int | None = None  # write end of the pipe to the parent, in a budgeted child only
 _stage = "start"
+_budget: BuildBudget | None = None  # the budget of the build this child runs
 
 
 def stage(name: str) -> None:
@@ -147,6 +148,11 @@ def note_process_group(pgid: int) -> None:
 
 def in_budgeted_child() -> bool:
     return _channel is not None
+
+
+def current_wall_seconds() -> float:
+    """The wall-clock limit of the build running in this process (a lock's deadline)."""
+    return (_budget or BuildBudget.from_environment()).wall_seconds
 
 
 def _send(message: tuple) -> None:
@@ -180,10 +186,11 @@ def _address_space_now() -> int:
 
 def _child(work: Callable[[], T], budget: BuildBudget, write_fd: int) -> None:
     """Runs in the forked child; never returns."""
-    global _channel
+    global _channel, _budget
     status = 0
     try:
         _channel = write_fd
+        _budget = budget
         os.setpgid(0, 0)
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides, and kills the group
         signal.signal(signal.SIGXCPU, _on_cpu_limit)

@@ -197,9 +197,9 @@ class Cache:
         builds that both proceed still publish one intact module.
         """
         if hold_limit_s is None:
-            from mfgen.runtime.budget import BuildBudget
+            from mfgen.runtime.budget import current_wall_seconds
 
-            hold_limit_s = BuildBudget.from_environment().wall_seconds
+            hold_limit_s = current_wall_seconds()
         path = self.root / "locks" / f"{key}.lock"
         started = time.monotonic()
         announced = False
