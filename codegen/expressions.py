@@ -39,6 +39,38 @@ BUILTIN_FUNCTIONS: dict[str, tuple[int | None, Callable[..., sympy.Expr]]] = {
     "min": (None, sympy.Min),
 }
 CONSTANTS = {"pi": sympy.pi}
+# max()/min() of n arguments costs SymPy O(n**3) comparisons, every time the expression is
+# rebuilt (substitution, differentiation): 100 arguments took ~55 s.
+MAX_MINMAX_ARGUMENTS = 8
+
+
+def _real(function: Callable[[float], float]) -> Callable[[float], float]:
+    def apply(value: float) -> float:
+        try:
+            return function(value)
+        except OverflowError:
+            return math.inf
+        except ValueError:  # log(-1), sqrt(-1): not a real number
+            return math.nan
+    return apply
+
+
+# The same functions on doubles: a call on a constant is folded to the double it gives.
+# SymPy would keep exp(exp(20)) exact and, asked its sign (abs, max, a power), evaluate it to
+# ever more digits: unbounded time. Folding in floating point is also what C does.
+_FLOAT_FUNCTIONS: dict[str, Callable[..., float]] = {
+    "exp": _real(math.exp),
+    "log": _real(lambda v: math.log(v) if v > 0 else (-math.inf if v == 0 else math.nan)),
+    "sqrt": _real(math.sqrt),
+    "erf": _real(math.erf),
+    "erfc": _real(math.erfc),
+    "tanh": _real(math.tanh),
+    "sin": _real(lambda v: math.sin(v) if math.isfinite(v) else math.nan),
+    "cos": _real(lambda v: math.cos(v) if math.isfinite(v) else math.nan),
+    "abs": _real(abs),
+    "max": lambda *v: max(v),
+    "min": lambda *v: min(v),
+}
 SPECIAL_FORMS = {"where", "diff"}
 RESERVED_NAMES = frozenset(BUILTIN_FUNCTIONS) | frozenset(CONSTANTS) | SPECIAL_FORMS
 
@@ -387,12 +419,36 @@ class _Parser:
             if arity is None and len(args) < 2:
                 raise self.fail(f"{name}() takes at least 2 arguments, got {len(args)}", node,
                                 f"call it as {name}(a, b, ...)")
+            # SymPy flattens max(max(a, b), c) into max(a, b, c): count what it will compare.
+            flat = sum(len(a.args) if isinstance(a, (sympy.Max, sympy.Min)) else 1 for a in args)
+            if arity is None and flat > MAX_MINMAX_ARGUMENTS:
+                raise self.fail(f"{name}() takes at most {MAX_MINMAX_ARGUMENTS} arguments "
+                                f"(nested max/min calls included), got {flat}", node,
+                                "compute partial maxima as derived expressions and take the "
+                                f"{name}() of those")
+            if all(not a.free_symbols for a in args):
+                return self._fold(name, args, node)
             result = build(*args)
             if result.is_Number:
                 self._check_double(result, node)
             return result
         args = [self.argument(a) for a in node.args]
         return self.scope.call(name, args, self._loc(node))
+
+    def _fold(self, name: str, args: list[sympy.Expr], node: ast.AST) -> sympy.Expr:
+        """A math function of constants, computed as a double (see _FLOAT_FUNCTIONS)."""
+        try:
+            values = [float(a) for a in args]
+        except (TypeError, ValueError, OverflowError):
+            values = [math.nan]
+        value = _FLOAT_FUNCTIONS[name](*values)
+        if math.isnan(value):
+            raise self.fail(f"{name}() of this constant is not a real number", node,
+                            "the kernels compute with finite real numbers only")
+        if not math.isfinite(value):
+            raise self.fail("a constant in the expression is beyond the range of a double "
+                            "(about 1.8e308)", node, "rescale the constants")
+        return number(value)
 
     def _derivative_call(self, node: ast.Call) -> sympy.Expr:
         inner = node.func

@@ -10,6 +10,7 @@ with the place they were written.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 
 import sympy
@@ -69,6 +70,8 @@ class ModelIR:
     outputs: list[sympy.Expr]  # d(state)/dt, one per state, over program symbols and inputs
     sources: list[str] = field(default_factory=list)
     source_digest: str = ""
+    resolutions: list[tuple[str, str, str]] = field(default_factory=list)  # see ModelSpec
+    source_sha256: list[str] = field(default_factory=list)
     _canonical: str = field(default="", repr=False, compare=False)  # memo: srepr is slow
 
     @property
@@ -105,8 +108,15 @@ class _ProgramBuilder:
         # Statements left, shared with the probes that parse uncalled functions.
         self.budget = budget if budget is not None else [MAX_PROGRAM_STATEMENTS]
 
-    def emit(self, name: str, expr: sympy.Expr) -> sympy.Symbol:
+    def emit(self, name: str, expr: sympy.Expr, where: Location | None = None) -> sympy.Symbol:
         self.budget[0] -= 1
+        if self.budget[0] < 0:
+            # Checked at every statement (model-level derived expressions and derivative
+            # statements too), not only when a function is inlined.
+            raise SpecError(f"the model grows beyond {MAX_PROGRAM_STATEMENTS} statements "
+                            f"(here, at '{_readable(name)}')", where,
+                            "a model needs a few thousand at most; compute shared values once "
+                            "and pass them as arguments")
         symbol = real_symbol(name)
         self.program.append((symbol, expr))
         return symbol
@@ -157,7 +167,7 @@ class _ModelScope:
         self.in_progress.append(name)
         expr = self.parse(self.spec.derived[name])
         self.in_progress.pop()
-        symbol = self.builder.emit(name, expr)
+        symbol = self.builder.emit(name, expr, self.spec.derived[name].where)
         self.values[name] = symbol
         return symbol
 
@@ -211,7 +221,8 @@ class _FunctionScope:
             self.in_progress.append(name)
             expr = self.parse(self.locals[name])
             self.in_progress.pop()
-            self.values[name] = self.builder.emit(f"{self.prefix}__{name}", expr)
+            self.values[name] = self.builder.emit(f"{self.prefix}__{name}", expr,
+                                                  self.locals[name].where)
             return self.values[name]
         if name in self.functions.specs:
             raise SpecError(f"'{name}' is a function; call it with arguments", where)
@@ -273,7 +284,7 @@ class _Functions:
                                     f"but the vector '{value.name}' was passed", where,
                                     f"pass one element, e.g. {value.name}[0]")
                 if as_statements or not (value.is_Atom):
-                    value = self.builder.emit(f"{prefix}__{arg_name}", value)
+                    value = self.builder.emit(f"{prefix}__{arg_name}", value, where)
                 bound[arg_name] = value
             else:
                 if not isinstance(value, VectorRef):
@@ -302,7 +313,7 @@ class _Functions:
         scope = _FunctionScope(function, prefix, bound, self.parameters, self.builder, self)
         for local in scope.locals:  # parse all, so errors in unused locals are reported too
             scope.symbol(local, where)
-        result = self.builder.emit(prefix, scope.parse(function.result))
+        result = self.builder.emit(prefix, scope.parse(function.result), where)
         self.stack.pop()
         return result, bound, start
 
@@ -321,6 +332,15 @@ class _Functions:
                                 or f"arguments: {', '.join(scalar_args)}")
         if len(wrt) > 2:
             raise SpecError("only first and second derivatives are supported", where)
+        try:
+            return self._derivative(function, wrt, args, where, scalar_args)
+        except SpecError as exc:
+            if exc.location is not None:
+                raise
+            raise SpecError(exc.bare_message, where, exc.hint) from None
+
+    def _derivative(self, function: FunctionSpec, wrt: list[str], args: list[Argument],
+                    where: Location, scalar_args: list[str]) -> sympy.Expr:
         if function.derivatives.method == "finite_difference":
             return self._finite_difference(function, wrt, args, where)
         key = (function.name, tuple(args))
@@ -431,6 +451,11 @@ class _Differentiable:
         return self.seconds[(x, y)]
 
 
+def _readable(name: str) -> str:
+    """A generated statement name, shortened for a message."""
+    return name if len(name) <= 60 else name[:57] + "..."
+
+
 def parameter_values(spec: ModelSpec) -> dict[str, sympy.Expr | VectorRef]:
     values: dict[str, sympy.Expr | VectorRef] = {}
     for name, p in spec.parameters.items():
@@ -509,7 +534,8 @@ def build_ir(spec: ModelSpec) -> ModelIR:
         states.append(StateVariable(s.name, s.range, s.boundaries, check, s.unit,
                                     s.description))
     return ModelIR(spec.name, spec.description, spec.references, parameters, states, coupling,
-                   builder.program, outputs, [str(p) for p in spec.sources], spec.source_digest)
+                   builder.program, outputs, [str(p) for p in spec.sources], spec.source_digest,
+                   list(spec.resolutions), list(spec.source_sha256))
 
 
 def _check_unused_functions(spec: ModelSpec, builder: _ProgramBuilder) -> None:
@@ -533,6 +559,9 @@ def _widened(interval: tuple[float, float]) -> tuple[float, float]:
     """Default sampling interval for checks: the state range plus 10 % on each side."""
     low, high = interval
     width = high - low
+    if not math.isfinite(0.1 * width) or not all(
+            math.isfinite(v) for v in (low - 0.1 * width, high + 0.1 * width)):
+        return (low, high)  # no room to widen within the doubles
     if width == 0:
         width = max(abs(low), 1.0)
         return (low, low + width)

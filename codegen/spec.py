@@ -14,15 +14,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mfgen.codegen.locate import bundled_spec_dir, resolve_spec_path
-from mfgen.codegen.names import check_name, unknown_key
-from mfgen.codegen.yaml_source import MAX_SPEC_BYTES, PositionedDict, PositionedList, load_yaml
+from mfgen.codegen.locate import bundled_spec_dir, read_spec_bytes, resolve_spec_path
+from mfgen.codegen.names import check_name as _check_name_text
+from mfgen.codegen.names import unknown_key
+from mfgen.codegen.yaml_source import PositionedDict, PositionedList, load_yaml
 from mfgen.errors import Location, SpecError
 
 MAX_EXTENDS_DEPTH = 8
 MAX_EXTENDS_ENTRIES = 16  # parents named by one spec
 MAX_SPEC_FILES = 64  # distinct files one model may be assembled from
 MAX_VECTOR_SIZE = 256
+# Generated names repeat the spec's names (F__1__mu__d__x ...): long ones make the generated
+# source, and the cache, grow many times faster than the spec.
+MAX_NAME_CHARS = 64
 TOP_LEVEL_KEYS = ["name", "description", "references", "extends", "parameters",
                   "state_variables", "coupling", "functions", "derived", "derivatives"]
 PARAMETER_KEYS = ["default", "range", "unit", "description"]
@@ -99,6 +103,10 @@ class ModelSpec:
     sources: list[Path] = field(default_factory=list)
     where: Location | None = None
     source_digest: str = ""
+    # (spec file, name written in its 'extends', file it resolved to): the cache checks that
+    # every name still resolves to the same file.
+    resolutions: list[tuple[str, str, str]] = field(default_factory=list)
+    source_sha256: list[str] = field(default_factory=list)  # of the bytes parsed, per source
 
 
 @dataclass
@@ -113,32 +121,37 @@ class _Loading:
 
     roots: tuple[Path, ...]
     loaded: dict[Path, ModelSpec] = field(default_factory=dict)
+    resolutions: list[tuple[str, str, str]] = field(default_factory=list)
+    contents: dict[Path, bytes] = field(default_factory=dict)
 
 
 def load_spec(name_or_path: str | Path) -> ModelSpec:
     """Read a spec (following `extends`) into a ModelSpec; raises SpecError with a location."""
     path = resolve_spec_path(name_or_path)
     roots = tuple(dict.fromkeys([path.parent, bundled_spec_dir().resolve()]))
-    spec = _load_file(path, chain=(), loading=_Loading(roots))
+    loading = _Loading(roots)
+    spec = _load_file(path, chain=(), loading=loading)
     digest = hashlib.sha256()
-    for source in spec.sources:
-        digest.update(str(source).encode() + b"\0" + source.read_bytes() + b"\0")
+    for source in spec.sources:  # the bytes that were parsed, not a second read
+        digest.update(str(source).encode() + b"\0" + loading.contents[source] + b"\0")
     spec.source_digest = digest.hexdigest()
+    spec.resolutions = list(loading.resolutions)
+    spec.source_sha256 = [hashlib.sha256(loading.contents[p]).hexdigest() for p in spec.sources]
     return spec
 
 
-def _read_text(path: Path) -> str:
-    try:
-        with open(path, "rb") as handle:
-            size = os.fstat(handle.fileno()).st_size
-            if size > MAX_SPEC_BYTES:  # refused before reading, let alone parsing
-                raise SpecError(
-                    f"the file is {size} bytes; specs are limited to {MAX_SPEC_BYTES}",
-                    Location(str(path)),
-                    "a model spec is a few kilobytes; check that this is the file you meant")
-            raw = handle.read(MAX_SPEC_BYTES + 1)
-    except OSError as exc:
-        raise SpecError(f"cannot read the spec: {exc.strerror}", Location(str(path))) from None
+def check_name(name: object, where: Location | None, kind: str) -> str:
+    """names.check_name plus the length limit (see MAX_NAME_CHARS)."""
+    if isinstance(name, str) and len(name) > MAX_NAME_CHARS:
+        raise SpecError(f"the {kind} name '{name[:20]}...' has {len(name)} characters; names "
+                        f"are limited to {MAX_NAME_CHARS}", where, "use a shorter name")
+    return _check_name_text(name, where, kind)
+
+
+def _read_text(path: Path, loading: _Loading | None = None) -> str:
+    raw = read_spec_bytes(path)  # a regular file within the size limit, else a SpecError
+    if loading is not None:
+        loading.contents[path] = raw
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -156,7 +169,7 @@ def _load_file(path: Path, chain: tuple[Path, ...], loading: _Loading) -> ModelS
     if len(loading.loaded) >= MAX_SPEC_FILES:
         raise SpecError(f"the model is assembled from more than {MAX_SPEC_FILES} spec files",
                         Location(str(path)), "merge some of the parent specs")
-    data = load_yaml(_read_text(path), str(path))
+    data = load_yaml(_read_text(path, loading), str(path))
     for key in data:
         if key not in TOP_LEVEL_KEYS:
             raise unknown_key(key, TOP_LEVEL_KEYS, data.where(key), "the spec")
@@ -174,16 +187,22 @@ def _load_file(path: Path, chain: tuple[Path, ...], loading: _Loading) -> ModelS
         where = _item_location(parents, index, data.value_where("extends"))
         if not isinstance(parent, str):
             raise SpecError(f"'extends' entries must be spec names, got {parent!r}", where)
+        outside = SpecError(
+            f"'extends' may name bundled specs and spec files in {loading.roots[0]} or its "
+            f"subfolders; '{parent}' is not one of them", where,
+            "copy the parent spec next to the spec you load (a spec must not make mfgen read "
+            "files elsewhere)")
         try:
             parent_path = resolve_spec_path(parent, relative_to=path)
         except SpecError as exc:
+            # The same answer whether or not a file outside exists: a spec must not be able
+            # to probe the file system through error messages.
+            if _names_outside(parent, path.parent) or _is_link(parent, path.parent):
+                raise outside from None
             raise SpecError(exc.bare_message, where, exc.hint) from None
         if not any(parent_path.is_relative_to(root) for root in loading.roots):
-            raise SpecError(
-                f"'extends' may name bundled specs and spec files in {loading.roots[0]} or "
-                f"its subfolders; '{parent}' is {parent_path}", where,
-                "copy the parent spec next to the spec you load (a spec must not make mfgen "
-                "read files elsewhere)")
+            raise outside  # never says where it resolved to (symlink targets stay private)
+        loading.resolutions.append((str(path), parent, str(parent_path)))
         if parent_path in (*chain, path):
             cycle = " -> ".join(p.name for p in (*chain, path, parent_path))
             raise SpecError(f"'extends' forms a cycle: {cycle}", where,
@@ -205,6 +224,25 @@ def _load_file(path: Path, chain: tuple[Path, ...], loading: _Loading) -> ModelS
     _merge(spec, own)
     loading.loaded[path] = spec
     return spec
+
+
+def _names_outside(name: str, folder: Path) -> bool:
+    """Whether an 'extends' entry names a path outside `folder` (absolute, or through ..)."""
+    if os.path.isabs(name):
+        return True
+    return os.path.normpath(name).split(os.sep)[0] == ".."
+
+
+def _is_link(name: str, folder: Path) -> bool:
+    """Whether a name resolves through a symbolic link that leads nowhere: answered like a
+    link out of the folder, so a message never tells whether its target exists."""
+    for candidate in (folder / name, folder / f"{name}.yaml", folder / "lib" / f"{name}.yaml"):
+        try:
+            if candidate.is_symlink():
+                return True
+        except (OSError, ValueError):
+            continue
+    return False
 
 
 def _merge(into: ModelSpec, other: ModelSpec) -> None:
@@ -274,6 +312,10 @@ def _pair(value: Any, where: Location | None, what: str, allow_open: bool = Fals
     if pair[0] is not None and pair[1] is not None and pair[0] > pair[1]:
         raise SpecError(f"{what} has low {pair[0]} above high {pair[1]}", where,
                         "write [low, high]")
+    if not allow_open and not math.isfinite(pair[1] - pair[0]):
+        # Sampling in it (mfgen check, random initial states) computes high - low.
+        raise SpecError(f"{what} [{pair[0]:g}, {pair[1]:g}] is wider than a double can hold",
+                        where, "use a range narrower than about 1.8e308")
     return pair
 
 

@@ -14,9 +14,9 @@ from typing import Any
 
 import yaml
 
+from mfgen.codegen.locate import MAX_SPEC_BYTES
 from mfgen.errors import Location, SpecError
 
-MAX_SPEC_BYTES = 1_000_000  # the largest seed spec is ~10 kB; anything near this is not a model
 MAX_DEPTH = 32
 MAX_INTEGER_DIGITS = 309  # 10**309 overflows a double
 
@@ -136,7 +136,25 @@ def _construct_sequence(loader: _SpecLoader, node: yaml.SequenceNode) -> Positio
     return result
 
 
+_YAML11_BOOLEANS = {"yes", "no", "on", "off", "y", "n"}
+
+
+def _refuse_yaml11(loader: _SpecLoader, node: yaml.ScalarNode, reading: str,
+                   otherwise: str = "write the number in plain decimal") -> None:
+    raise SpecError(f"'{node.value}' is ambiguous: YAML 1.1 reads it as {reading}",
+                    _mark(loader.path, node.start_mark),
+                    f"quote it (\"{node.value}\") if it is text, or {otherwise}")
+
+
 def _construct_int(loader: _SpecLoader, node: yaml.ScalarNode) -> int:
+    # YAML 1.1 forms that YAML 1.2 reads differently (or as text) change values silently:
+    # 010 is octal 8, 1:30 is base 60 (90), 0b11 is binary. Refused, so nobody is surprised.
+    text = str(node.value).lstrip("+-").replace("_", "")
+    if ":" in text:
+        _refuse_yaml11(loader, node, f"the base-60 number {loader.construct_yaml_int(node)}")
+    if len(text) > 1 and text[0] == "0" and text[1] not in "xX":
+        base = "binary" if text[1] in "bB" else "octal"
+        _refuse_yaml11(loader, node, f"the {base} number {loader.construct_yaml_int(node)}")
     # YAML integers are read exactly; one with hundreds of digits would overflow a double
     # (and Python refuses to convert more than 4300 digits at all).
     digits = sum(c.isalnum() for c in str(node.value))
@@ -147,6 +165,23 @@ def _construct_int(loader: _SpecLoader, node: yaml.ScalarNode) -> int:
     return loader.construct_yaml_int(node)
 
 
+def _construct_float(loader: _SpecLoader, node: yaml.ScalarNode) -> float:
+    # .inf / -.inf / .nan are read as YAML 1.2 reads them (float inf, nan); whether a spec
+    # may use them is for the spec layer to decide. 1:30.5 (base 60) is refused.
+    if ":" in str(node.value):
+        _refuse_yaml11(loader, node, f"the base-60 number {loader.construct_yaml_float(node)}")
+    return loader.construct_yaml_float(node)
+
+
+def _construct_bool(loader: _SpecLoader, node: yaml.ScalarNode) -> bool:
+    # YAML 1.2 knows only true/false; yes/no/on/off are YAML 1.1 booleans that a reader (and
+    # the author) takes for text.
+    if str(node.value).lower() in _YAML11_BOOLEANS:
+        _refuse_yaml11(loader, node, f"the boolean {loader.construct_yaml_bool(node)}",
+                       "write true or false")
+    return loader.construct_yaml_bool(node)
+
+
 def _construct_date_as_text(loader: _SpecLoader, node: yaml.ScalarNode) -> str:
     # An unquoted 2001-12-14 in a description or reference stays text (and 2001-13-45 is no
     # longer an error from datetime).
@@ -154,6 +189,8 @@ def _construct_date_as_text(loader: _SpecLoader, node: yaml.ScalarNode) -> str:
 
 
 _SpecLoader.add_constructor("tag:yaml.org,2002:int", _construct_int)
+_SpecLoader.add_constructor("tag:yaml.org,2002:float", _construct_float)
+_SpecLoader.add_constructor("tag:yaml.org,2002:bool", _construct_bool)
 _SpecLoader.add_constructor("tag:yaml.org,2002:timestamp", _construct_date_as_text)
 # YAML 1.1 reads 1e-7 (no dot) as a string; scientists write it that way, so it is a float.
 _SpecLoader.add_implicit_resolver(

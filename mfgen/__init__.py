@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 __version__ = "0.1.0"
 
 from mfgen.errors import CompileError, MfgenError, SpecError  # noqa: E402
+from mfgen.runtime.budget import BudgetExceeded, BuildBudget  # noqa: E402
 from mfgen.runtime.connectivity import Connectivity  # noqa: E402
 from mfgen.runtime.loader import build, load  # noqa: E402
 from mfgen.runtime.simulation import (  # noqa: E402
@@ -45,7 +46,8 @@ def load_run_config(path: str, overrides: tuple[str, ...] = ()) -> RunConfig:
     return read(path, overrides)
 
 
-__all__ = ["CompileError", "Connectivity", "MfgenError", "Monitor", "Raw", "Simulation",
+__all__ = ["BudgetExceeded", "BuildBudget", "CompileError", "Connectivity", "MfgenError",
+           "Monitor", "Raw", "Simulation",
            "SimulationError", "SimulationResult", "SpecError", "SubSample", "TemporalAverage",
            "build", "load", "load_result", "load_run_config", "simulate",
            "__version__"]

@@ -50,7 +50,8 @@ class SpecError(MfgenError):
         self.location = location
         self.bare_message = message
         self.hint = hint
-        text = f"{location}: {message}" if location else message
+        # File names are shown escaped too: a parent spec's name can hold terminal escapes.
+        text = f"{printable(str(location))}: {message}" if location else message
         if hint:
             text += f"\n  hint: {hint}"
         super().__init__(text)

@@ -30,7 +30,9 @@ import json
 import os
 import re
 import shutil
+import stat
 import tempfile
+import time
 import warnings
 from collections.abc import Iterator
 from importlib import resources
@@ -39,9 +41,14 @@ from pathlib import Path
 from mfgen.errors import MfgenError
 
 CHECKSUM_FILE = "module.sha256"
+# Besides the compiled module, the files of a module directory that are executed (the NumPy
+# reference is imported): checksummed when built, verified when loaded.
+VERIFIED_FILES = ("reference.py",)
 _KEY = re.compile(r"[0-9a-f]{64}\Z")
 # errno values that mean "the disk is full", as opposed to "this directory is not writable"
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+LOCK_NOTICE_S = 5.0  # a build waiting this long for another's lock says so
+LOCK_POLL_S = 0.2
 
 
 def cache_root() -> Path:
@@ -104,6 +111,62 @@ def is_key(value: object) -> bool:
     return isinstance(value, str) and _KEY.match(value) is not None
 
 
+class UnsafeCacheError(MfgenError):
+    """The cache directory could be written by someone else: its modules would run as us."""
+
+
+def _make_private_dirs(path: Path) -> None:
+    """mkdir -p where every directory created is 0o700 (Path.mkdir(parents=True) would give
+    the parents the umask's mode)."""
+    missing = []
+    current = path
+    while not current.exists() and not current.is_symlink() and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    for folder in reversed(missing):
+        with contextlib.suppress(FileExistsError):
+            folder.mkdir(mode=0o700)
+
+
+def check_private(folder: Path) -> None:
+    """Refuse a cache folder another user could write (as ssh refuses such a key file).
+
+    The folder must be a directory owned by this user and not writable by group or others; a
+    folder above it must not let others replace it (writable by others without the sticky bit,
+    like /tmp has, or owned by another user who is not root).
+    """
+    uid = os.getuid()
+    try:
+        info = os.stat(folder)
+    except OSError as exc:
+        raise UnsafeCacheError(f"cannot inspect the mfgen cache directory {folder}: "
+                               f"{exc.strerror}") from None
+    problem = None
+    if not stat.S_ISDIR(info.st_mode):
+        problem = "is not a directory"
+    elif info.st_uid != uid:
+        problem = f"is owned by another user (uid {info.st_uid})"
+    elif info.st_mode & 0o022:
+        problem = f"can be written by other users (mode {stat.filemode(info.st_mode)})"
+    else:
+        for above in Path(os.path.realpath(folder)).parents:
+            try:
+                parent = os.stat(above)
+            except OSError:
+                break
+            shared = parent.st_mode & 0o002 and not parent.st_mode & stat.S_ISVTX
+            if shared or parent.st_uid not in (uid, 0):
+                problem = (f"is inside {above}, which another user can change "
+                           f"(owner uid {parent.st_uid}, mode {stat.filemode(parent.st_mode)})")
+                break
+    if problem:
+        raise UnsafeCacheError(
+            f"refusing to use the mfgen cache directory {folder}: it {problem}. A module in "
+            "the cache is code that runs as you, so only you may be able to write there.\n"
+            f"  Remove it (or chmod 700 it if it is yours), or set MFGEN_CACHE_DIR to a "
+            "private directory.")
+
+
 class Cache:
     def __init__(self, root: Path | None = None):
         self.root = root or cache_root()
@@ -111,13 +174,14 @@ class Cache:
             try:
                 # 0o700: a module in the cache is code this user will run; nobody else
                 # should be able to put one there.
-                (self.root / sub).mkdir(mode=0o700, parents=True, exist_ok=True)
+                _make_private_dirs(self.root / sub)
             except OSError as exc:
                 error = MfgenError(
                     f"cannot create the mfgen cache at {self.root}: {exc.strerror}.\n"
                     "  Set MFGEN_CACHE_DIR to a writable directory.")
                 error.strerror = exc.strerror  # type: ignore[attr-defined]
                 raise error from None
+            check_private(self.root / sub)
 
     def write_problem(self) -> OSError | None:
         """Why nothing can be written into this cache (None when something can)."""
@@ -136,15 +200,59 @@ class Cache:
         return self.root / "index" / f"{spec_key}.json"
 
     @contextlib.contextmanager
-    def lock(self, key: str) -> Iterator[None]:
-        """An exclusive inter-process lock (held until the block ends)."""
+    def lock(self, key: str, hold_limit_s: float | None = None) -> Iterator[None]:
+        """An exclusive inter-process lock (held until the block ends).
+
+        The holder writes its pid and a deadline (now + `hold_limit_s`, default the build
+        budget's wall-clock limit) into the lock file. A waiter says so after LOCK_NOTICE_S,
+        and breaks the lock (removes the file, so later builds lock a fresh one) when its
+        holder is gone or past its deadline: a stopped build (SIGSTOP, a hung compiler) must
+        not make every other build of the model wait forever. Publishing is atomic, so two
+        builds that both proceed still publish one intact module.
+        """
+        if hold_limit_s is None:
+            from mfgen.runtime.budget import current_wall_seconds
+
+            hold_limit_s = current_wall_seconds()
         path = self.root / "locks" / f"{key}.lock"
-        with open(path, "a+") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
+        started = time.monotonic()
+        announced = False
+        while True:
+            handle = open(path, "a+")  # closed below, or after the block
             try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                pass
+            except BaseException:
+                handle.close()
+                raise
+            holder = _lock_holder(handle)
+            if holder is not None and (not _process_exists(holder[0]) or time.time() > holder[1]):
+                with contextlib.suppress(OSError):
+                    if os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino:
+                        os.unlink(path)
+                handle.close()
+                warnings.warn(f"mfgen: broke the build lock {path}: its holder (process "
+                              f"{holder[0]}) is gone or past its deadline.", stacklevel=3)
+                continue
+            handle.close()
+            if not announced and time.monotonic() - started > LOCK_NOTICE_S:
+                announced = True
+                who = f"process {holder[0]}" if holder else "another process"
+                warnings.warn(f"mfgen: waiting for {who}, which is building the same model "
+                              f"(lock {path}); a holder past its deadline is broken.",
+                              stacklevel=3)
+            time.sleep(LOCK_POLL_S)
+        try:
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"{os.getpid()} {time.time() + hold_limit_s:.0f}\n")
+            handle.flush()
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+            handle.close()
 
     @contextlib.contextmanager
     def staging(self) -> Iterator[Path]:
@@ -185,7 +293,11 @@ class Cache:
             raise
 
     def write_checksum(self, staged: Path, module_file: Path) -> None:
-        (staged / CHECKSUM_FILE).write_text(f"{file_digest(module_file)}  {module_file.name}\n")
+        """The compiled module's checksum first, then every other file that is loaded."""
+        lines = [f"{file_digest(module_file)}  {module_file.name}"]
+        lines += [f"{file_digest(staged / name)}  {name}" for name in VERIFIED_FILES
+                  if (staged / name).is_file()]
+        (staged / CHECKSUM_FILE).write_text("\n".join(lines) + "\n")
 
     def discard(self, module_key: str) -> None:
         """Remove a damaged module directory (renamed first so no reader sees it half gone)."""
@@ -203,6 +315,26 @@ class Cache:
         shutil.rmtree(doomed, ignore_errors=True)
 
 
+def _lock_holder(handle: object) -> tuple[int, float] | None:
+    """(pid, deadline) written by the lock's holder, or None while it has not written yet."""
+    try:
+        handle.seek(0)  # type: ignore[attr-defined]
+        pid, deadline = handle.read(100).split()  # type: ignore[attr-defined]
+        return int(pid), float(deadline)
+    except (OSError, ValueError):
+        return None
+
+
+def _process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, owned by someone else
+        return True
+    return True
+
+
 def module_problem(module_dir: Path, module_name: str,
                    required: tuple[str, ...] = ()) -> str | None:
     """What is wrong with a published module directory, or None if it is intact.
@@ -212,13 +344,10 @@ def module_problem(module_dir: Path, module_name: str,
     """
     if not module_dir.is_dir():
         return "not built"
-    try:
-        recorded = (module_dir / CHECKSUM_FILE).read_text().split()
-    except OSError as exc:
-        return f"its checksum file cannot be read: {exc.strerror}"
-    if len(recorded) != 2 or not is_key(recorded[0]):
-        return "its checksum file is malformed"
-    digest_, filename = recorded
+    recorded = _recorded_digests(module_dir)
+    if isinstance(recorded, str):
+        return recorded
+    (filename, digest_), *others = recorded.items()
     if filename != os.path.basename(filename) or not filename.startswith(module_name + "."):
         return "its checksum file names another module"
     try:
@@ -230,7 +359,45 @@ def module_problem(module_dir: Path, module_name: str,
     for name in required:
         if not (module_dir / name).is_file():
             return f"{name} is missing"
+        if name in VERIFIED_FILES and name not in recorded:
+            return f"{name} has no checksum"
+    for name, expected in others:
+        try:
+            if file_digest(module_dir / name) != expected:
+                return f"{name} does not match its checksum"
+        except OSError as exc:
+            return f"{name} cannot be read: {exc.strerror}"
     return None
+
+
+def _recorded_digests(module_dir: Path) -> dict[str, str] | str:
+    """{file name: sha256} from the checksum file (the module first), or what is wrong."""
+    try:
+        lines = (module_dir / CHECKSUM_FILE).read_text().splitlines()
+    except OSError as exc:
+        return f"its checksum file cannot be read: {exc.strerror}"
+    recorded: dict[str, str] = {}
+    for index, line in enumerate(lines):
+        fields = line.split()
+        if len(fields) != 2 or not is_key(fields[0]) or (
+                index and fields[1] not in VERIFIED_FILES):
+            return "its checksum file is malformed"
+        recorded[fields[1]] = fields[0]
+    if not recorded:
+        return "its checksum file is malformed"
+    return recorded
+
+
+def read_verified(module_dir: Path, name: str) -> bytes:
+    """The bytes of a checksummed file of a module directory, read once and verified (so what
+    is executed is what was checked); OSError when it does not match."""
+    recorded = _recorded_digests(module_dir)
+    if isinstance(recorded, str) or name not in recorded:
+        raise OSError(f"{name} in {module_dir} has no valid checksum")
+    data = (module_dir / name).read_bytes()
+    if hashlib.sha256(data).hexdigest() != recorded[name]:
+        raise OSError(f"{name} in {module_dir} does not match its checksum")
+    return data
 
 
 def module_file(module_dir: Path) -> Path | None:

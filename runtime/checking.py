@@ -51,16 +51,23 @@ def random_inputs(model: ModelBase, n: int, rng: np.random.Generator
     state = np.empty((model.n_states, n))
     for k, name in enumerate(model.state_variables):
         low, high = model.states[name].check_range
-        state[k] = rng.uniform(low, high, n)
+        state[k] = _uniform(rng, low, high, n)
     coupling = np.empty((len(model.coupling_variables), n))
     for k, index in enumerate(model.cvar):
         low, high = model.states[model.state_variables[index]].check_range
-        coupling[k] = rng.uniform(0.0, 0.1 * (high - low) or 0.1, n)
+        coupling[k] = _uniform(rng, 0.0, (0.1 * high - 0.1 * low) or 0.1, n)
     parameters = {}
     for name, info in model.parameter_info.items():
         if info.size is None and info.range is not None:
-            parameters[name] = rng.uniform(info.range[0], info.range[1], n)
+            parameters[name] = _uniform(rng, info.range[0], info.range[1], n)
     return state, coupling, float(rng.uniform(0.0, 0.1)), parameters
+
+
+def _uniform(rng: np.random.Generator, low: float, high: float, n: int) -> np.ndarray:
+    """Uniform in [low, high] without forming high - low (it overflows for [-1e308, 1e308],
+    where numpy raises OverflowError)."""
+    u = rng.uniform(0.0, 1.0, n)
+    return low * (1.0 - u) + high * u
 
 
 def check_model(model: CompiledModel, points: int = 2000, seed: int = 0,

@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib.util
 import sys
 import time
@@ -20,9 +19,16 @@ from typing import TYPE_CHECKING, Any
 
 from mfgen import __version__
 from mfgen.errors import CompileError, MfgenError
+from mfgen.runtime.budget import (
+    BuildBudget,
+    check_generated_size,
+    run_within_budget,
+    stage,
+)
 from mfgen.runtime.cache import (
     DISK_FULL,
     Cache,
+    UnsafeCacheError,
     cache_root,
     digest,
     disk_full_error,
@@ -31,6 +37,7 @@ from mfgen.runtime.cache import (
     is_key,
     module_file,
     module_problem,
+    read_verified,
 )
 from mfgen.runtime.model import CompiledModel, ModelBase, ReferenceModel
 from mfgen.runtime.toolchain import Toolchain, compile_module, detect_toolchain, has_openmp
@@ -63,24 +70,23 @@ class BuildResult:
 
 
 def _spec_key(path: Path, toolchain: Toolchain) -> str:
-    return digest("spec-index", generator_identity(), toolchain.identity(), str(path),
-                  path.read_bytes())
+    from mfgen.codegen.locate import read_spec_bytes
+
+    data = read_spec_bytes(path)  # first: an unreadable spec is the error to report
+    return digest("spec-index", generator_identity(), toolchain.identity(), str(path), data)
 
 
 def _sources_unchanged(entry: dict[str, Any]) -> bool:
-    for source in entry.get("sources", []):
-        try:
-            data = Path(source["path"]).read_bytes()
-        except OSError:
-            return False
-        if hashlib.sha256(data).hexdigest() != source["sha256"]:
-            return False
-    return True
+    from mfgen.codegen.locate import sources_current
+
+    return sources_current(entry.get("sources", []), entry.get("extends", []))
 
 
 def _default_cache() -> Cache:
     try:
         return Cache()
+    except UnsafeCacheError:  # planted or shared: refused, never worked around
+        raise
     except MfgenError as exc:  # the configured cache cannot even be created
         return fallback_cache(cache_root(), getattr(exc, "strerror", None) or str(exc))
 
@@ -106,19 +112,18 @@ def _valid_entry(entry: Any, cache: Cache) -> dict[str, Any] | None:
 
 
 def build(spec: str | Path, *, force: bool = False, emit_c: str | Path | None = None,
-          cache: Cache | None = None) -> BuildResult:
-    """Build a spec into the cache (compiling only if its generated code is new)."""
+          cache: Cache | None = None, budget: BuildBudget | None = None) -> BuildResult:
+    """Build a spec into the cache (compiling only if its generated code is new).
+
+    The build runs under `budget` (default: `BuildBudget.from_environment()`): a spec that
+    makes SymPy or the compiler exceed it ends in BudgetExceeded, its processes killed.
+    """
     from mfgen.codegen.locate import resolve_spec_path
-    from mfgen.codegen.yaml_source import MAX_SPEC_BYTES
 
     cache = cache or _default_cache()
     toolchain = detect_toolchain()
     path = resolve_spec_path(spec)
-    if path.stat().st_size > MAX_SPEC_BYTES:
-        from mfgen.codegen.spec import load_spec
-
-        load_spec(path)  # refuses it with the usual SpecError before anything reads it whole
-    spec_key = _spec_key(path, toolchain)
+    spec_key = _spec_key(path, toolchain)  # refuses a non-file or oversized spec unread
     if not force and emit_c is None:
         entry = _valid_entry(cache.read_index(spec_key), cache)
         if entry and _sources_unchanged(entry) and module_problem(
@@ -129,7 +134,10 @@ def build(spec: str | Path, *, force: bool = False, emit_c: str | Path | None = 
         if problem.errno in DISK_FULL:
             raise disk_full_error(cache.root, problem.strerror)
         cache = fallback_cache(cache.root, problem.strerror or str(problem))
-    return _generate_and_compile(path, spec_key, toolchain, cache, force, emit_c)
+    budget = budget or BuildBudget.from_environment()
+    return run_within_budget(
+        lambda: _generate_and_compile(path, spec_key, toolchain, cache, force, emit_c),
+        budget, what=str(path))
 
 
 def _generate_and_compile(path: Path, spec_key: str, toolchain: Toolchain, cache: Cache,
@@ -141,16 +149,22 @@ def _generate_and_compile(path: Path, spec_key: str, toolchain: Toolchain, cache
 
     timings: dict[str, float] = {}
     start = time.perf_counter()
+    stage("parse")
     spec = load_spec(path)
     timings["parse"] = time.perf_counter() - start
     mark = time.perf_counter()
+    stage("ir (inlining and derivatives)")
     ir = build_ir(spec)
     timings["ir"] = time.perf_counter() - mark
     mark = time.perf_counter()
+    stage("optimize (common subexpressions)")
     kernel = optimize(ir)
     timings["optimize"] = time.perf_counter() - mark
     mark = time.perf_counter()
+    stage("render")
     source = render(ir, kernel)
+    check_generated_size(str(path), source.c_source, source.reference_source,
+                         ir.canonical_text())
     timings["render"] = time.perf_counter() - mark
 
     if emit_c is not None:
@@ -163,6 +177,7 @@ def _generate_and_compile(path: Path, spec_key: str, toolchain: Toolchain, cache
                         source.c_source, source.reference_source)
     module_name = f"_mfgen_{module_key[:32]}"
     mark = time.perf_counter()
+    stage("compile")
     try:
         compiled = _compile_into_cache(cache, module_key, module_name, source, ir, toolchain,
                                        force)
@@ -182,6 +197,7 @@ def _generate_and_compile(path: Path, spec_key: str, toolchain: Toolchain, cache
     entry = {
         "mfgen_version": __version__,
         "sources": metadata["sources"],
+        "extends": [list(r) for r in ir.resolutions],
         "module_key": module_key,
         "module_name": module_name,
         "module_dir": str(cache.module_dir(module_key)),
@@ -282,9 +298,9 @@ def _metadata(ir: Any, stats: dict[str, Any], module_key: str, manifest: dict[st
         # kinds), as render() described it: the runtime reads this and restates nothing.
         "manifest": manifest,
         "name": ir.name,
-        # The spec files (the model and every parent) and their digests: a run names its spec.
-        "sources": [{"path": str(p), "sha256": hashlib.sha256(Path(p).read_bytes()).hexdigest()}
-                    for p in ir.sources],
+        # The spec files (the model and every parent) and the digests of the bytes that were
+        # parsed: a run names its spec, and a file edited during the build is seen as changed.
+        "sources": [{"path": str(p), "sha256": h} for p, h in zip(ir.sources, ir.source_sha256)],
         "description": ir.description,
         "references": ir.references,
         "module_key": module_key,
@@ -315,18 +331,31 @@ def _import_file(module_name: str, path: Path) -> ModuleType:
     return module
 
 
-def load(spec: str | Path, *, backend: str = "c") -> ModelBase:
+def _import_verified(module_name: str, module_dir: Path, filename: str) -> ModuleType:
+    """Import generated Python from the cache: the bytes executed are the bytes verified."""
+    if module_name in sys.modules:
+        return sys.modules[module_name]
+    source = read_verified(module_dir, filename)
+    module = ModuleType(module_name)
+    module.__file__ = str(module_dir / filename)
+    exec(compile(source, module.__file__, "exec"), module.__dict__)  # noqa: S102
+    sys.modules[module_name] = module
+    return module
+
+
+def load(spec: str | Path, *, backend: str = "c", budget: BuildBudget | None = None
+         ) -> ModelBase:
     """Load a model by bundled name or spec path, building it first if needed.
 
     backend='c' (default) returns a CompiledModel; backend='numpy' returns the spec's NumPy
     reference without compiling anything (for machines without a C compiler).
     """
     if backend == "numpy":
-        return _reference_without_compiler(spec)
+        return _reference_without_compiler(spec, budget)
     if backend != "c":
         raise ValueError(f"backend must be 'c' or 'numpy', got {backend!r}")
     cache = _default_cache()
-    result = build(spec, cache=cache)
+    result = build(spec, cache=cache, budget=budget)
     entry = result.entry
     module_dir = Path(entry["module_dir"])
     try:
@@ -334,7 +363,7 @@ def load(spec: str | Path, *, backend: str = "c") -> ModelBase:
     except (ImportError, OSError, AttributeError, ValueError, KeyError, TypeError) as exc:
         warnings.warn(f"mfgen: the cached module for '{entry['model']['name']}' in "
                       f"{module_dir} is damaged ({exc}); rebuilding it.", stacklevel=2)
-        result = build(spec, cache=cache, force=True)
+        result = build(spec, cache=cache, force=True, budget=budget)
         return _load_entry(result.entry, Path(result.entry["module_dir"]))
 
 
@@ -346,7 +375,8 @@ def _load_entry(entry: dict[str, Any], module_dir: Path) -> CompiledModel:
     module = _import_file(entry["module_name"], so_path)
 
     def reference() -> ReferenceModel:  # imported on first use (SciPy costs ~0.1 s)
-        generated = _import_file(entry["module_name"] + "_reference", module_dir / REFERENCE_FILE)
+        generated = _import_verified(entry["module_name"] + "_reference", module_dir,
+                                     REFERENCE_FILE)
         return ReferenceModel(entry["model"], generated.dfun)
 
     cache_root_dir = module_dir.parent.parent
@@ -357,23 +387,39 @@ def _load_entry(entry: dict[str, Any], module_dir: Path) -> CompiledModel:
     return CompiledModel(entry["model"], module, reference, simulator)
 
 
-def _reference_without_compiler(spec: str | Path) -> ReferenceModel:
+def _generate_reference(spec: str | Path) -> tuple[str, str, str, dict[str, Any]]:
     from mfgen.codegen.ir import build_ir
     from mfgen.codegen.optimize import optimize
     from mfgen.codegen.render import render
     from mfgen.codegen.spec import load_spec
 
-    ir = build_ir(load_spec(spec))
+    stage("parse")
+    spec_model = load_spec(spec)
+    stage("ir (inlining and derivatives)")
+    ir = build_ir(spec_model)
+    stage("optimize (common subexpressions)")
     kernel = optimize(ir)
+    stage("render")
     source = render(ir, kernel)
+    check_generated_size(str(spec), source.reference_source, ir.canonical_text())
+    return (ir.name, ir.digest(), source.reference_source,
+            _metadata(ir, kernel.stats, "", source.manifest))
+
+
+def _reference_without_compiler(spec: str | Path, budget: BuildBudget | None = None
+                                ) -> ReferenceModel:
+    # SymPy runs under the build budget here too; only the generated text comes back.
+    name, ir_digest, reference_source, metadata = run_within_budget(
+        lambda: _generate_reference(spec), budget or BuildBudget.from_environment(),
+        what=str(spec))
     namespace: dict[str, Any] = {}
-    module_name = f"_mfgen_numpy_{ir.digest()[:32]}"
+    module_name = f"_mfgen_numpy_{ir_digest[:32]}"
     module = ModuleType(module_name)
     # Our own generated source (printed from the validated IR), not spec text.
-    code = compile(source.reference_source, f"<mfgen reference {ir.name}>", "exec")
+    code = compile(reference_source, f"<mfgen reference {name}>", "exec")
     exec(code, module.__dict__)  # noqa: S102
     namespace.update(module.__dict__)
-    return ReferenceModel(_metadata(ir, kernel.stats, "", source.manifest), namespace["dfun"])
+    return ReferenceModel(metadata, namespace["dfun"])
 
 
 __all__ = ["BuildResult", "CompileError", "MfgenError", "build", "load"]

@@ -28,8 +28,14 @@ WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
 MARKER_NAMES = {"system", "__import__", "popen", "Popen", "__subclasses__", "__globals__",
                 "exec", "eval", "open", "getattr"}
 
-events: list[list] = []
 active = False
+# Events go to a file as JSON lines as they happen: the build runs in a forked child (the
+# build budget), whose events must be recorded too; O_APPEND keeps the lines whole.
+events_fd = -1
+
+
+def _record(event: list) -> None:
+    os.write(events_fd, (json.dumps(event) + "\n").encode())
 
 
 def _markers(code, depth=0):
@@ -52,31 +58,35 @@ def _hook(event: str, args: tuple) -> None:
             writes = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
                 isinstance(flags, int) and flags & WRITE_FLAGS)
             if writes and not isinstance(path, int):
-                events.append(["write", os.fsdecode(path)])
+                _record(["write", os.fsdecode(path)])
         elif event == "exec":
             code = args[0]
-            events.append(["exec", code.co_filename, sorted(set(_markers(code)))])
+            _record(["exec", code.co_filename, sorted(set(_markers(code)))])
         elif event == "subprocess.Popen":
             executable, argv = args[0], args[1]
             argv = [argv] if isinstance(argv, (str, bytes)) else list(argv)
-            events.append(["process", os.fsdecode(executable or argv[0]),
+            _record(["process", os.fsdecode(executable or argv[0]),
                            [os.fsdecode(a) for a in argv]])
         elif event in ("os.rename",):
-            events.append(["move", os.fsdecode(args[0]), os.fsdecode(args[1])])
+            _record(["move", os.fsdecode(args[0]), os.fsdecode(args[1])])
         elif event in ("os.remove", "os.rmdir", "os.mkdir", "shutil.rmtree", "os.chmod",
                        "os.chown", "os.truncate", "os.utime", "os.symlink", "os.link"):
             path = args[0]
-            events.append(["touch", event, None if isinstance(path, int) or path is None
+            _record(["touch", event, None if isinstance(path, int) or path is None
                            else os.fsdecode(path)])
+        elif event == "os.fork":  # the build budget's child: recorded, checked by the test
+            _record(["fork"])
         else:
-            events.append(["forbidden", event, repr(args)[:300]])
+            _record(["forbidden", event, repr(args)[:300]])
     finally:
         active = True
 
 
 def main() -> None:
-    global active
+    global active, events_fd
     cases = json.load(open(sys.argv[1]))
+    events_path = sys.argv[2] + ".events"
+    events_fd = os.open(events_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND)
     # Everything mfgen imports lazily is imported before recording starts, so the record
     # holds what the corpus makes mfgen do, not Python's own start-up.
     import numpy as np
@@ -117,6 +127,10 @@ def main() -> None:
         outcome["seconds"] = time.perf_counter() - start
         results[case["id"]] = outcome
     active = False
+    os.close(events_fd)
+    with open(events_path) as handle:
+        events = [json.loads(line) for line in handle]
+    os.unlink(events_path)
     with open(sys.argv[2], "w") as handle:
         json.dump({"results": results, "events": events,
                    "compiler": toolchain.compiler}, handle)

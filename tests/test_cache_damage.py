@@ -132,13 +132,20 @@ def reference_missing(d: Path) -> None:
     (d / "reference.py").unlink()
 
 
+def reference_tampered(d: Path) -> None:
+    """The NumPy reference is executed when used: it is checksummed like the module."""
+    reference = d / "reference.py"
+    reference.write_text(reference.read_text() + "\nopen('SENTINEL', 'w').close()\n")
+
+
 def module_dir_is_a_file(d: Path) -> None:
     shutil.rmtree(d)
     d.write_text("")
 
 
 DAMAGE = [truncate, garbage, same_size_flip, so_missing, so_is_a_directory, checksum_missing,
-          checksum_garbage, checksum_points_elsewhere, reference_missing, module_dir_is_a_file]
+          checksum_garbage, checksum_points_elsewhere, reference_missing, reference_tampered,
+          module_dir_is_a_file]
 
 
 @pytest.mark.parametrize("damage", DAMAGE, ids=[d.__name__ for d in DAMAGE])
@@ -371,3 +378,16 @@ def test_processes_race_to_repair_a_damaged_module(built):
     assert all(value == EXPECTED.tolist() for _, value, _ in results)
     warned = [w for _, _, caught in results for w in caught if "rebuilding it" in w]
     assert len(warned) == 1, warned
+
+
+def test_a_reference_tampered_after_loading_is_never_executed(built, tmp_path, monkeypatch):
+    """reference.py is read once, verified and executed from those bytes."""
+    path, first = built
+    monkeypatch.chdir(tmp_path)
+    # Imported modules stay imported in a process: forget one an earlier test may have loaded.
+    monkeypatch.delitem(sys.modules, first.entry["module_name"] + "_reference", raising=False)
+    model = mfgen.load(path)
+    reference_tampered(first.module_dir)
+    with pytest.raises(OSError, match="reference.py in .* does not match its checksum"):
+        model.reference  # noqa: B018 - the property imports it
+    assert not (tmp_path / "SENTINEL").exists()

@@ -105,7 +105,7 @@ MISTAKES = {
     ),
     "yaml-boolean-key": (
         ("  E_L: {default", "  on: {default"), "4:3",
-        "mapping keys must be names, got True", "quote the name",
+        "'on' is ambiguous: YAML 1.1 reads it as the boolean True", 'quote it ("on")',
     ),
     # -- unknown keys -------------------------------------------------------------------------
     "unknown-top-level-key": (
@@ -254,8 +254,53 @@ MISTAKES = {
         "default of parameter 'E_L' must be a number, got '-65 mV'", "write a plain number",
     ),
     "boolean-default": (
-        ("default: 1.0", "default: yes"), "3:18",
+        ("default: 1.0", "default: true"), "3:18",
         "default of parameter 'g_L' must be a number, got True", "write a plain number",
+    ),
+    # YAML 1.1 forms that would change a value silently are refused with a way out.
+    "yaml11-yes": (
+        ("default: 1.0", "default: yes"), "3:18",
+        "'yes' is ambiguous: YAML 1.1 reads it as the boolean True",
+        'quote it ("yes") if it is text, or write true or false',
+    ),
+    "yaml11-off-in-list": (
+        ("range: [0.1, 10.0]", "range: [0.1, off]"), "3:36",
+        "'off' is ambiguous: YAML 1.1 reads it as the boolean False", 'quote it ("off")',
+    ),
+    "yaml11-octal": (
+        ("default: 1.0", "default: 010"), "3:18",
+        "'010' is ambiguous: YAML 1.1 reads it as the octal number 8", "plain decimal",
+    ),
+    "yaml11-base-60": (
+        ("default: 1.0", "default: 1:30"), "3:18",
+        "'1:30' is ambiguous: YAML 1.1 reads it as the base-60 number 90", "plain decimal",
+    ),
+    "yaml11-base-60-float": (
+        ("default: 1.0", "default: 1:30.5"), "3:18",
+        "'1:30.5' is ambiguous: YAML 1.1 reads it as the base-60 number 90.5", "plain decimal",
+    ),
+    "range-wider-than-a-double": (
+        ("range: [0.1, 10.0]", "range: [-1e308, 1e308]"), "3:30",
+        "range of 'g_L' [-1e+308, 1e+308] is wider than a double can hold",
+        "narrower than about 1.8e308",
+    ),
+    "name-too-long": (
+        ("  E_L: {default", "  " + "E" * 65 + ": {default"), "4:3",
+        "the parameter name 'EEEEEEEEEEEEEEEEEEEE...' has 65 characters; names are limited "
+        "to 64", "use a shorter name",
+    ),
+    "max-of-too-many-arguments": (
+        (W_LINE, "  w: max(V, w, V, w, V, w, V, max(w, V))"), "22:6",
+        "max() takes at most 8 arguments (nested max/min calls included), got 9",
+        "compute partial maxima as derived expressions",
+    ),
+    "constant-function-beyond-a-double": (
+        (W_LINE, "  w: erfc(-exp(exp(10))) * w"), "22:12",
+        "a constant in the expression is beyond the range of a double", "rescale the constants",
+    ),
+    "constant-log-of-negative": (
+        (W_LINE, "  w: w * abs(log(-2))"), "22:14",
+        "log() of this constant is not a real number", "real numbers only",
     ),
     "nan-default": (
         ("default: -65.0", "default: .nan"), "4:18",
@@ -278,8 +323,8 @@ MISTAKES = {
         "the number inf is not finite", "use a finite value",
     ),
     "complex-constant": (
-        ("(P[0] * V - w) / 10", "(P[0] * V - w) / 10 + sqrt(-1)"), "22:6",
-        "expression has a complex value", "real numbers only",
+        ("(P[0] * V - w) / 10", "(P[0] * V - w) / 10 + sqrt(-1)"), "22:28",
+        "sqrt() of this constant is not a real number", "real numbers only",
     ),
     # -- name clashes -------------------------------------------------------------------------
     "parameter-and-state": (
@@ -520,3 +565,84 @@ def test_an_absurdly_long_parent_name_is_a_spec_error(write_spec):
     path = write_spec("name: m\nextends: generic_2d_oscillator" + "1" * 400 + "\n")
     with pytest.raises(SpecError, match="no spec file or bundled spec named"):
         load_spec(path)
+
+
+def test_extends_is_found_from_the_specs_folder_not_the_current_one(write_spec, tmp_path,
+                                                                    monkeypatch):
+    """A parent in the current directory is never picked up (issue 12)."""
+    elsewhere = tmp_path / "cwd"
+    (elsewhere / "sub").mkdir(parents=True)
+    (elsewhere / "sub" / "x.yaml").write_text("description: not this one\n")
+    monkeypatch.chdir(elsewhere)
+    (tmp_path / "spec").mkdir()
+    path = write_spec(mutate("name: toy\n", "name: toy\nextends: sub/x.yaml\n"),
+                      "spec/model.yaml")
+    assert_spec_error(path, "2:10", "no spec file or bundled spec named 'sub/x.yaml'",
+                      "bundled specs:")
+
+
+def test_an_unreadable_spec_is_one_line_from_the_command_line(tmp_path):
+    """`mfgen build` of a spec it may not read: one line naming the file, no PermissionError
+    traceback. Root reads every file, so as root the command runs as user 'nobody'."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import tempfile
+
+    folder = Path(tempfile.mkdtemp(prefix="mfgen-unreadable-"))
+    try:
+        folder.chmod(0o1777)  # like /tmp: the reader can make its cache here
+        path = folder / "secret.yaml"
+        path.write_text(BASE)
+        path.chmod(0)
+        # The command line, run as 'nobody' when we are root (everything it needs imported
+        # first: the interpreter's own files may not be readable by 'nobody').
+        script = ("import os, sys, mfgen.cli, mfgen.codegen.locate, mfgen.codegen.spec\n"
+                  "from mfgen.runtime import cache, toolchain\n"
+                  "cache.generator_identity(), toolchain.detect_toolchain().identity()\n"
+                  "if os.getuid() == 0:\n    os.setgid(65534)\n    os.setuid(65534)\n"
+                  f"sys.exit(mfgen.cli.main(['build', {str(path)!r}]))\n")
+        env = dict(os.environ, MFGEN_CACHE_DIR=str(folder / "cache"), HOME=str(folder))
+        run = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                             timeout=120, env=env)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    assert run.returncode != 0 and "Traceback" not in run.stderr, run.stderr
+    assert run.stderr.startswith(f"mfgen: error: {path}: cannot read the spec: Permission "
+                                 "denied"), run.stderr
+
+
+def test_huge_but_finite_ranges_are_sampled_without_overflow(write_spec):
+    """`mfgen check` samples states, coupling and parameters in their ranges: high - low of
+    [-1.5e308, 1.5e307] widened by 10 % on each side overflows; the samples must still be
+    finite and inside (issue 12)."""
+    import numpy as np
+
+    import mfgen
+    from mfgen.runtime.checking import random_inputs
+
+    text = mutate("  V: {range: [-80.0, -40.0]}", "  V: {range: [-1.5e308, 1.5e307]}")
+    text = mutate("range: [0.1, 10.0]", "range: [-1.5e308, 1.5e307]", text)
+    model = mfgen.load(write_spec(text), backend="numpy")
+    state, coupling, _, parameters = random_inputs(model, 1000, np.random.default_rng(1))
+    low, high = model.states["V"].check_range
+    assert np.isfinite(state).all() and np.isfinite(coupling).all()
+    assert ((low <= state[0]) & (state[0] <= high)).all()
+    assert ((-1.5e308 <= parameters["g_L"]) & (parameters["g_L"] <= 1.5e307)).all()
+    # spread over the range, not collapsed to one end
+    assert (state[0] > 0).any() and (state[0] < -1e308).any()
+
+
+def test_the_statement_limit_holds_for_model_level_derived_expressions(write_spec,
+                                                                        monkeypatch):
+    """Not only inlined functions count: 41 000 plain `derived:` statements took 648 s and
+    1.7 GB before (issue 12). The limit is lowered here to keep the test fast."""
+    from mfgen.codegen import ir
+
+    monkeypatch.setattr(ir, "MAX_PROGRAM_STATEMENTS", 300)
+    chain = "".join(f"  d{i}: {'V' if i == 0 else f'd{i - 1}'} + 1\n" for i in range(400))
+    path = write_spec(mutate("  drive: F(V, c_0)", "  drive: F(V, c_0)\n" + chain))
+    # drive and F's result are statements 1 and 2, d0 (line 20) the 3rd: d298 is the 301st
+    assert_spec_error(path, "318:9", "the model grows beyond 300 statements (here, at 'd298')",
+                      "compute shared values")
