@@ -21,7 +21,8 @@ from mfgen.runtime.simulation import (  # noqa: E402
     TemporalAverage,
     simulate,
 )
+from mfgen.runtime.sweep import open_sweep, sweep  # noqa: E402
 
 __all__ = ["CompileError", "Connectivity", "MfgenError", "Monitor", "Raw", "Simulation",
            "SimulationError", "SimulationResult", "SpecError", "SubSample", "TemporalAverage",
-           "build", "load", "simulate", "__version__"]
+           "build", "load", "open_sweep", "simulate", "sweep", "__version__"]

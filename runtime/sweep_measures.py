@@ -125,9 +125,8 @@ def parse_expression(name: str, text: Any, states: tuple[str, ...]) -> ast.Expre
             check(node.operand, depth + 1)
         elif isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS:
-                called = node.func.id if isinstance(node.func, ast.Name) else "that"
-                raise SweepError(f"{where}: unknown function '{called}'; functions: "
-                                 f"{', '.join(FUNCTIONS)}")
+                raise SweepError(f"{where}: '{ast.unparse(node.func)}' is not a function "
+                                 f"you can call; functions: {', '.join(FUNCTIONS)}")
             if node.keywords or len(node.args) != 1:
                 raise SweepError(f"{where}: {node.func.id}() takes exactly one argument")
             check(node.args[0], depth + 1)
