@@ -480,12 +480,7 @@ def sweep(model: str | Path | CompiledModel, connectivity: Connectivity | None =
                          f"the duration ({duration:g} ms)")
     sweep_base = SweepBase(connectivity, base, float(duration), parsed, compiled,
                            chunk_steps=chunk_steps)
-    # A bad base (unknown parameter, wrong integrator, ...) fails here, once, not per point.
-    try:
-        Simulation(compiled, connectivity, **point_kwargs(sweep_base, points[0]),
-                   monitors=[TemporalAverage(parsed.period, parsed.variables, "sweep")])
-    except (ValueError, TypeError) as exc:
-        raise SweepError(f"the sweep's first point cannot run: {exc}") from None
+    _check_base(sweep_base, points)
 
     n_samples = int(round(duration / base.get("dt", 0.1))) // int(
         round(parsed.period / base.get("dt", 0.1)))
@@ -529,6 +524,7 @@ def sweep(model: str | Path | CompiledModel, connectivity: Connectivity | None =
     bar = Progress(len(points), already, stream)
     computed = failed = 0
     client, own_client = None, False
+    batches: Iterator[list[PointResult]] | None = None
     try:
         if pending:
             if scheduler is None:
@@ -556,6 +552,8 @@ def sweep(model: str | Path | CompiledModel, connectivity: Connectivity | None =
                             else "") + "\n")
         raise
     finally:
+        if batches is not None:
+            batches.close()  # stops the local threads or cancels the cluster's tasks now
         if own_client and client is not None:
             client.close()
         data = target.data() if isinstance(target, _MemoryStore) else None
@@ -565,6 +563,24 @@ def sweep(model: str | Path | CompiledModel, connectivity: Connectivity | None =
     report = SweepReport(len(points), already, computed, failed,
                          time.perf_counter() - started, target.session)
     return to_dataset(data, report)
+
+
+def _check_base(base: SweepBase, points: Sequence[dict[str, float]]) -> None:
+    """A bad base (unknown parameter, wrong integrator, ...) fails here, once, not per point.
+
+    A point's own values may be invalid (a zero noise amplitude with a stochastic integrator):
+    that point is recorded as failed later. So the base counts as bad only when the first,
+    middle and last points all fail to set up."""
+    monitors = [TemporalAverage(base.measures.period, base.measures.variables, "sweep")]
+    first_error = None
+    for point in dict.fromkeys((0, len(points) // 2, len(points) - 1)):
+        try:
+            Simulation(base.resolved_model(), base.connectivity, monitors=monitors,
+                       **point_kwargs(base, points[point]))
+            return
+        except (ValueError, TypeError) as exc:
+            first_error = first_error or exc
+    raise SweepError(f"the sweep cannot run (first, middle and last points): {first_error}")
 
 
 def _client(scheduler: Any) -> tuple[Any, bool]:
