@@ -6,13 +6,15 @@ Layout (every array has one row per point, in design order):
     attrs["sessions"]     how many runs have written into the file
     points/<label>        the swept values
     status                0 pending, 1 done, 2 failed
-    reason                why a point failed ('' otherwise)
+    reason                why a point failed ('' otherwise; UTF-8, at most 400 bytes)
     session               the run (1, 2, ...) that computed the point; 0 while pending
     wall_time             seconds the point took on its worker
     measures/<name>       one number per point (NaN while pending or failed)
     traces/<monitor var>  (point, time, region), only with measures.traces
-Within a write the measures go first and the status last, and the file is flushed after each
-batch: a point counts as saved only once its status says so.
+Every dataset is allocated when the file is created, so writing a point only overwrites bytes
+in place. Within a write the values go first, then a flush, then the statuses and a flush: a
+point counts as saved only once its status says so, and a client killed at any moment leaves a
+file that opens and resumes.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from mfgen.runtime.sweep_design import SweepError
 
 PENDING, DONE, FAILED = 0, 1, 2
 STATUS_NAMES = {PENDING: "pending", DONE: "done", FAILED: "failed"}
+REASON_BYTES = 400  # fixed size: a variable-length string would reallocate inside the file
 
 
 @dataclass
@@ -42,6 +45,23 @@ class PointResult:
     reason: str = ""
     traces: dict[str, np.ndarray] | None = None  # variable -> (time, region)
     wall_time: float = 0.0
+
+
+def _allocate(f: Any, name: str, shape: tuple[int, ...], dtype: Any, fill: Any) -> Any:
+    """A contiguous dataset whose space is allocated (and filled) now: later writes only
+    overwrite bytes in place and never change the file's structure, so a process killed
+    mid-write cannot leave a file that no longer opens."""
+    import h5py
+
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_ALLOC)
+    return f.create_dataset(name, shape=shape, dtype=dtype, fillvalue=fill, dcpl=dcpl)
+
+
+def _reason_bytes(reason: str) -> bytes:
+    data = reason.encode("utf-8")[:REASON_BYTES]
+    return data.decode("utf-8", errors="ignore").encode("utf-8")  # no half character
 
 
 def definition_digest(definition: dict[str, Any]) -> str:
@@ -87,19 +107,18 @@ class SweepStore:
                 f.attrs["digest"] = digest
                 f.attrs["sessions"] = 0
                 for label in points[0]:
-                    f.create_dataset(f"points/{label}",
-                                     data=np.array([p[label] for p in points], dtype=np.float64))
-                f.create_dataset("status", data=np.zeros(n, np.int8))
-                f.create_dataset("reason", shape=(n,), dtype=h5py.string_dtype())
-                f.create_dataset("session", data=np.zeros(n, np.int32))
-                f.create_dataset("wall_time", data=np.full(n, np.nan))
+                    _allocate(f, f"points/{label}", (n,), np.float64, np.nan)[...] = \
+                        np.array([p[label] for p in points], dtype=np.float64)
+                _allocate(f, "status", (n,), np.int8, PENDING)
+                _allocate(f, "reason", (n,), f"S{REASON_BYTES}", b"")
+                _allocate(f, "session", (n,), np.int32, 0)
+                _allocate(f, "wall_time", (n,), np.float64, np.nan)
                 for name in measure_names:
-                    f.create_dataset(f"measures/{name}", data=np.full(n, np.nan))
+                    _allocate(f, f"measures/{name}", (n,), np.float64, np.nan)
                 if trace_shape is not None:
                     for variable in trace_variables:
-                        f.create_dataset(f"traces/{variable}", shape=(n, *trace_shape),
-                                         dtype=np.float64, fillvalue=np.nan,
-                                         chunks=(1, *trace_shape))
+                        _allocate(f, f"traces/{variable}", (n, *trace_shape), np.float64,
+                                  np.nan)
             partial.replace(self.path)  # a half-created file is never taken for a sweep
             self.file = h5py.File(self.path, "r+")
         self.session = int(self.file.attrs["sessions"]) + 1
@@ -124,9 +143,10 @@ class SweepStore:
             if result.traces is not None and "traces" in f:
                 for variable, trace in result.traces.items():
                     f[f"traces/{variable}"][i] = trace
-            f["reason"][i] = result.reason
+            f["reason"][i] = _reason_bytes(result.reason)
             f["wall_time"][i] = result.wall_time
             f["session"][i] = self.session
+        f.flush()  # the values are on disk before any status says they are there
         for result in results:
             status = DONE if result.ok else FAILED
             f["status"][result.index] = status

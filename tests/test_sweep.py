@@ -7,8 +7,12 @@ point is that every sweep point equals the single run it stands for.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -175,6 +179,15 @@ def test_blow_up_is_a_failed_point_and_the_sweep_goes_on(model, network):
     assert ds.attrs["n_failed"] == 1
 
 
+def test_a_points_invalid_value_is_a_failed_point(model, network):
+    ds = mfgen.sweep(model, network, base={"integrator": "heun_stochastic",
+                                           "noise": {"W": 1e-3}}, duration=10.0,
+                     sweep={"noise.V": [1e-3, -1.0]}, design="zip", measures={"mean": ["V"]},
+                     progress=False)
+    assert list(ds.status.values) == ["done", "failed"]
+    assert "must be finite and non-negative" in str(ds.reason.values[1])
+
+
 def test_bad_base_fails_once_before_any_point(model, network):
     with pytest.raises(SweepError, match="no parameter 'nope'"):
         mfgen.sweep(model, network, base={"parameters": {"nope": 1.0}}, duration=10.0,
@@ -216,6 +229,41 @@ def test_interrupted_sweep_resumes_without_recomputing(model, network, tmp_path)
     # A third run finds everything saved and computes nothing.
     assert mfgen.sweep(model, network, store=store, progress=False,
                        **options).attrs["points_computed"] == 0
+
+
+KILLED_CLIENT = """
+import json, sys
+import mfgen
+options = json.loads(sys.argv[2])
+mfgen.sweep("generic_2d_oscillator", mfgen.Connectivity.synthetic(5, seed=3), store=sys.argv[1],
+            progress=lambda saved, total: print(saved, flush=True), **options)
+"""
+
+
+def test_a_killed_client_leaves_a_file_that_resumes(model, network, tmp_path):
+    store = tmp_path / "killed.h5"
+    options = dict(base=BASE, duration=400.0, measures=MEASURES, workers=1, chunk_points=1,
+                   sweep={"a": list(np.linspace(-1.5, 1.0, 10)), "coupling.a": [0.0, 0.05, 0.1]})
+    child = subprocess.Popen([sys.executable, "-c", KILLED_CLIENT, str(store),
+                              json.dumps(options)], stdout=subprocess.PIPE, text=True)
+    try:
+        for line in child.stdout:
+            if int(line) >= 3:
+                time.sleep(0.003 * int(time.time_ns() % 7))  # somewhere in the next point
+                break
+        child.kill()  # SIGKILL: no cleanup, possibly in the middle of a write
+        assert child.wait(timeout=30) == -signal.SIGKILL, "the sweep finished before the kill"
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.stdout.close()
+    saved = np.flatnonzero(read_store(store)["status"] != 0)
+    assert 3 <= len(saved) < 30
+    resumed = mfgen.sweep(model, network, store=store, progress=False, **options)
+    assert resumed.attrs["points_computed"] == 30 - len(saved)
+    reference = mfgen.sweep(model, network, progress=False, **options)
+    for name in ("mean_V", "std_V", "peak_frequency_V", "peak_power_V", "spread"):
+        np.testing.assert_array_equal(resumed[name].values, reference[name].values)
 
 
 def test_store_refuses_a_different_sweep(model, network, tmp_path):
