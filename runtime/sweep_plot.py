@@ -34,6 +34,7 @@ def plot_sweep(source: str | Path | Any, out: str | Path, *,
     labels = [q["label"] for q in definition["quantities"]]
     if len(labels) < 2:
         raise SweepError(f"a heat-map needs two swept quantities; this sweep has {labels}")
+    logs = {q["label"]: q["log"] for q in definition["quantities"]}
     x = x or labels[0]
     y = y or next(label for label in labels if label != x)
     for axis in (x, y):
@@ -70,6 +71,10 @@ def plot_sweep(source: str | Path | Any, out: str | Path, *,
         else:
             mesh = axis.scatter(ds[x].values, ds[y].values, c=values.values, s=30)
         figure.colorbar(mesh, ax=axis)
+        if logs.get(x):
+            axis.set_xscale("log")
+        if logs.get(y):
+            axis.set_yscale("log")
         axis.set_xlabel(x)
         axis.set_ylabel(y)
         axis.set_title(name)
