@@ -90,6 +90,17 @@ def plot_sweep(source: str | Path | Any, out: str | Path, *,
     return out
 
 
+def is_sweep_file(path: str | Path) -> bool:
+    """Whether `path` is an mfgen sweep file (so `mfgen plot PATH` draws heat-maps)."""
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            return "definition" in f.attrs and "status" in f
+    except (OSError, ValueError):
+        return False
+
+
 def _edges(centres: np.ndarray) -> np.ndarray:
     """Cell edges around sorted centres (geometric for a positive log-spaced axis)."""
     centres = np.asarray(centres, dtype=float)

@@ -320,13 +320,14 @@ def test_spec_bundle_carries_a_users_spec_and_its_parents(tmp_path):
 def test_heat_map_is_drawn(model, network, tmp_path):
     from matplotlib.image import imread
 
-    from mfgen.runtime.sweep_plot import plot_sweep
+    from mfgen.runtime.sweep_plot import is_sweep_file, plot_sweep
 
     ds = mfgen.sweep(model, network, base={"integrator": "heun"}, duration=30.0,
                      sweep={"a": [-1.0, 0.0, 1.0], "d": {"start": 0.01, "stop": 0.1, "num": 3,
                                                          "log": True}},
                      measures={"transient": 10.0, "mean": ["V"], "std": ["V"]},
                      store=tmp_path / "s.h5", progress=False)
+    assert is_sweep_file(tmp_path / "s.h5") and not is_sweep_file(tmp_path / "nothing.h5")
     out = plot_sweep(tmp_path / "s.h5", tmp_path / "map.png")
     image = imread(out)
     assert image.shape[0] > 200 and image.shape[1] > 400  # two panels side by side
