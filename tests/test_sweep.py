@@ -315,6 +315,23 @@ def test_spec_bundle_carries_a_users_spec_and_its_parents(tmp_path):
                                   "lib/parent.yaml": "parameters:\n  k: 0.5\n"}
     assert spec_bundle(MODEL).main == f"bundled:{MODEL}.yaml"
 
+    # What a worker does with it: the files land in its cache, the model builds from them.
+    import dataclasses
+
+    from mfgen.runtime.sweep import load_bundle
+
+    (tmp_path / "child.yaml").unlink()  # the worker never reads the client's files
+    (tmp_path / "lib" / "parent.yaml").unlink()
+    model = load_bundle(bundle)
+    assert model.name == "sweep_child" and model.parameters["k"] == 0.5
+    assert model.metadata["ir_digest"] == bundle.ir_digest
+    hostile = dataclasses.replace(bundle, files=(("../../outside.yaml", "x: 1"),))
+    with pytest.raises(SweepError, match="outside its folder"):
+        load_bundle(hostile)
+    changed = dataclasses.replace(bundle, bundled=(("lib/tvb_adex.yaml", "0" * 64),))
+    with pytest.raises(SweepError, match="different bundled spec 'lib/tvb_adex.yaml'"):
+        load_bundle(changed)
+
 
 # -- plot and command line --------------------------------------------------------------------
 def test_heat_map_is_drawn(model, network, tmp_path):
