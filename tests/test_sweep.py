@@ -7,8 +7,10 @@ point is that every sweep point equals the single run it stands for.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -180,12 +182,16 @@ def test_blow_up_is_a_failed_point_and_the_sweep_goes_on(model, network):
 
 
 def test_a_points_invalid_value_is_a_failed_point(model, network):
+    bar = io.StringIO()
     ds = mfgen.sweep(model, network, base={"integrator": "heun_stochastic",
                                            "noise": {"W": 1e-3}}, duration=10.0,
                      sweep={"noise.V": [1e-3, -1.0]}, design="zip", measures={"mean": ["V"]},
-                     progress=False)
+                     progress=True, progress_stream=bar, chunk_points=1, workers=1)
     assert list(ds.status.values) == ["done", "failed"]
     assert "must be finite and non-negative" in str(ds.reason.values[1])
+    last = bar.getvalue().rstrip("\n").split("\r")[-1]  # the progress bar's final state
+    assert re.fullmatch(r"sweep \[#{30}\] 2/2 points \(1 failed\)  [0-9.]+ points/s  ETA 0 s\s*",
+                        last), last
 
 
 def test_bad_base_fails_once_before_any_point(model, network):
