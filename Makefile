@@ -32,6 +32,7 @@ fuzz: setup  ## long fuzz of the expression parser and spec loader (MFGEN_FUZZ_S
 
 bench: setup  ## speed benchmarks (not tests): compiled kernels vs NumPy
 	$(PY) benchmarks/bench_dfun.py
+	$(PY) benchmarks/bench_sweep.py
 
 lint: setup
 	$(VENV)/bin/ruff check .
