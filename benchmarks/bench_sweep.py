@@ -145,6 +145,7 @@ def main() -> int:
                         help="TVB runs to time (each ~3-4 s); 0 skips TVB")
     args = parser.parse_args()
     n = 6 if args.quick else 20
+    load_before = os.getloadavg()[0]
     network = connectome()
     mfgen.load(SPEC)
     rows = []
@@ -170,7 +171,9 @@ def main() -> int:
         "# Sweep benchmark", "",
         f"Machine: {platform.processor() or platform.machine()}, {cores} cores, "
         f"Python {sys.version.split()[0]}. Command: `.venv/bin/python benchmarks/bench_sweep.py"
-        f"{' --quick' if args.quick else ''}`.", "",
+        f"{' --quick' if args.quick else ''}`. Load average (1 min) before: {load_before:.1f},"
+        f" after: {os.getloadavg()[0]:.1f}: above the core count, other processes share the "
+        "cores and the multi-core rows understate the speed-up.", "",
         f"{n} x {n} sweep of `{SPEC}` (b_e x external_input_ex_ex) on "
         f"{network.source or 'the connectome'} ({network.n_regions} regions), "
         f"{DURATION:g} ms per point, Heun stochastic, dt 0.1 ms, measures mean/std/peak "

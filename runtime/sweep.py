@@ -24,7 +24,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -56,6 +56,7 @@ from mfgen.runtime.sweep_store import (
 BASE_KEYS = ("coupling", "coupling_parameters", "integrator", "dt", "noise", "initial_state",
              "seed", "parameters", "local_coupling", "coupling_precision")
 MAX_CHUNK_POINTS = 64
+WRITE_INTERVAL = 0.5  # s between writes to the store: cheap for tiny points, little to redo
 CHUNKS_PER_WORKER = 4  # enough queued work to keep every worker busy without a long tail
 
 
@@ -331,11 +332,9 @@ def _run_embedded(base: SweepBase, chunks: list[list[tuple[int, dict[str, float]
     stop = threading.Event()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mfgen-sweep")
     try:
-        pending = {pool.submit(run_points, chunk, base, stop) for chunk in chunks}
-        while pending:
-            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in finished:
-                yield future.result()
+        futures = [pool.submit(run_points, chunk, base, stop) for chunk in chunks]
+        for future in as_completed(futures):
+            yield future.result()
     finally:
         stop.set()  # on Ctrl-C or an error: running points stop at their next chunk of steps
         pool.shutdown(wait=True, cancel_futures=True)
@@ -436,7 +435,8 @@ def sweep(model: str | Path | CompiledModel, connectivity: Connectivity | None =
           store: str | Path | None = None, scheduler: str | Any | None = None,
           workers: int | None = None, chunk_points: int | None = None,
           progress: bool | Callable[[int, int], None] = True,
-          progress_stream: TextIO | None = None, chunk_steps: int = 10_000) -> Any:
+          progress_stream: TextIO | None = None, chunk_steps: int = 10_000,
+          write_interval: float = WRITE_INTERVAL) -> Any:
     """Run a parameter sweep; returns an xarray Dataset indexed by the swept quantities.
 
     model: a bundled spec name, a spec path or a model from mfgen.load (remote workers need
@@ -446,7 +446,9 @@ def sweep(model: str | Path | CompiledModel, connectivity: Connectivity | None =
     existing one with the same definition is resumed. scheduler: None runs on `workers` local
     threads (default: every core); an address ("tcp://host:8786") or a distributed.Client runs
     on that Dask cluster. progress: True draws a progress bar on stderr, a callable gets
-    (saved, total) after every chunk saved.
+    (saved, total) after every write to the store: finished points are written together at
+    most every `write_interval` seconds (0: each chunk as it finishes), and at the end or on an
+    interrupt.
     """
     import xarray  # noqa: F401 - fail before any work if it is missing
 
@@ -525,11 +527,31 @@ def sweep(model: str | Path | CompiledModel, connectivity: Connectivity | None =
     computed = failed = 0
     client, own_client = None, False
     batches: Iterator[list[PointResult]] | None = None
+    unsaved: list[PointResult] = []
+    last_write = time.perf_counter()
+
+    def save() -> None:
+        """Write the finished points (batched in time: one write per WRITE_INTERVAL)."""
+        nonlocal computed, failed, last_write
+        if not unsaved:
+            return
+        batch = list(unsaved)
+        unsaved.clear()
+        target.write(batch)
+        last_write = time.perf_counter()
+        computed += len(batch)
+        failed += sum(not r.ok for r in batch)
+        bar.update(batch)
+        if callable(progress):
+            progress(target.n_saved, len(points))
+
     try:
         if pending:
             if scheduler is None:
                 n_workers = workers or os.cpu_count() or 1
-                chunks = _chunks(pending, points, n_workers, chunk_points)
+                # Threads cost nothing to schedule: one point per task, so an interrupt
+                # loses only the points that were running.
+                chunks = _chunks(pending, points, n_workers, chunk_points or 1)
                 batches = _run_embedded(sweep_base, chunks, min(n_workers, len(chunks)))
             else:
                 client, own_client = _client(scheduler)
@@ -539,21 +561,20 @@ def sweep(model: str | Path | CompiledModel, connectivity: Connectivity | None =
                 chunks = _chunks(pending, points, threads, chunk_points)
                 batches = _run_distributed(sweep_base, chunks, client)
             for results in batches:
-                target.write(results)
-                computed += len(results)
-                failed += sum(not r.ok for r in results)
-                bar.update(results)
-                if callable(progress):
-                    progress(target.n_saved, len(points))
-    except KeyboardInterrupt:
-        if stream is not None:
+                unsaved.extend(results)
+                if time.perf_counter() - last_write >= write_interval:
+                    save()
+        save()
+    except BaseException as exc:
+        if batches is not None:
+            batches.close()  # stops the local threads or cancels the cluster's tasks now
+        save()  # whatever stopped the sweep, the points that finished are kept
+        if isinstance(exc, KeyboardInterrupt) and stream is not None:
             stream.write(f"\ninterrupted: {target.n_saved} of {len(points)} points saved"
                          + (f" in {store}; run the same sweep again to resume" if store
                             else "") + "\n")
         raise
     finally:
-        if batches is not None:
-            batches.close()  # stops the local threads or cancels the cluster's tasks now
         if own_client and client is not None:
             client.close()
         data = target.data() if isinstance(target, _MemoryStore) else None

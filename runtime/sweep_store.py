@@ -136,21 +136,24 @@ class SweepStore:
     def write(self, results: Sequence[PointResult]) -> None:
         """Save finished points (measures first, status last), then flush."""
         f = self.file
+        results = sorted(results, key=lambda r: r.index)  # h5py writes increasing indices
+        if not results:
+            return
+        rows = [r.index for r in results]
+        for name in f["measures"]:
+            f[f"measures/{name}"][rows] = [r.measures.get(name, np.nan) for r in results]
         for result in results:
-            i = result.index
-            for name, value in result.measures.items():
-                f[f"measures/{name}"][i] = value
             if result.traces is not None and "traces" in f:
                 for variable, trace in result.traces.items():
-                    f[f"traces/{variable}"][i] = trace
-            f["reason"][i] = _reason_bytes(result.reason)
-            f["wall_time"][i] = result.wall_time
-            f["session"][i] = self.session
+                    f[f"traces/{variable}"][result.index] = trace
+        f["reason"][rows] = np.array([_reason_bytes(r.reason) for r in results],
+                                     dtype=f"S{REASON_BYTES}")
+        f["wall_time"][rows] = [r.wall_time for r in results]
+        f["session"][rows] = np.full(len(rows), self.session, np.int32)
         f.flush()  # the values are on disk before any status says they are there
-        for result in results:
-            status = DONE if result.ok else FAILED
-            f["status"][result.index] = status
-            self._status[result.index] = status
+        status = np.array([DONE if r.ok else FAILED for r in results], np.int8)
+        f["status"][rows] = status
+        self._status[rows] = status
         f.flush()
 
     def close(self) -> None:

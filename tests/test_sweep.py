@@ -210,22 +210,26 @@ GRID = {"a": [-1.0, 0.0, 0.5], "coupling.a": {"start": 0.0, "stop": 0.1, "num": 
 def test_interrupted_sweep_resumes_without_recomputing(model, network, tmp_path):
     store = tmp_path / "sweep.h5"
     options = dict(base=BASE, duration=40.0, sweep=GRID, measures=MEASURES, workers=1,
-                   chunk_points=1)
+                   write_interval=0.0)
     reference = mfgen.sweep(model, network, progress=False, **options)
 
     def interrupt_after_three(saved, total):
-        if saved == 3:
+        if saved >= 3 and not fired:
+            fired.append(saved)
             os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C, delivered to this thread
+
+    fired: list[int] = []
 
     with pytest.raises(KeyboardInterrupt):
         mfgen.sweep(model, network, store=store, progress=interrupt_after_three, **options)
     first = read_store(store)
     saved = np.flatnonzero(first["status"] != 0)
-    assert len(saved) == 3 and (first["session"][saved] == 1).all()
+    assert 3 <= len(saved) < 12 and (first["session"][saved] == 1).all()
 
     resumed = mfgen.sweep(model, network, store=store, progress=False, **options)
-    assert resumed.attrs["points_computed"] == 12 - 3  # nothing saved is computed again
-    assert resumed.attrs["points_already_saved"] == 3
+    # nothing saved is computed again
+    assert resumed.attrs["points_computed"] == 12 - len(saved)
+    assert resumed.attrs["points_already_saved"] == len(saved)
     final = read_store(store)
     assert (final["status"] == 1).all()
     assert (final["session"][saved] == 1).all()
@@ -248,7 +252,7 @@ mfgen.sweep("generic_2d_oscillator", mfgen.Connectivity.synthetic(5, seed=3), st
 
 def test_a_killed_client_leaves_a_file_that_resumes(model, network, tmp_path):
     store = tmp_path / "killed.h5"
-    options = dict(base=BASE, duration=400.0, measures=MEASURES, workers=1, chunk_points=1,
+    options = dict(base=BASE, duration=400.0, measures=MEASURES, workers=1, write_interval=0.0,
                    sweep={"a": list(np.linspace(-1.5, 1.0, 10)), "coupling.a": [0.0, 0.05, 0.1]})
     child = subprocess.Popen([sys.executable, "-c", KILLED_CLIENT, str(store),
                               json.dumps(options)], stdout=subprocess.PIPE, text=True)

@@ -66,12 +66,15 @@ class LoopbackCluster:
                     client.shutdown()
             except (OSError, TimeoutError):
                 pass
+        # After a worker was killed the others can take ~15 s to close gracefully; these
+        # are throw-away processes of this test, so a short grace and then SIGKILL.
+        deadline = time.monotonic() + 3.0
         for process in self.processes.values():
             if process.poll() is None:
                 process.terminate()
         for process in self.processes.values():
             try:
-                process.wait(timeout=15)
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(timeout=15)
@@ -151,7 +154,7 @@ def test_a_dying_worker_loses_nothing(cluster, network):
         try:
             ds = mfgen.sweep(MODEL, network, base=BASE, duration=200.0, sweep=sweep,
                              measures=MEASURES, scheduler=cluster.address, chunk_points=1,
-                             progress=kill_w0_mid_chunk)
+                             write_interval=0.0, progress=kill_w0_mid_chunk)
             assert killed_with, "w0 never ran a chunk while the sweep was going"
             assert victim.wait(timeout=10) == -signal.SIGKILL
             _assert_same(ds, reference)  # its chunk was recomputed on w1, nothing lost
@@ -159,7 +162,7 @@ def test_a_dying_worker_loses_nothing(cluster, network):
         finally:
             if victim.poll() is None:
                 victim.kill()
-            cluster.add_worker("w0")  # back to two workers for the next test
+            cluster.add_worker("w2")  # back to two workers for the next test
             cluster.wait_for_workers(2)
 
 
@@ -168,18 +171,21 @@ def test_interrupted_client_resumes_without_recomputing(cluster, network, tmp_pa
     reference = _embedded(network, sweep, 40.0)
     store = tmp_path / "resume.h5"
     options = dict(base=BASE, duration=40.0, sweep=sweep, measures=MEASURES, store=store,
-                   scheduler=cluster.address, chunk_points=1)
+                   scheduler=cluster.address, chunk_points=1, write_interval=0.0)
 
     def interrupt_after_four(saved, total):
-        if saved == 4:
+        if saved >= 4 and not fired:
+            fired.append(saved)
             os.kill(os.getpid(), signal.SIGINT)  # a real Ctrl-C in the client
+
+    fired: list[int] = []
 
     with pytest.raises(KeyboardInterrupt):
         mfgen.sweep(MODEL, network, progress=interrupt_after_four, **options)
     saved = np.flatnonzero(read_store(store)["status"] != 0)
-    assert len(saved) == 4
+    assert 4 <= len(saved) < 12
     resumed = mfgen.sweep(MODEL, network, progress=False, **options)
-    assert resumed.attrs["points_computed"] == 12 - 4  # no saved point computed again
+    assert resumed.attrs["points_computed"] == 12 - len(saved)  # no saved point recomputed
     final = read_store(store)
     assert (final["session"][saved] == 1).all() and (np.delete(final["session"], saved) == 2
                                                      ).all()
