@@ -31,7 +31,6 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from mfgen.errors import MfgenError
 from mfgen.runtime.connectivity import Connectivity
 from mfgen.runtime.model import CompiledModel
 from mfgen.runtime.simulation import Simulation, SimulationError, TemporalAverage
@@ -246,9 +245,7 @@ def run_point(index: int, point: Mapping[str, float], base: SweepBase,
     except SimulationError as exc:
         return PointResult(index, False, reason=str(exc).split("; the state before")[0],
                            wall_time=time.perf_counter() - started)
-    except (ValueError, TypeError, MfgenError) as exc:
-        if isinstance(exc, SweepError) and "neither a model" in str(exc):
-            raise
+    except (ValueError, TypeError) as exc:  # this point's values are invalid
         return PointResult(index, False, reason=f"{type(exc).__name__}: {exc}",
                            wall_time=time.perf_counter() - started)
     traces = None

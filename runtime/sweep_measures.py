@@ -191,6 +191,10 @@ def parse_measures(spec: Mapping[str, Any] | None, states: tuple[str, ...]) -> M
             raise SweepError(f"measures.expressions: '{name}' is not a valid measure name "
                              "(letters, digits, underscores)")
         trees[name] = parse_expression(name, text, states)
+        try:  # the shape is known now: (time, region) traces in, one number out
+            evaluate(trees[name], {state: np.ones((3, 2)) for state in states})
+        except ValueError as exc:
+            raise SweepError(f"measures.expressions.{name}: {exc}") from None
     traces = spec.get("traces", False)
     if not isinstance(traces, bool):
         raise SweepError("measures.traces: must be true or false")

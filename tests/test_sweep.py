@@ -134,10 +134,10 @@ def test_expressions_are_never_evaluated_as_python(text, message):
         parse_measures({"expressions": {"x": text}}, ("E", "I"))
 
 
-def test_array_valued_expression_is_a_failed_point_message():
-    measures = parse_measures({"expressions": {"x": "E * 2"}}, ("E",))
-    with pytest.raises(ValueError, match="wrap it in a reduction"):
-        compute_measures(measures, np.array([0.5]), np.ones((1, 1, 2)), ("E",))
+def test_array_valued_expression_is_refused_before_the_sweep():
+    with pytest.raises(SweepError, match=r"expressions.x: the expression gives an array.*"
+                                         r"wrap it in a reduction"):
+        parse_measures({"expressions": {"x": "region_mean(E) * 2"}}, ("E",))
 
 
 # -- sweeps equal single runs ---------------------------------------------------------------
