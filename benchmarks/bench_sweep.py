@@ -175,7 +175,7 @@ def main() -> int:
         f" after: {os.getloadavg()[0]:.1f}: above the core count, other processes share the "
         "cores and the multi-core rows understate the speed-up.", "",
         f"{n} x {n} sweep of `{SPEC}` (b_e x external_input_ex_ex) on "
-        f"{network.source or 'the connectome'} ({network.n_regions} regions), "
+        f"{Path(network.source).name or 'the connectome'} ({network.n_regions} regions), "
         f"{DURATION:g} ms per point, Heun stochastic, dt 0.1 ms, measures mean/std/peak "
         "frequency of E.", "",
         "| backend | points/s | whole sweep | vs TVB | vs 1 thread | overhead |",

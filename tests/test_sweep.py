@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 import mfgen
-from mfgen.runtime.sweep import run_points, spec_bundle
+from mfgen.runtime.sweep import run_points
+from mfgen.runtime.sweep_bundle import spec_bundle
 from mfgen.runtime.sweep_config import (
     SweepConfigError,
     add_sweep_command,
@@ -328,7 +329,7 @@ def test_spec_bundle_carries_a_users_spec_and_its_parents(tmp_path):
     # What a worker does with it: the files land in its cache, the model builds from them.
     import dataclasses
 
-    from mfgen.runtime.sweep import load_bundle
+    from mfgen.runtime.sweep_bundle import load_bundle
 
     (tmp_path / "child.yaml").unlink()  # the worker never reads the client's files
     (tmp_path / "lib" / "parent.yaml").unlink()
