@@ -172,6 +172,21 @@ def test_every_point_equals_its_single_run(model, network):
             assert ds[name].values[i] == value, name
 
 
+def test_random_design_sweep_has_a_point_dimension(model, network):
+    options = dict(base={"integrator": "heun"}, duration=10.0, design="random", n_points=5,
+                   random_seed=3, sweep={"a": {"start": -1.0, "stop": 1.0},
+                                         "d": {"start": 0.01, "stop": 1.0, "log": True}},
+                   measures={"mean": ["V"]}, progress=False)
+    ds = mfgen.sweep(model, network, **options)
+    assert ds.mean_V.dims == ("point",) and ds.sizes["point"] == 5
+    assert ((ds.a >= -1.0) & (ds.a <= 1.0)).all() and ((ds.d >= 0.01) & (ds.d <= 1.0)).all()
+    direct = mfgen.simulate(model, network, duration=10.0, integrator="heun",
+                            parameters={"a": float(ds.a[2]), "d": float(ds.d[2])},
+                            monitors=[mfgen.TemporalAverage(1.0, ["V"])])
+    assert ds.mean_V.values[2] == direct["temporal_average"]["V"].mean()
+    np.testing.assert_array_equal(mfgen.sweep(model, network, **options).a.values, ds.a.values)
+
+
 def test_blow_up_is_a_failed_point_and_the_sweep_goes_on(model, network):
     ds = mfgen.sweep(model, network, base={"integrator": "heun"}, duration=30.0,
                      sweep={"coupling.a": [0.01, 1e6, 0.02]}, design="zip",

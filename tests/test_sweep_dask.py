@@ -129,6 +129,11 @@ def test_cluster_sweep_equals_the_embedded_run(cluster, network, tmp_path):
                      progress=False)
     _assert_same(ds, reference)
     assert ds.mean_V.dims == ("a", "noise.V", "seed")
+    with distributed.Client(cluster.address, timeout=START_TIMEOUT) as client:  # a Client too
+        again = mfgen.sweep(MODEL, network, base=BASE, duration=40.0, sweep=sweep,
+                            measures=MEASURES, scheduler=client, progress=False)
+        assert client.status == "running"  # the caller's client is left open
+    _assert_same(again, reference)
 
 
 def test_a_dying_worker_loses_nothing(cluster, network):
