@@ -254,13 +254,22 @@ def _run_distributed(base: SweepBase, chunks: list[list[tuple[int, dict[str, flo
     from distributed import as_completed
 
     [shared] = client.scatter([base], broadcast=True, hash=False)
-    futures = [client.submit(_run_chunk_remote, shared, chunk, pure=False, retries=2)
-               for chunk in chunks]
+    pending = {}
+    for chunk in chunks:
+        future = client.submit(_run_chunk_remote, shared, chunk, pure=False, retries=2)
+        pending[future.key] = future
+    finished = as_completed(list(pending.values()), loop=client.loop)
     try:
-        for future in as_completed(futures, loop=client.loop):
-            yield future.result()
+        for future in finished:
+            results = future.result()
+            # Dropping the last reference lets the worker free the chunk's results.
+            del pending[future.key]
+            future.release()
+            yield results
     finally:
-        client.cancel(futures)
+        finished.clear()
+        client.cancel(list(pending.values()))
+        client.cancel([shared])
 
 
 # -- the sweep -------------------------------------------------------------------------------
