@@ -28,6 +28,7 @@ fuzz: setup  ## long fuzz of the expression parser and spec loader (MFGEN_FUZZ_S
 bench: setup  ## speed benchmarks (not tests): compiled kernels vs NumPy, the simulation engine
 	$(PY) benchmarks/bench_dfun.py
 	$(PY) benchmarks/bench_engine.py
+	$(PY) benchmarks/bench_sweep.py
 
 bench-check: setup  ## the benchmarks' expectations (kernels, engine); fails loudly on a miss
 	$(PY) benchmarks/bench_dfun.py --quick --check --output build/bench-check-dfun.md

@@ -26,6 +26,7 @@ from mfgen.runtime.simulation import (  # noqa: E402
     TemporalAverage,
     simulate,
 )
+from mfgen.runtime.sweep import open_sweep, sweep  # noqa: E402
 
 if TYPE_CHECKING:
     from mfgen.runtime.results import Results
@@ -49,5 +50,5 @@ def load_run_config(path: str, overrides: tuple[str, ...] = ()) -> RunConfig:
 __all__ = ["BudgetExceeded", "BuildBudget", "CompileError", "Connectivity", "MfgenError",
            "Monitor", "Raw", "Simulation",
            "SimulationError", "SimulationResult", "SpecError", "SubSample", "TemporalAverage",
-           "build", "load", "load_result", "load_run_config", "simulate",
-           "__version__"]
+           "build", "load", "load_result", "load_run_config", "open_sweep", "simulate",
+           "sweep", "__version__"]
