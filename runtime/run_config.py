@@ -182,7 +182,7 @@ class RunConfig:
             known(name, list(model.parameter_info), "parameter", f"parameters.{name}")
         for name in self.noise:
             known(name, states, "state variable", f"noise.{name}")
-        couplings = model.metadata["couplings"]
+        couplings = model.manifest["couplings"]
         names = [c["name"] for c in couplings]
         known(self.coupling, names, "coupling function", "coupling.function")
         coupling_parameters = [p[0] for p in couplings[names.index(self.coupling)]["parameters"]]

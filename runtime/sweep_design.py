@@ -83,7 +83,7 @@ def parse_label(label: str, model: Any) -> tuple[str, str]:
                              f"'{name}'" + (f"; {hint}" if hint else
                                             f"; states: {', '.join(model.state_variables)}"))
     elif kind == "coupling":
-        known = sorted({p[0] for c in model.metadata["couplings"] for p in c["parameters"]})
+        known = sorted({p[0] for c in model.manifest["couplings"] for p in c["parameters"]})
         if name not in known:
             hint = did_you_mean(name, known)
             raise SweepError(f"swept quantity '{label}': no coupling function has a parameter "
