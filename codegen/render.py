@@ -12,6 +12,7 @@ from mfgen import __version__
 from mfgen.codegen.coupling import load_coupling_functions
 from mfgen.codegen.integrators import INTEGRATORS
 from mfgen.codegen.ir import ModelIR
+from mfgen.codegen.names import c_name
 from mfgen.codegen.optimize import Kernel
 from mfgen.codegen.printing import c_expression, numpy_expression
 
@@ -50,7 +51,8 @@ def _literal(value: float | None, open_end: str) -> str:
 def _simulation_context(ir: ModelIR) -> dict:
     couplings = [
         {"name": f.name, "parameters": [p for p, _ in f.parameters],
-         "pre": c_expression(f.pre), "post": c_expression(f.post)}
+         "pre": c_expression(f.pre, mangle=False),
+         "post": c_expression(f.post, mangle=False)}
         for f in load_coupling_functions().values()]
     integrators = []
     for tab in INTEGRATORS.values():
@@ -102,7 +104,7 @@ def _used_functions(exprs: list[sympy.Expr]) -> list[str]:
 
 def render(ir: ModelIR, kernel: Kernel) -> GeneratedSource:
     env = _environment()
-    printed = [(s.name, c_expression(e)) for s, e in kernel.statements]
+    printed = [(c_name(s.name), c_expression(e)) for s, e in kernel.statements]
     invariant = [(n, v) for (s, _), (n, v) in zip(kernel.statements, printed)
                  if s in kernel.loop_invariant]
     per_node = [(n, v) for (s, _), (n, v) in zip(kernel.statements, printed)
@@ -112,9 +114,9 @@ def render(ir: ModelIR, kernel: Kernel) -> GeneratedSource:
         model_name=ir.name,
         ir_digest=ir.digest()[:16],
         simd_functions=_used_functions([e for _, e in kernel.statements] + kernel.outputs),
-        slots=ir.parameter_slots,
-        states=[s.name for s in ir.states],
-        coupling=[c.name for c in ir.coupling],
+        slots=[c_name(s) for s in ir.parameter_slots],
+        states=[c_name(s.name) for s in ir.states],
+        coupling=[c_name(c.name) for c in ir.coupling],
         statements=printed,
         invariant_statements=invariant,
         node_statements=per_node,
