@@ -253,9 +253,9 @@ MISTAKES = {
         ("default: -65.0", "default: -65 mV"), "4:18",
         "default of parameter 'E_L' must be a number, got '-65 mV'", "write a plain number",
     ),
-    "boolean-default": (
-        ("default: 1.0", "default: yes"), "3:18",
-        "default of parameter 'g_L' must be a number, got True", "write a plain number",
+    "boolean-default-with-range": (  # YAML's yes/true make a boolean parameter
+        ("default: 1.0", "default: yes"), "3:23",
+        "boolean parameter 'g_L' cannot have a range", "remove the range",
     ),
     "nan-default": (
         ("default: -65.0", "default: .nan"), "4:18",

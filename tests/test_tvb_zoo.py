@@ -76,3 +76,63 @@ def test_names_that_break_the_spec_language_are_still_refused(tmp_path, name, me
     with pytest.raises(SpecError, match="bad.yaml:7:3") as info:
         mfgen.load(path)
     assert message in str(info.value)
+
+
+LANGUAGE_FEATURES = """\
+name: booleans_and_bounds
+parameters:
+  flag: true
+  disabled: {default: false, description: a boolean parameter is a condition}
+  tau: {default: 6.283185307179586, range: [0, "2*pi"]}
+state_variables:
+  x: {range: [0, "2*pi"], boundaries: [-.inf, .inf]}
+  y: {range: [-1, 1], boundaries: [0.0, .inf]}
+derivatives:
+  x: where(flag, 1, 2) + where(not disabled, 10, 20)
+  y: where(flag and x > 1, tau, 0)
+"""
+
+
+def test_booleans_open_bounds_and_constant_ranges(tmp_path):
+    path = tmp_path / "features.yaml"
+    path.write_text(LANGUAGE_FEATURES)
+    model = mfgen.load(path)
+    two_pi = 2 * np.pi
+    assert model.parameters["flag"] == 1.0 and model.parameters["disabled"] == 0.0
+    assert model.parameter_info["tau"].range == (0.0, two_pi)
+    assert model.parameters["tau"] == two_pi
+    assert model.states["x"].range == (0.0, two_pi)
+    assert model.states["x"].boundaries == (None, None)  # .inf both sides: open
+    assert model.states["y"].boundaries == (0.0, None)
+    state = np.array([[0.5, 2.0], [0.0, 0.0]])
+    coupling = np.zeros((0, 2))
+    expected = np.array([[11.0, 11.0], [0.0, two_pi]])
+    np.testing.assert_array_equal(model.dfun(state, coupling), expected)
+    np.testing.assert_array_equal(model.reference.dfun(state, coupling), expected)
+    # Per node booleans (TVB passes bool arrays), and a scalar one.
+    np.testing.assert_array_equal(
+        model.dfun(state, coupling, flag=np.array([True, False]), disabled=True),
+        [[21.0, 22.0], [0.0, 0.0]])
+
+
+@pytest.mark.parametrize("edit, where, message", [
+    (("flag: true", "flag: {default: true, range: [0, 1]}"), "3:25",
+     "boolean parameter 'flag' cannot have a range"),
+    (('range: [0, "2*pi"]}\nstate', 'range: [0, "2*q"]}\nstate'), "5:51",
+     "'q' is not a constant"),
+    (("boundaries: [0.0, .inf]", "boundaries: [.inf, .inf]"), "8:35",
+     "boundaries of 'y' has low +inf or high -inf"),
+    (("x: {range: [0, \"2*pi\"]", "x: {range: [0, .inf]"), "7:18",
+     "range of 'x' must be finite, got inf"),
+    (("x: {range: [0, \"2*pi\"]", "x: {range: [0, \"sqrt(-1)\"]"), "7:19",
+     "complex value"),
+    (("x: where(flag, 1, 2)", "x: flag * 2"), "10:6",
+     "a comparison cannot be used as a number"),
+])
+def test_language_feature_errors_name_the_place(tmp_path, edit, where, message):
+    path = tmp_path / "bad.yaml"
+    assert edit[0] in LANGUAGE_FEATURES
+    path.write_text(LANGUAGE_FEATURES.replace(*edit))
+    with pytest.raises(SpecError) as info:
+        mfgen.load(path)
+    assert f"bad.yaml:{where}" in str(info.value) and message in str(info.value), info.value
