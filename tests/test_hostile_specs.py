@@ -317,7 +317,7 @@ CASES: dict[str, Case] = {
     "hex-integer-beyond-double": spec(edit("default: 0.5,", "default: 0x" + "f" * 300 + ","),
                                       "4:16", "default of parameter 'k' must be finite, got an "
                                       "integer beyond 1.8e308", "use a finite number"),
-    "nan-in-range": spec(edit("  x: {range: [-1.0, 1.0]}", "  x: {range: [.nan, 1.0]}"),  # the item itself
+    "nan-in-range": spec(edit("  x: {range: [-1.0, 1.0]}", "  x: {range: [.nan, 1.0]}"),
                          "7:15", "range of 'x' must be finite, got nan", "use a finite number"),
     "vector-of-1000": spec(edit("[1.0, 2.0, 3.0]", "[" + ", ".join(["1.0"] * 1000) + "]"),
                             "5:16", "vector parameter 'P' must have 1 to 256 elements",
