@@ -9,6 +9,7 @@ import pytest
 
 import mfgen
 from mfgen.errors import SpecError
+from mfgen.runtime.checking import relative_error
 
 # Names that are C keywords, libc functions (y0, y1, j0 are Bessel functions in math.h), macros
 # of the headers the kernel or cffi's wrapper include (NAN, INFINITY, M_PI, Py_None, linux) or
@@ -136,3 +137,140 @@ def test_language_feature_errors_name_the_place(tmp_path, edit, where, message):
     with pytest.raises(SpecError) as info:
         mfgen.load(path)
     assert f"bad.yaml:{where}" in str(info.value) and message in str(info.value), info.value
+
+
+# -- the zoo: every bundled TVB spec against TVB 2.10's own class ------------------------------
+ZOO = {
+    "tvb_linear": "Linear",
+    "tvb_hopfield": "Hopfield",
+    "tvb_kuramoto": "Kuramoto",
+    "tvb_sup_hopf": "SupHopf",
+    "tvb_generic_2d_oscillator": "Generic2dOscillator",
+    "tvb_wilson_cowan": "WilsonCowan",
+    "tvb_reduced_wong_wang": "ReducedWongWang",
+    "tvb_reduced_wong_wang_exc_inh": "ReducedWongWangExcInh",
+    "tvb_deco_balanced_exc_inh": "DecoBalancedExcInh",
+    "tvb_jansen_rit": "JansenRit",
+    "tvb_zetterberg_jansen": "ZetterbergJansen",
+    "tvb_larter_breakspear": "LarterBreakspear",
+    "tvb_epileptor": "Epileptor",
+    "tvb_epileptor_2d": "Epileptor2D",
+}
+# TVB parameters a spec leaves out, and why.
+LEFT_OUT = {
+    # `dynamic` switches TVB's Hopfield to another dfun with another cvar at configure();
+    # the spec is TVB's default, static Hopfield.
+    "tvb_hopfield": {"dynamic"},
+}
+
+
+def tvb_class(spec: str) -> type:
+    from tvb.simulator import models
+    return getattr(models, ZOO[spec])
+
+
+def narray_traits(cls: type) -> dict:
+    from tvb.basic.neotraits.api import NArray
+    return {name: getattr(cls, name) for name in cls.declarative_attrs
+            if isinstance(getattr(cls, name), NArray)}
+
+
+def open_bound(value: float, side: int) -> float | None:
+    """TVB writes an open boundary as +-float max (sys.float_info.max) or inf; mfgen as None."""
+    return None if abs(value) >= np.finfo(float).max else float(value)
+
+
+@pytest.mark.parametrize("spec", ZOO)
+def test_zoo_spec_has_tvbs_names_defaults_ranges_and_boundaries(spec):
+    model, cls = mfgen.load(spec), tvb_class(spec)
+    tvb = cls()
+    tvb.configure()
+    traits = narray_traits(cls)
+    assert set(model.parameters) == set(traits) - LEFT_OUT.get(spec, set())
+    for name in model.parameters:
+        trait = traits[name]
+        np.testing.assert_array_equal(model.parameters[name], getattr(tvb, name), err_msg=name)
+        domain = (trait.domain.lo, trait.domain.hi) if trait.domain is not None else None
+        if trait.dtype == bool:
+            domain = None
+        assert model.parameter_info[name].range == domain, name
+    assert list(model.state_variables) == list(tvb.state_variables)
+    assert list(model.cvar) == list(tvb.cvar)
+    for name, (low, high) in tvb.state_variable_range.items():
+        assert model.states[name].range == (low, high), name
+    boundaries = getattr(tvb, "state_variable_boundaries", None) or {}
+    for name in model.state_variables:
+        expected = (None, None)
+        if name in boundaries:
+            expected = (open_bound(boundaries[name][0], -1), open_bound(boundaries[name][1], 1))
+        assert model.states[name].boundaries == expected, name
+
+
+def uses_numba(cls: type) -> bool:
+    """TVB's numba models (ModelNumbaDfun) keep their NumPy version as `_numpy_dfun`."""
+    return "_numpy_dfun" in vars(cls) or any("_numpy_dfun" in vars(base) and base is not cls
+                                             for base in cls.__mro__[1:-1]
+                                             if base.__name__ != "Model")
+
+
+def random_zoo_inputs(model, cls, n: int, rng: np.random.Generator):
+    """States uniform in TVB's state_variable_range (check_range where that is [x, x]),
+    coupling of either sign up to a tenth of the coupled state's range, per-node parameters
+    uniform in TVB's domains, booleans flipped from their defaults."""
+    state = np.empty((model.n_states, n))
+    for k, name in enumerate(model.state_variables):
+        low, high = model.states[name].range
+        if low == high:
+            low, high = model.states[name].check_range
+        state[k] = rng.uniform(low, high, n)
+    coupling = np.empty((len(model.cvar), n))
+    for k, index in enumerate(model.cvar):
+        low, high = model.states[model.state_variables[index]].range
+        width = 0.1 * (high - low) or 0.1
+        coupling[k] = rng.uniform(-width, width, n)
+    parameters = {}
+    for name, trait in narray_traits(cls).items():
+        if name not in model.parameters:
+            continue
+        if trait.dtype == bool:
+            parameters[name] = not bool(model.parameters[name])
+        elif trait.domain is not None:
+            parameters[name] = rng.uniform(trait.domain.lo, trait.domain.hi, n)
+    return state, coupling, float(rng.uniform(-0.5, 0.5)), parameters
+
+
+def tvb_derivative(cls, method: str, state, coupling, local_coupling, parameters):
+    """TVB's `dfun` (numba gufunc: per-node parameters of shape (n,)) or `_numpy_dfun`
+    (shape (n, 1), against TVB's (n_state, n_nodes, 1) arrays)."""
+    shape = (-1,) if method == "dfun" and uses_numba(cls) else (-1, 1)
+    tvb = cls(**{name: np.reshape(value, shape) for name, value in parameters.items()})
+    tvb.configure()
+    with np.errstate(all="ignore"):
+        result = getattr(tvb, method)(state[..., None], coupling[..., None], local_coupling)
+    return np.asarray(result)[..., 0]
+
+
+# Same formulas evaluated in another order: 1e-12 relative, with the checking module's floor
+# (1 % of the row's largest value): rate equations such as -S/tau + (1 - S) H gamma cancel near
+# their fixed points, where the value is tiny but the rounding of each term is not.
+ZOO_RTOL = 1e-12
+
+
+@pytest.mark.parametrize("spec", ZOO)
+def test_zoo_dfun_matches_tvbs_numba_and_numpy_dfun(spec, rng):
+    model, cls = mfgen.load(spec), tvb_class(spec)
+    n = 1000
+    state, coupling, lc, random_parameters = random_zoo_inputs(model, cls, n, rng)
+    methods = ["dfun"] + (["_numpy_dfun"] if uses_numba(cls) else [])
+    for local_coupling, parameters in ((0.0, {}), (lc, random_parameters)):
+        with np.errstate(all="ignore"):
+            computed = model.dfun(state, coupling, local_coupling,
+                                  **{k: np.asarray(v, dtype=float) for k, v in parameters.items()})
+        for method in methods:
+            expected = tvb_derivative(cls, method, state, coupling, local_coupling, parameters)
+            assert expected.shape == computed.shape, method
+            mismatch = np.isfinite(computed) != np.isfinite(expected)
+            assert not mismatch.any(), (method, np.argwhere(mismatch)[:3])
+            error = relative_error(computed, expected).max(axis=1)
+            worst = dict(zip(model.state_variables, error))
+            assert max(error) <= ZOO_RTOL, (method, local_coupling != 0.0, worst)
