@@ -264,7 +264,8 @@ def parser() -> argparse.ArgumentParser:
                      help="synthetic (default), tvb-default (needs tvb-data), none, or a TVB "
                           "connectivity .zip")
     sim.add_argument("--regions", type=int, default=68, help="regions of synthetic/none")
-    sim.add_argument("--speed", type=float, default=4.0, help="conduction speed, mm/ms")
+    sim.add_argument("--speed", type=float, default=3.0,
+                     help="conduction speed, mm/ms (default: %(default)s, TVB's)")
     sim.add_argument("--duration", type=float, default=1000.0, help="ms")
     sim.add_argument("--dt", type=float, default=0.1, help="ms")
     sim.add_argument("--integrator", default="heun")
