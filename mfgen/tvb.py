@@ -45,6 +45,8 @@ BUNDLED_TVB_SPECS = {
     "DumontGutkin": "tvb_dumont_gutkin",
     "Epileptor": "tvb_epileptor",
     "Epileptor2D": "tvb_epileptor_2d",
+    "EpileptorCodim3": "tvb_epileptor_codim3",
+    "EpileptorCodim3SlowMod": "tvb_epileptor_codim3_slow_mod",
     "EpileptorRestingState": "tvb_epileptor_resting_state",
     "GastSchmidtKnosche_SD": "tvb_gast_schmidt_knosche_sd",
     "GastSchmidtKnosche_SF": "tvb_gast_schmidt_knosche_sf",

@@ -165,6 +165,8 @@ ZOO = {
     "tvb_gast_schmidt_knosche_sf": "GastSchmidtKnosche_SF",
     "tvb_dumont_gutkin": "DumontGutkin",
     "tvb_kion_ex": "KIonEx",
+    "tvb_epileptor_codim3": "EpileptorCodim3",
+    "tvb_epileptor_codim3_slow_mod": "EpileptorCodim3SlowMod",
 }
 # TVB parameters a spec leaves out, and why.
 LEFT_OUT = {
@@ -172,6 +174,12 @@ LEFT_OUT = {
     # the spec is TVB's default, static Hopfield.
     "tvb_hopfield": {"dynamic"},
 }
+
+
+# Parameters TVB reads as one value (element [0], in update_derived_parameters) even when
+# given per node: the test varies them as one random value.
+ONE_VALUE = {name for point in ("start", "stop", "Ain", "Aend", "Bin", "Bend")
+             for name in (f"mu1_{point}", f"mu2_{point}", f"nu_{point}")}
 
 
 def tvb_class(spec: str) -> type:
@@ -248,7 +256,8 @@ def random_zoo_inputs(model, cls, n: int, rng: np.random.Generator):
             low, high = int(np.ceil(trait.domain.lo)), int(np.floor(trait.domain.hi))
             parameters[name] = rng.integers(low, high + 1, n)
         elif trait.domain is not None:
-            parameters[name] = rng.uniform(trait.domain.lo, trait.domain.hi, n)
+            size = 1 if name in ONE_VALUE else n
+            parameters[name] = rng.uniform(trait.domain.lo, trait.domain.hi, size)
     return state, coupling, float(rng.uniform(-0.5, 0.5)), parameters
 
 
@@ -256,7 +265,8 @@ def tvb_derivative(cls, method: str, state, coupling, local_coupling, parameters
     """TVB's `dfun` (numba gufunc: per-node parameters of shape (n,)) or `_numpy_dfun`
     (shape (n, 1), against TVB's (n_state, n_nodes, 1) arrays)."""
     shape = (-1,) if method == "dfun" and uses_numba(cls) else (-1, 1)
-    tvb = cls(**{name: np.reshape(value, shape) for name, value in parameters.items()})
+    tvb = cls(**{name: np.reshape(value, shape if np.size(value) > 1 else (1,))
+                 for name, value in parameters.items()})
     tvb.configure()
     with np.errstate(all="ignore"):
         result = getattr(tvb, method)(state[..., None], coupling[..., None], local_coupling)
@@ -267,6 +277,11 @@ def tvb_derivative(cls, method: str, state, coupling, local_coupling, parameters
 # (1 % of the row's largest value): rate equations such as -S/tau + (1 - S) H gamma cancel near
 # their fixed points, where the value is tiny but the rounding of each term is not.
 ZOO_RTOL = 1e-12
+# The EpileptorCodim3 models take x_s from Cardano's formula (cube roots of u = mu1/2 +-
+# sqrt(D)), ill-conditioned near D = 0: TVB's own numba and NumPy paths differ there by up to
+# ~4e-11 (measured at seed 3 of this test), and mfgen (real modulus and angle) likewise. Their
+# z' = -c (|(x, y) - (x_s, 0)| - d*) then cancels. 1e-9 leaves a margin over that.
+CARDANO_RTOL = {"tvb_epileptor_codim3": 1e-9, "tvb_epileptor_codim3_slow_mod": 1e-9}
 
 
 @pytest.mark.parametrize("spec", ZOO)
@@ -277,8 +292,9 @@ def test_zoo_dfun_matches_tvbs_numba_and_numpy_dfun(spec, rng):
     methods = ["dfun"] + (["_numpy_dfun"] if uses_numba(cls) else [])
     for local_coupling, parameters in ((0.0, {}), (lc, random_parameters)):
         with np.errstate(all="ignore"):
-            computed = model.dfun(state, coupling, local_coupling,
-                                  **{k: np.asarray(v, dtype=float) for k, v in parameters.items()})
+            computed = model.dfun(state, coupling, local_coupling, **{
+                name: np.asarray(value, dtype=float).squeeze()
+                for name, value in parameters.items()})
         for method in methods:
             expected = tvb_derivative(cls, method, state, coupling, local_coupling, parameters)
             assert expected.shape == computed.shape, method
@@ -286,4 +302,5 @@ def test_zoo_dfun_matches_tvbs_numba_and_numpy_dfun(spec, rng):
             assert not mismatch.any(), (method, np.argwhere(mismatch)[:3])
             error = relative_error(computed, expected).max(axis=1)
             worst = dict(zip(model.state_variables, error))
-            assert max(error) <= ZOO_RTOL, (method, local_coupling != 0.0, worst)
+            tolerance = CARDANO_RTOL.get(spec, ZOO_RTOL)
+            assert max(error) <= tolerance, (method, local_coupling != 0.0, worst)
