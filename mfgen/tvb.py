@@ -137,7 +137,7 @@ def model_class(spec: str | Path, class_name: str | None = None) -> type:
         attributes["state_variable_boundaries"] = Final(
             label="State variable boundaries [lo, hi]", default=bounded)
     for name, info in compiled.parameter_info.items():
-        if name in attributes or name in vars(tvb_models.Model):
+        if name in attributes or hasattr(tvb_models.Model, name):
             raise MfgenError(f"parameter '{name}' of '{compiled.name}' would shadow TVB's "
                              f"Model.{name}; rename it in the spec")
         if declared.parameters[name].boolean:
@@ -266,6 +266,7 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
         simulator.configure()
     model = simulator.model
     compiled, _ = _spec_of(model)
+    _check_model_matches_spec(model, compiled)
     if getattr(model, "number_of_modes", 1) != 1:
         raise _refuse(f"model with {model.number_of_modes} modes", "mfgen models have one")
     expressions = [v for v in model.variables_of_interest if v not in compiled.state_variables]
@@ -320,6 +321,29 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
     steps = simulator.current_step + 1 + np.arange(n_steps)  # TVB's step numbers
     return [_tvb_output(monitor, raw[:, [recorded.index(v) for v in variables]], steps, dt)
             for monitor, variables in zip(simulator.monitors, monitor_variables)]
+
+
+def _check_model_matches_spec(model: Any, compiled: CompiledModel) -> None:
+    """What the spec fixes must be what the TVB instance uses: cvar, boundaries, and TVB
+    parameters the spec leaves out (Hopfield's `dynamic`) at their defaults."""
+    if list(np.asarray(model.cvar)) != list(compiled.cvar):
+        raise _refuse(f"cvar {list(model.cvar)}",
+                      f"the spec '{compiled.name}' couples {list(compiled.cvar)}")
+    bounds = getattr(model, "state_variable_boundaries", None) or {}
+    for name, info in compiled.states.items():
+        low, high = bounds.get(name, (-np.inf, np.inf))
+        tvb = (None if low <= -np.finfo(float).max else float(low),
+               None if high >= np.finfo(float).max else float(high))
+        if tvb != info.boundaries:
+            raise _refuse(f"state_variable_boundaries of {name} {tvb}",
+                          f"the spec '{compiled.name}' has {info.boundaries}")
+    for name in type(model).declarative_attrs:
+        trait = getattr(type(model), name)
+        if isinstance(trait, NArray) and name not in compiled.parameters and \
+                trait.default is not None and \
+                not np.array_equal(getattr(model, name), trait.default):
+            raise _refuse(f"parameter {name}={getattr(model, name)!r}",
+                          f"the spec '{compiled.name}' has no {name} (TVB's default only)")
 
 
 def _initial_history(simulator: Any, compiled: CompiledModel, horizon: int) -> np.ndarray:

@@ -242,3 +242,17 @@ def test_a_tvb_model_without_a_spec_is_refused(connectivity):
     with pytest.raises(mftvb.UnsupportedByMfgen, match="ReducedSetFitzHughNagumo: no mfgen spec"):
         mftvb._spec_of(model)
     assert mfgen.load("tvb_jansen_rit") is not None
+
+
+def test_settings_the_spec_does_not_have_are_refused(connectivity):
+    model = models.Hopfield(dynamic=np.array([1]))  # TVB swaps dfun and cvar for this
+    history = random_history(model, connectivity.horizon, connectivity.number_of_regions)
+    sim = configured(model, connectivity, history[:, :2])
+    with pytest.raises(mftvb.UnsupportedByMfgen, match="cvar"):
+        mftvb.simulate(sim)
+    bounded = models.JansenRit()
+    bounded.state_variable_boundaries = {"y0": np.array([0.0, 1.0])}
+    history = random_history(bounded, connectivity.horizon, connectivity.number_of_regions)
+    sim = configured(bounded, connectivity, history)
+    with pytest.raises(mftvb.UnsupportedByMfgen, match="state_variable_boundaries of y0"):
+        mftvb.simulate(sim)
