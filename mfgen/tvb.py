@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import sympy
 from tvb.basic.neotraits.api import Final, List, NArray, Range
 from tvb.simulator import coupling as tvb_coupling
 from tvb.simulator import integrators as tvb_integrators
@@ -30,8 +31,10 @@ from tvb.simulator import models as tvb_models
 from tvb.simulator import monitors as tvb_monitors
 from tvb.simulator import noise as tvb_noise
 
+from mfgen.codegen.expressions import parse_expression
+from mfgen.codegen.printing import NumpyPrinter
 from mfgen.codegen.spec import load_spec
-from mfgen.errors import MfgenError
+from mfgen.errors import Location, MfgenError, SpecError
 from mfgen.runtime.connectivity import Connectivity
 from mfgen.runtime.loader import load
 from mfgen.runtime.model import CompiledModel
@@ -269,10 +272,8 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
     _check_model_matches_spec(model, compiled)
     if getattr(model, "number_of_modes", 1) != 1:
         raise _refuse(f"model with {model.number_of_modes} modes", "mfgen models have one")
-    expressions = [v for v in model.variables_of_interest if v not in compiled.state_variables]
-    if expressions:
-        raise _refuse(f"variables_of_interest {expressions}",
-                      "mfgen monitors record state variables (no expressions yet)")
+    observables = {v: _observable(v, compiled) for v in model.variables_of_interest
+                   if v not in compiled.state_variables}
     if simulator.surface is not None:
         raise _refuse("a cortical surface", "mfgen simulates region networks")
     if simulator.stimulus is not None:
@@ -309,7 +310,9 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
     history = _initial_history(simulator, compiled, horizon)
     nsig, normals = _noise(simulator, compiled, n_steps)
     monitor_variables = _monitor_variables(simulator)
-    recorded = [v for v in compiled.state_variables if any(v in m for m in monitor_variables)]
+    needed = {name for variables in monitor_variables for name in variables}
+    needed |= {arg for v in needed if v in observables for arg in observables[v][0]}
+    recorded = [v for v in compiled.state_variables if v in needed]
     parameters = _parameter_values(model, compiled, network.n_regions)
     run = Simulation(
         compiled, network, coupling=coupling_name, coupling_parameters=coupling_parameters,
@@ -319,8 +322,50 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
         coupling_precision=coupling_precision)
     raw = run.run(n_steps * dt, noise_array=normals)["raw"].data[..., np.newaxis]
     steps = simulator.current_step + 1 + np.arange(n_steps)  # TVB's step numbers
-    return [_tvb_output(monitor, raw[:, [recorded.index(v) for v in variables]], steps, dt)
+
+    def observed(variable: str) -> np.ndarray:  # (n_steps, n_nodes, 1), as TVB's observe
+        if variable not in observables:
+            return raw[:, recorded.index(variable)]
+        args, function = observables[variable]
+        return function(*(raw[:, recorded.index(a)] for a in args))
+
+    return [_tvb_output(monitor, np.stack([observed(v) for v in variables], axis=1), steps, dt)
             for monitor, variables in zip(simulator.monitors, monitor_variables)]
+
+
+class _StatesOnly:
+    """The scope of a TVB variable_of_interest expression: the model's state variables (what
+    TVB's `observe` binds), through mfgen's expression parser (never eval)."""
+
+    def __init__(self, compiled: CompiledModel) -> None:
+        self.states = {name: sympy.Symbol(name, real=True) for name in compiled.state_variables}
+
+    def symbol(self, name: str, where: Location) -> sympy.Expr:
+        if name not in self.states:
+            raise SpecError(f"'{name}' is not a state variable", where)
+        return self.states[name]
+
+    def call(self, name: str, args: list, where: Location) -> sympy.Expr:
+        raise SpecError(f"'{name}' cannot be called here", where)
+
+    def derivative(self, name: str, wrt: list, args: list, where: Location) -> sympy.Expr:
+        raise SpecError("no derivatives here", where)
+
+
+def _observable(text: str, compiled: CompiledModel) -> tuple[list[str], Any]:
+    """A variable_of_interest that is an expression of the states (Epileptor's 'x2 - x1'):
+    the states it reads and a NumPy function of them, printed from the parsed expression."""
+    try:
+        expr = parse_expression(text, Location("variables_of_interest"), _StatesOnly(compiled))
+    except SpecError as exc:
+        raise _refuse(f"variables_of_interest entry {text!r}", exc.bare_message) from None
+    args = sorted((s.name for s in expr.free_symbols), key=compiled.state_variables.index)
+    if not args:
+        raise _refuse(f"variables_of_interest entry {text!r}", "it reads no state variable")
+    function = sympy.lambdify([sympy.Symbol(a, real=True) for a in args], expr,
+                              modules="numpy", printer=NumpyPrinter(
+                                  {"fully_qualified_modules": True}))
+    return args, lambda *values: np.asarray(function(*values), dtype=float)
 
 
 def _check_model_matches_spec(model: Any, compiled: CompiledModel) -> None:

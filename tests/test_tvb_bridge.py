@@ -229,12 +229,34 @@ def test_what_mfgen_cannot_run_is_refused_by_name(change, message, connectivity)
         mftvb.simulate(sim)
 
 
-def test_expression_variables_of_interest_are_refused(connectivity):
-    model = models.Epileptor()  # TVB's default: ('x2 - x1', 'z')
-    history = random_history(model, connectivity.horizon, connectivity.number_of_regions)
-    sim = configured(model, connectivity, history)
-    with pytest.raises(mftvb.UnsupportedByMfgen, match=r"variables_of_interest \['x2 - x1'\]"):
-        mftvb.simulate(sim)
+def test_expression_variables_of_interest_are_computed_as_tvb_does(connectivity):
+    """Epileptor's default variables_of_interest, ('x2 - x1', 'z'): TVB's observe evaluates
+    them at every step before the monitors see them; so does the bridge."""
+    history = random_history(models.Epileptor(), connectivity.horizon,
+                             connectivity.number_of_regions, 5, spread=0.5)
+    expected = configured(models.Epileptor(), connectivity, history).run()
+    computed = mftvb.simulate(configured(models.Epileptor(), connectivity, history))
+    for (times, data), (tvb_times, tvb_data) in zip(computed, expected):
+        assert data.shape == tvb_data.shape == (data.shape[0], 2, 76, 1)
+        np.testing.assert_allclose(times, tvb_times, rtol=0, atol=1e-9)
+        assert relative_error(data, tvb_data) <= TOLERANCE
+
+
+@pytest.mark.parametrize("voi, message", [
+    ("x1 + q", "'q' is not a state variable"),
+    ("numpy.abs(x1)", "attribute access"),
+    ("2.0", "reads no state variable"),
+])
+def test_expressions_mfgen_cannot_parse_are_refused(voi, message):
+    """(TVB's classes only accept their listed choices; a model_class or a subclass may
+    carry others.) The expression goes through mfgen's parser, never eval."""
+    compiled = mfgen.load("tvb_epileptor")
+    with pytest.raises(mftvb.UnsupportedByMfgen, match=message):
+        mftvb._observable(voi, compiled)
+    args, function = mftvb._observable("x2 - 2 * x1", compiled)
+    assert args == ["x1", "x2"]
+    np.testing.assert_array_equal(function(np.array([1.0, 2.0]), np.array([5.0, 5.0])),
+                                  [3.0, 1.0])
 
 
 def test_a_tvb_model_without_a_spec_is_refused(connectivity):
