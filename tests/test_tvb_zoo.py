@@ -13,7 +13,8 @@ from mfgen.runtime.checking import relative_error
 
 # Names that are C keywords, libc functions (y0, y1, j0 are Bessel functions in math.h), macros
 # of the headers the kernel or cffi's wrapper include (NAN, INFINITY, M_PI, Py_None, linux) or
-# the kernel's own symbols (dfun_uniform): all are fine spec names now.
+# the kernel's own symbols (dfun_uniform): all are fine spec names now, as are the words of
+# the comments of the former macro list (the, one, gcc, name).
 C_HOSTILE_NAMES = """\
 name: int
 parameters:
@@ -29,6 +30,10 @@ parameters:
   double: 0.5
   linux: 1.0
   dfun_uniform: 0.5
+  the: 0.0
+  one: 0.0
+  gcc: 0.0
+  name: 0.0
 state_variables:
   y0: {range: [-1, 1]}
   y1: {range: [-1, 1]}
@@ -44,7 +49,7 @@ derived:
 derivatives:
   y0: jn - C * y1 + printf + main * errno
   y1: pow(y0, y1) * M_PI + Py_None + restrict * double
-  j0: -linux * j0 + dfun_uniform
+  j0: -linux * j0 + dfun_uniform + the + one + gcc + name
 """
 
 
