@@ -8,8 +8,9 @@
 `model_class` gives a TVB model whose traits come from the spec (state variables, ranges,
 boundaries, cvar, parameters with defaults and domains, variables_of_interest) and whose
 `dfun` calls the compiled kernel. `simulate` reads a configured TVB Simulator and runs it in
-`mfgen.Simulation` (recording every step of the monitored variables, from which each TVB
-monitor's samples are computed as TVB computes them), returning what `Simulator.run()`
+`mfgen.Simulation` (with mfgen's own monitors where their windows are TVB's, else from every
+step's states, from which each TVB monitor's samples are computed as TVB computes them),
+returning what `Simulator.run()`
 returns; whatever mfgen cannot run exactly as TVB does is refused by name
 (`UnsupportedByMfgen`), never approximated.
 
@@ -38,7 +39,7 @@ from mfgen.errors import Location, MfgenError, SpecError
 from mfgen.runtime.connectivity import Connectivity
 from mfgen.runtime.loader import load
 from mfgen.runtime.model import CompiledModel
-from mfgen.runtime.simulation import Raw, Simulation
+from mfgen.runtime.simulation import Raw, Simulation, SubSample, TemporalAverage
 
 # TVB's region models and the bundled specs written from them (specs/tvb_*.yaml).
 BUNDLED_TVB_SPECS = {
@@ -310,18 +311,32 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
     history = _initial_history(simulator, compiled, horizon)
     nsig, normals = _noise(simulator, compiled, n_steps)
     monitor_variables = _monitor_variables(simulator)
-    needed = {name for variables in monitor_variables for name in variables}
+    # A monitor of state variables whose windows start where TVB's do (no initial history
+    # given, or istep divides its length - 1) runs as mfgen's own monitor; the others are
+    # computed from every step's states, recorded once ("raw") for all of them.
+    native = [all(v in compiled.state_variables for v in variables)
+              and simulator.current_step % int(monitor.istep) == 0
+              for monitor, variables in zip(simulator.monitors, monitor_variables)]
+    needed = {name for variables, own in zip(monitor_variables, native) if not own
+              for name in variables}
     needed |= {arg for v in needed if v in observables for arg in observables[v][0]}
     recorded = [v for v in compiled.state_variables if v in needed]
+    monitors = [_native_monitor(monitor, variables, index, dt)
+                for index, (monitor, variables, own) in enumerate(
+                    zip(simulator.monitors, monitor_variables, native)) if own]
+    if recorded:
+        monitors.append(Raw(recorded, name="raw"))
     parameters = _parameter_values(model, compiled, network.n_regions)
     run = Simulation(
         compiled, network, coupling=coupling_name, coupling_parameters=coupling_parameters,
         integrator=INTEGRATORS[type(integrator)], dt=dt, noise=nsig,
-        monitors=[Raw(recorded, name="raw")], initial_history=history,
+        monitors=monitors, initial_history=history,
         parameters=parameters, local_coupling=0.0,  # region mode: TVB's is 0
         coupling_precision=coupling_precision)
-    raw = run.run(n_steps * dt, noise_array=normals)["raw"].data[..., np.newaxis]
+    result = run.run(n_steps * dt, noise_array=normals)
+    raw = result["raw"].data[..., np.newaxis] if recorded else None
     steps = simulator.current_step + 1 + np.arange(n_steps)  # TVB's step numbers
+    offset = simulator.current_step * dt  # mfgen counts time from 0, TVB from current_step
 
     def observed(variable: str) -> np.ndarray:  # (n_steps, n_nodes, 1), as TVB's observe
         if variable not in observables:
@@ -329,8 +344,24 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
         args, function = observables[variable]
         return function(*(raw[:, recorded.index(a)] for a in args))
 
-    return [_tvb_output(monitor, np.stack([observed(v) for v in variables], axis=1), steps, dt)
-            for monitor, variables in zip(simulator.monitors, monitor_variables)]
+    outputs = []
+    for index, (monitor, variables, own) in enumerate(
+            zip(simulator.monitors, monitor_variables, native)):
+        if own:
+            samples = result[f"monitor_{index}"]
+            outputs.append((samples.times + offset, samples.data[..., np.newaxis]))
+        else:
+            data = np.stack([observed(v) for v in variables], axis=1)
+            outputs.append(_tvb_output(monitor, data, steps, dt))
+    return outputs
+
+
+def _native_monitor(monitor: Any, variables: list[str], index: int, dt: float) -> Any:
+    name = f"monitor_{index}"
+    if type(monitor) is tvb_monitors.Raw:
+        return Raw(variables, name=name)
+    kind = SubSample if type(monitor) is tvb_monitors.SubSample else TemporalAverage
+    return kind(int(monitor.istep) * dt, variables, name=name)
 
 
 class _StatesOnly:

@@ -278,3 +278,44 @@ def test_settings_the_spec_does_not_have_are_refused(connectivity):
     sim = configured(bounded, connectivity, history)
     with pytest.raises(mftvb.UnsupportedByMfgen, match="state_variable_boundaries of y0"):
         mftvb.simulate(sim)
+
+
+def test_aligned_monitors_run_as_mfgens_own(connectivity):
+    """When TVB's windows start where mfgen's do (istep divides the history length - 1, or no
+    initial history), the bridge uses mfgen's monitors: same samples, same times."""
+    model = models.ReducedWongWangExcInh()
+    history = random_history(model, connectivity.horizon, connectivity.number_of_regions, 6)
+    tvb_monitors = (monitors.Raw(), monitors.SubSample(period=0.4),
+                    monitors.TemporalAverage(period=0.8))  # istep 4 and 8 divide 512
+
+    def run(function):
+        return function(configured(models.ReducedWongWangExcInh(), connectivity, history,
+                                   tvb_monitors=tvb_monitors))
+
+    expected, computed = run(lambda sim: sim.run()), run(mftvb.simulate)
+    for (times, data), (tvb_times, tvb_data) in zip(computed, expected):
+        assert data.shape == tvb_data.shape
+        np.testing.assert_allclose(times, tvb_times, rtol=0, atol=1e-9)
+        assert relative_error(data, tvb_data) <= TOLERANCE
+
+
+def test_tvbs_own_random_initial_history(connectivity):
+    """No initial_conditions: TVB draws a history from model.initial() (NumPy's global
+    RandomState) and starts at step 0; the bridge reads that configured history."""
+    def configured_without_history() -> simulator.Simulator:
+        np.random.seed(11)
+        sim = simulator.Simulator(
+            model=models.Generic2dOscillator(), connectivity=connectivity,
+            coupling=coupling.Linear(a=np.array([0.01])),
+            integrator=integrators.HeunDeterministic(dt=DT),
+            monitors=(monitors.Raw(), monitors.TemporalAverage(period=1.0)),
+            simulation_length=20.0)
+        sim.configure()
+        return sim
+
+    expected = configured_without_history().run()
+    computed = mftvb.simulate(configured_without_history())
+    for (times, data), (tvb_times, tvb_data) in zip(computed, expected):
+        assert data.shape == tvb_data.shape
+        np.testing.assert_allclose(times, tvb_times, rtol=0, atol=1e-9)
+        assert relative_error(data, tvb_data) <= TOLERANCE
