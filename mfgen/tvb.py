@@ -90,6 +90,9 @@ INTEGRATORS = {
 }
 
 
+NOISE_CHUNK_STEPS = 10_000  # TVB's normals for this many steps at a time (memory)
+
+
 class UnsupportedByMfgen(MfgenError):
     """A TVB simulator uses something mfgen's engine does not run exactly as TVB does."""
 
@@ -197,8 +200,8 @@ def _refuse(what: str, why: str) -> UnsupportedByMfgen:
     return UnsupportedByMfgen(f"{what}: {why}; run it with TVB's own Simulator.run()")
 
 
-def _noise(simulator: Any, compiled: CompiledModel, n_steps: int
-           ) -> tuple[dict[str, float] | None, np.ndarray | None]:
+def _noise(simulator: Any, compiled: CompiledModel
+           ) -> tuple[dict[str, float] | None, np.random.RandomState | None]:
     """TVB's Additive noise as mfgen's nsig per state, with TVB's own normal stream (one
     normal(size=(n_state, n_nodes, 1)) per step, from where its stream stands)."""
     integrator = simulator.integrator
@@ -217,8 +220,7 @@ def _noise(simulator: Any, compiled: CompiledModel, n_steps: int
         raise _refuse(f"noise nsig of shape {nsig.shape}", "mfgen takes one nsig per state")
     stream = np.random.RandomState()  # continue TVB's stream, not a copy of its seed's start
     stream.set_state(noise.random_stream.get_state())
-    normals = stream.normal(size=(n_steps, n_state, simulator.connectivity.number_of_regions, 1))
-    return dict(zip(compiled.state_variables, nsig)), normals[..., 0]
+    return dict(zip(compiled.state_variables, nsig)), stream
 
 
 MONITORS = (tvb_monitors.Raw, tvb_monitors.SubSample, tvb_monitors.TemporalAverage)
@@ -309,7 +311,7 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
     n_steps = int(math.ceil(simulator.simulation_length / dt))  # as Simulator.run
     horizon = int(simulator.connectivity.horizon)
     history = _initial_history(simulator, compiled, horizon)
-    nsig, normals = _noise(simulator, compiled, n_steps)
+    nsig, stream = _noise(simulator, compiled)
     monitor_variables = _monitor_variables(simulator)
     # A monitor of state variables whose windows start where TVB's do (no initial history
     # given, or istep divides its length - 1) runs as mfgen's own monitor; the others are
@@ -333,7 +335,15 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
         monitors=monitors, initial_history=history,
         parameters=parameters, local_coupling=0.0,  # region mode: TVB's is 0
         coupling_precision=coupling_precision)
-    result = run.run(n_steps * dt, noise_array=normals)
+    done, result = 0, run.result()
+    while done < n_steps:  # in chunks, so TVB's normals are drawn a chunk at a time
+        chunk = min(NOISE_CHUNK_STEPS, n_steps - done)
+        normals = None if stream is None else stream.normal(
+            size=(chunk, compiled.n_states, network.n_regions, 1))[..., 0]
+        result = run.run(chunk * dt, noise_array=normals)
+        if result.interrupted:  # Ctrl-C: no partial TVB output
+            raise KeyboardInterrupt
+        done += chunk
     raw = result["raw"].data[..., np.newaxis] if recorded else None
     steps = simulator.current_step + 1 + np.arange(n_steps)  # TVB's step numbers
     offset = simulator.current_step * dt  # mfgen counts time from 0, TVB from current_step
