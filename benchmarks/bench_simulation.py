@@ -2,7 +2,7 @@
 """Simulation speed (not a test): mfgen's generated time loop vs TVB's own simulator.
 
 Same configuration on both sides: TVB's default 76-region connectome (tvb-data; the synthetic
-one if it is missing) with delays (speed 4 mm/ms,
+one if it is missing) with delays (speed 3 mm/ms,
 dt 0.1 ms), Linear coupling, Heun deterministic and stochastic, TemporalAverage(1 ms) monitor.
 Reported: wall time per simulated second (median of repeats), us per step, node-steps/s and
 the ratio. Then mfgen alone on random sparse networks of 1 000 and 10 000 nodes to show how the

@@ -34,6 +34,7 @@ BUILTIN_FUNCTIONS: dict[str, tuple[int | None, Callable[..., sympy.Expr]]] = {
     "tanh": (1, sympy.tanh),
     "sin": (1, sympy.sin),
     "cos": (1, sympy.cos),
+    "atan2": (2, sympy.atan2),  # atan2(y, x): the angle of x + iy (TVB's complex roots)
     "abs": (1, sympy.Abs),
     "max": (None, sympy.Max),
     "min": (None, sympy.Min),

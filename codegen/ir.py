@@ -459,7 +459,9 @@ def _readable(name: str) -> str:
 def parameter_values(spec: ModelSpec) -> dict[str, sympy.Expr | VectorRef]:
     values: dict[str, sympy.Expr | VectorRef] = {}
     for name, p in spec.parameters.items():
-        if p.size is None:
+        if p.boolean:  # a condition wherever it is used: true where the value is nonzero
+            values[name] = sympy.Ne(real_symbol(name), 0)
+        elif p.size is None:
             values[name] = real_symbol(name)
         else:
             values[name] = VectorRef(name, tuple(real_symbol(f"{name}__{i}")

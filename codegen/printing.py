@@ -11,6 +11,8 @@ import sympy
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.numpy import SciPyPrinter
 
+from mfgen.codegen.names import BUILTIN_INPUTS, c_name
+
 MAX_MULTIPLY_POWER = 8  # x**n with |n| <= 8 prints as repeated multiplication
 EXACT_INTEGERS = 2**53  # integers below this are exact doubles
 
@@ -34,12 +36,24 @@ def _double_literal(value: float, infinity: str, nan: str) -> str:
 
 
 class CPrinter(C99CodePrinter):
-    """C99 with exact float literals, powers as products, no macros (M_PI) or errno traps."""
+    """C99 with exact float literals, powers as products, no macros (M_PI) or errno traps.
+
+    Model symbols print mangled (`names.c_name`) so any spec name is a safe C identifier;
+    built-in inputs (`local_coupling`) keep their names, which the kernel's signature uses.
+    Coupling functions print with `mangle=False`: their templates declare x_i, x_j, gx and
+    the parameters by their plain names.
+    """
 
     math_macros: dict = {}  # print sqrt(2) etc. as numbers: M_SQRT2 is not ISO C
 
+    def __init__(self, mangle: bool = True) -> None:
+        super().__init__()
+        self.mangle = mangle
+
     def _print_Symbol(self, expr: sympy.Symbol) -> str:
-        return expr.name  # names were validated as C-safe when the spec was loaded
+        if not self.mangle or expr.name in BUILTIN_INPUTS:
+            return expr.name
+        return c_name(expr.name)
 
     def _print_Float(self, expr: sympy.Float) -> str:
         return _double_literal(_double(expr), "INFINITY", "NAN")
@@ -172,11 +186,13 @@ class NumpyPrinter(SciPyPrinter):
 
 
 _C = CPrinter()
+_C_PLAIN = CPrinter(mangle=False)
 _NUMPY = NumpyPrinter({"fully_qualified_modules": True, "allow_unknown_functions": False})
 
 
-def c_expression(expr: sympy.Expr) -> str:
-    return _C.doprint(expr)
+def c_expression(expr: sympy.Expr, mangle: bool = True) -> str:
+    """C for `expr`; symbols as `c_name(name)` unless `mangle` is False (coupling functions)."""
+    return (_C if mangle else _C_PLAIN).doprint(expr)
 
 
 def numpy_expression(expr: sympy.Expr) -> str:

@@ -13,6 +13,7 @@ from mfgen import __version__
 from mfgen.codegen.coupling import load_coupling_functions
 from mfgen.codegen.integrators import INTEGRATORS
 from mfgen.codegen.ir import ModelIR
+from mfgen.codegen.names import c_name
 from mfgen.codegen.optimize import Kernel
 from mfgen.codegen.printing import numpy_expression
 from mfgen.codegen.targets import C, Target
@@ -27,7 +28,9 @@ MONITOR_KINDS = {"raw": 0, "subsample": 0, "temporal_average": 1}
 def _simulator_context(target: Target) -> dict[str, Any]:
     couplings = [
         {"name": f.name, "parameters": [p for p, _ in f.parameters],
-         "pre": target.printer(f.pre), "post": target.printer(f.post)}
+         # Coupling functions name their own C variables (x_i, x_j, gx, parameters).
+         "pre": target.printer(f.pre, mangle=False),
+         "post": target.printer(f.post, mangle=False)}
         for f in load_coupling_functions().values()]
     integrators = []
     for tab in INTEGRATORS.values():
@@ -111,7 +114,7 @@ def render(ir: ModelIR, kernel: Kernel, target: Target = C) -> GeneratedSource:
     """A model's module: its dfun kernels in C, and the NumPy reference. Every target runs
     the same model module (its kernels compute any range of nodes)."""
     env = _environment(target)
-    printed = [(s.name, target.printer(e)) for s, e in kernel.statements]
+    printed = [(c_name(s.name), target.printer(e)) for s, e in kernel.statements]
     invariant = [(n, v) for (s, _), (n, v) in zip(kernel.statements, printed)
                  if s in kernel.loop_invariant]
     per_node = [(n, v) for (s, _), (n, v) in zip(kernel.statements, printed)
@@ -122,9 +125,9 @@ def render(ir: ModelIR, kernel: Kernel, target: Target = C) -> GeneratedSource:
         model_name=ir.name,
         ir_digest=ir.digest()[:16],
         simd_functions=_used_functions([e for _, e in kernel.statements] + kernel.outputs),
-        slots=ir.parameter_slots,
-        states=[s.name for s in ir.states],
-        coupling=[c.name for c in ir.coupling],
+        slots=[c_name(s) for s in ir.parameter_slots],
+        states=[c_name(s.name) for s in ir.states],
+        coupling=[c_name(c.name) for c in ir.coupling],
         statements=printed,
         invariant_statements=invariant,
         node_statements=per_node,

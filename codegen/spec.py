@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mfgen.codegen.expressions import parse_expression
 from mfgen.codegen.locate import bundled_spec_dir, read_spec_bytes, resolve_spec_path
 from mfgen.codegen.names import check_name as _check_name_text
 from mfgen.codegen.names import unknown_key
@@ -52,6 +53,7 @@ class ParameterSpec:
     unit: str
     description: str
     where: Location | None
+    boolean: bool = False  # `default: true/false`: a condition (nonzero is true), 1.0 or 0.0
 
     @property
     def size(self) -> int | None:
@@ -291,7 +293,10 @@ def _text_list(data: PositionedDict, key: str) -> list[str]:
     return list(value)
 
 
-def _number(value: Any, where: Location | None, what: str) -> float:
+def _number(value: Any, where: Location | None, what: str, constant: bool = False) -> float:
+    """A finite number; with `constant`, text is a constant expression (ranges: '2*pi')."""
+    if constant and isinstance(value, str) and where is not None:
+        value = constant_value(value, where, what)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise SpecError(f"{what} must be a number, got {value!r}", where,
                         "write a plain number such as 0.5 or -65")
@@ -305,10 +310,51 @@ def _number(value: Any, where: Location | None, what: str) -> float:
     return number
 
 
+class _NoNames:
+    """The scope of a constant expression: numbers, pi and functions of them, no names."""
+
+    def symbol(self, name: str, where: Location) -> Any:
+        raise SpecError(f"'{name}' is not a constant", where,
+                        "ranges and bounds may use numbers, pi and functions of "
+                        "them (e.g. 2*pi), not names")
+
+    def call(self, name: str, args: list, where: Location) -> Any:
+        raise SpecError(f"'{name}' cannot be called in a constant", where,
+                        "only built-in functions such as exp or sqrt")
+
+    def derivative(self, name: str, wrt: list, args: list, where: Location) -> Any:
+        raise SpecError("a constant cannot take derivatives", where)
+
+
+def constant_value(text: str, where: Location, what: str) -> float:
+    """A constant expression (`2*pi`, `-exp(1)`) as a finite double, for ranges and bounds.
+
+    Parsed by the expression language (never eval); any name is an error."""
+    expr = parse_expression(text, where, _NoNames())
+    if not expr.is_number:
+        raise SpecError(f"{what} must be a constant", where, "write e.g. 2*pi")
+    try:
+        return float(expr)
+    except (TypeError, ValueError, OverflowError):
+        raise SpecError(f"{what} is not a finite real number: '{text}'", where,
+                        "use a finite real constant") from None
+
+
+def _is_open(value: Any) -> bool:
+    """An open end of a boundary: null, or TVB's infinity (.inf / -.inf in YAML)."""
+    return value is None or (isinstance(value, float) and math.isinf(value))
+
+
 def _pair(value: Any, where: Location | None, what: str, allow_open: bool = False) -> tuple:
     if not isinstance(value, list) or len(value) != 2:
         raise SpecError(f"{what} must be a list of two numbers [low, high], got {value!r}", where)
-    pair = tuple(None if (allow_open and v is None) else _number(v, where, what) for v in value)
+    locations = getattr(value, "locations", None) or [where, where]
+    pair = tuple(None if (allow_open and _is_open(v))
+                 else _number(v, w or where, what, constant=True)
+                 for v, w in zip(value, locations))
+    if value[0] == math.inf or value[1] == -math.inf:
+        raise SpecError(f"{what} has low +inf or high -inf", where,
+                        "an open lower end is -.inf (or null), an open upper end .inf")
     if pair[0] is not None and pair[1] is not None and pair[0] > pair[1]:
         raise SpecError(f"{what} has low {pair[0]} above high {pair[1]}", where,
                         "write [low, high]")
@@ -346,6 +392,13 @@ def _parameters(data: PositionedDict) -> dict[str, ParameterSpec]:
                             "add 'default: <number>' (or a list for a vector)")
         raw = entry["default"]
         dwhere = entry.value_where("default")
+        if isinstance(raw, bool):
+            if "range" in entry:
+                raise SpecError(f"boolean parameter '{name}' cannot have a range",
+                                entry.where("range"), "remove the range")
+            result[name] = ParameterSpec(name, float(raw), None, _text(entry, "unit"),
+                                         _text(entry, "description"), where, boolean=True)
+            continue
         if isinstance(raw, list):
             if not raw or len(raw) > MAX_VECTOR_SIZE:
                 raise SpecError(f"vector parameter '{name}' must have 1 to {MAX_VECTOR_SIZE} "

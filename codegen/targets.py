@@ -18,8 +18,6 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import sympy
-
 from mfgen.codegen.printing import c_expression
 from mfgen.errors import MfgenError
 
@@ -28,7 +26,7 @@ from mfgen.errors import MfgenError
 class Target:
     name: str
     description: str
-    printer: Callable[[sympy.Expr], str] = field(default=c_expression, compare=False)
+    printer: Callable[..., str] = field(default=c_expression, compare=False)
     template_package: str = "mfgen.templates"
     flags: tuple[str, ...] = ()  # added to the toolchain's flags
     libraries: tuple[str, ...] = ()

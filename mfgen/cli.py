@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from mfgen.errors import MfgenError, SpecError, printable
+from mfgen.runtime.connectivity import TVB_SPEED
 
 # Exceptions that carry a message about the user's input (the API raises ValueError/TypeError
 # for bad arguments by design); anything else is mfgen's fault and says so.
@@ -513,8 +514,8 @@ def _simulation_flags(sim: argparse.ArgumentParser) -> None:
                           "a TVB connectivity .zip")
     sim.add_argument("--regions", type=region_count, default=68,
                      help="regions of synthetic/none")
-    sim.add_argument("--speed", type=positive_number, default=4.0,
-                     help="conduction speed, mm/ms")
+    sim.add_argument("--speed", type=positive_number, default=TVB_SPEED,
+                     help="conduction speed, mm/ms (default: %(default)s, TVB's)")
     sim.add_argument("--duration", type=positive_number, default=1000.0, help="simulated ms")
     sim.add_argument("--dt", type=positive_number, default=0.1, help="time step, ms")
     sim.add_argument("--integrator", default="heun",

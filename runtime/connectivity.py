@@ -15,12 +15,14 @@ import numpy as np
 
 from mfgen.errors import MfgenError
 
+TVB_SPEED = 3.0  # mm/ms: TVB 2.10's Connectivity.speed default (tvb/datatypes/connectivity.py)
+
 
 @dataclass
 class Connectivity:
     weights: np.ndarray  # (n, n), dense; zeros are absent connections
     tract_lengths: np.ndarray  # (n, n) in mm
-    speed: float = 4.0  # mm/ms, TVB's default conduction speed
+    speed: float = TVB_SPEED  # mm/ms
     region_labels: list[str] = field(default_factory=list)
     centres: np.ndarray | None = None
     source: str = ""
@@ -117,7 +119,7 @@ class Connectivity:
                 delays.astype(np.int32))
 
     @classmethod
-    def from_zip(cls, path: str | Path, speed: float = 4.0) -> Connectivity:
+    def from_zip(cls, path: str | Path, speed: float = TVB_SPEED) -> Connectivity:
         """Read TVB's zip layout: weights.txt, tract_lengths.txt, optional centres.txt."""
         with zipfile.ZipFile(path) as archive:
             names = {Path(n).name: n for n in archive.namelist()}
@@ -140,7 +142,7 @@ class Connectivity:
         return cls(weights, lengths, speed, labels, centres, source=str(path))
 
     @classmethod
-    def tvb_default(cls, speed: float = 4.0) -> Connectivity:
+    def tvb_default(cls, speed: float = TVB_SPEED) -> Connectivity:
         """TVB's bundled 76-region connectome (needs the tvb-data package)."""
         try:
             import tvb_data
@@ -152,7 +154,7 @@ class Connectivity:
 
     @classmethod
     def synthetic(cls, n_regions: int = 68, density: float = 0.25, seed: int = 42,
-                  speed: float = 4.0) -> Connectivity:
+                  speed: float = TVB_SPEED) -> Connectivity:
         """A reproducible toy connectome: regions on two hemispheres of an ellipsoid,
         distance-dependent connection probability, log-normal weights scaled to max 1 and
         Euclidean tract lengths (mm). Shipped so demos need no download."""

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from mfgen.errors import Location, SpecError, did_you_mean
+from mfgen.runtime.connectivity import TVB_SPEED
 
 TOP_KEYS = ("description", "spec", "connectivity", "coupling", "local_coupling", "integrator",
             "dt", "duration", "noise", "parameters", "initial_state", "seed", "monitors",
@@ -59,7 +60,7 @@ class RunConfig:
     spec: str
     connectivity: str = "synthetic"
     regions: int = 68
-    speed: float = 4.0
+    speed: float = TVB_SPEED
     connectivity_seed: int = 42
     coupling: str = "linear"
     coupling_parameters: dict[str, float] = field(default_factory=dict)
@@ -318,7 +319,7 @@ def parse_run_config(mapping: Mapping[str, Any], source: str, *,
         config.connectivity = reader.text(section, "source", "synthetic", loc, "connectivity")
         config.regions = reader.integer(section, "regions", 68, 1, MAX_REGIONS, loc,
                                         "connectivity.regions")
-        config.speed = reader.number(section, "speed", 4.0, loc, "connectivity.speed",
+        config.speed = reader.number(section, "speed", TVB_SPEED, loc, "connectivity.speed",
                                      positive=True)
         config.connectivity_seed = reader.integer(section, "seed", 42, 0, 2**32 - 1, loc,
                                                   "connectivity.seed")

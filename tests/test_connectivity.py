@@ -46,7 +46,11 @@ def test_tvb_default_connectome_from_tvb_data():
     connectivity = mfgen.Connectivity.tvb_default()
     assert connectivity.n_regions == 76
     assert np.count_nonzero(connectivity.weights) == 1560  # shared/notes.md
-    assert connectivity.delays(0.1).max() + 1 == 385  # TVB's history horizon at 4 mm/ms
+    # TVB's default speed (3 mm/ms), so TVB's history horizon: 513 steps at dt = 0.1 ms
+    # (TVB 2.10's Simulator on this connectome; tests/test_tvb_bridge.py checks it there).
+    assert connectivity.speed == 3.0
+    assert connectivity.delays(0.1).max() + 1 == 513
+    assert mfgen.Connectivity.synthetic(10).speed == 3.0
 
 
 def test_sparse_and_dense_weights_simulate_identically():

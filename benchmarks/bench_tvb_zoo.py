@@ -1,0 +1,87 @@
+#!/usr/bin/env python
+"""TVB's Simulator vs mfgen.tvb.simulate on the same configured simulator (not a test).
+
+For every TVB class with a bundled spec: TVB's default 76-region connectome (tvb-data) at
+TVB's speed (3 mm/ms), Linear coupling, HeunDeterministic dt = 0.1 ms, a TemporalAverage(1 ms)
+monitor, 1 s simulated, the same initial history (the middle fifth of each state range, so
+no model blows up). Reported: wall seconds of `simulator.run()` and of `mfgen.tvb.simulate`
+(one run each after a warm-up of both; mfgen's build is cached), their ratio, and the largest
+relative difference of the averaged traces.
+
+    .venv/bin/python benchmarks/bench_tvb_zoo.py [--length 1000] [--models JansenRit,Linear]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+import warnings
+
+import numpy as np
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--length", type=float, default=1000.0, help="simulated ms")
+    parser.add_argument("--models", default="", help="comma-separated TVB class names")
+    args = parser.parse_args()
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.WARNING)
+    from tvb.datatypes.connectivity import Connectivity
+    from tvb.simulator import coupling, integrators, models, monitors, simulator
+
+    from mfgen import tvb as mftvb
+
+    connectivity = Connectivity.from_file()
+    connectivity.configure()
+    connectivity.set_idelays(0.1)
+    names = args.models.split(",") if args.models else sorted(mftvb.BUNDLED_TVB_SPECS)
+    print("| TVB model | TVB s | mfgen s | speed-up | max rel. diff |")
+    print("|---|---|---|---|---|")
+    for name in names:
+        cls = getattr(models, name)
+        probe = cls()
+        rng = np.random.default_rng(0)
+        columns = []
+        for variable in probe.state_variables:
+            low, high = probe.state_variable_range[variable]
+            middle, half = (low + high) / 2, 0.1 * (high - low)
+            columns.append(rng.uniform(middle - half, middle + half,
+                                       (connectivity.horizon, connectivity.number_of_regions)))
+        history = np.stack(columns, axis=1)[..., None]
+
+        def configured(length: float, cls=cls, history=history) -> simulator.Simulator:
+            model = cls()
+            model.variables_of_interest = tuple(model.state_variables)[:1]
+            sim = simulator.Simulator(
+                model=model, connectivity=connectivity, coupling=coupling.Linear(
+                    a=np.array([0.001])),
+                integrator=integrators.HeunDeterministic(dt=0.1),
+                monitors=(monitors.TemporalAverage(period=1.0),),
+                initial_conditions=history.copy(), simulation_length=length)
+            sim.configure()
+            return sim
+
+        try:
+            configured(10.0).run()
+            mftvb.simulate(configured(10.0))  # builds or loads the module
+            sim = configured(args.length)
+            start = time.perf_counter()
+            ((_, expected),) = sim.run()
+            tvb_seconds = time.perf_counter() - start
+            sim = configured(args.length)
+            start = time.perf_counter()
+            ((_, computed),) = mftvb.simulate(sim)
+            mfgen_seconds = time.perf_counter() - start
+        except Exception as exc:  # noqa: BLE001 - report and go on to the next model
+            print(f"| {name} | - | - | - | {type(exc).__name__}: {str(exc)[:60]} |")
+            continue
+        scale = np.abs(expected).max()
+        difference = np.abs(computed - expected) / np.maximum(np.abs(expected), 1e-6 * scale)
+        print(f"| {name} | {tvb_seconds:.2f} | {mfgen_seconds:.3f} | "
+              f"{tvb_seconds / mfgen_seconds:.0f}x | {np.nanmax(difference):.1e} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
