@@ -39,7 +39,7 @@ CASES = {
     "zerlaut_adaptation_first_order": (None, None, {}),
     "tvb_adex_second_order": (None, "noise", {"weight_noise": 1e-4}),
 }
-COUPLING_A = 0.0125  # physiological rates with Zerlaut models (shared/notes.md)
+COUPLING_A = 0.0125  # physiological rates with Zerlaut models (docs/provenance.md)
 
 
 def median_time(run, repeats: int) -> float:

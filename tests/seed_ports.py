@@ -1,7 +1,7 @@
 """Hand-written NumPy ports of the seven seed ``dfun`` methods: the test oracle for mfgen.
 
-Written by hand from the seed document ``shared/seeds/000_3a137715d687563f.txt`` (line N is
-seed N) and the equations in ``shared/models.md``. Nothing here is imported from or generated
+Written by hand from the seven upstream seed ``dfun`` methods (docs/provenance.md names them)
+and their equations. Nothing here is imported from or generated
 by mfgen, so generated kernels can be checked against it independently.
 
 The seed arithmetic is kept as written, quirks included: the shared W of seeds 1/5, the drive

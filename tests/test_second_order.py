@@ -84,7 +84,7 @@ def seed_state_sample(model, seed: int, n: int, rng: np.random.Generator) -> np.
 
 @pytest.mark.parametrize("spec, seed", SECOND_ORDER_SEEDS.items())
 def test_exact_derivatives_agree_with_the_seeds_finite_differences(spec, seed, rng):
-    # The seeds differentiate with central differences (h = 1e-7 kHz); shared/models.md
+    # The seeds differentiate with central differences (h = 1e-7 kHz); docs/provenance.md
     # section 3 measured their error at up to ~1e-5 relative (first) and ~6e-5 (second). Those
     # terms enter dE/dt scaled by C/1e6 and the covariance rows by C/1e3; the W rows have none.
     model = mfgen.load(spec)
@@ -120,7 +120,7 @@ mpf = mpmath.mpf
 
 
 def _regime(fe, fi, W, E_L, g_L, p):
-    """mu_V, sigma_V, tau_V, mu_G of shared/models.md section 1, in mpmath."""
+    """mu_V, sigma_V, tau_V, mu_G of the AdEx transfer function (Zerlaut 2018), in mpmath."""
     mu_Ge, mu_Gi = p["Q_e"] * p["tau_e"] * fe, p["Q_i"] * p["tau_i"] * fi
     mu_G = g_L + mu_Ge + mu_Gi
     T_m = p["C_m"] / mu_G
