@@ -45,7 +45,7 @@ def test_missing_file_in_the_archive_is_named(tmp_path):
 def test_tvb_default_connectome_from_tvb_data():
     connectivity = mfgen.Connectivity.tvb_default()
     assert connectivity.n_regions == 76
-    assert np.count_nonzero(connectivity.weights) == 1560  # TVB 2.10 default connectome: 27 % of 76 x 76
+    assert np.count_nonzero(connectivity.weights) == 1560  # 27 % of 76 x 76
     # TVB's default speed (3 mm/ms), so TVB's history horizon: 513 steps at dt = 0.1 ms
     # (TVB 2.10's Simulator on this connectome; tests/test_tvb_bridge.py checks it there).
     assert connectivity.speed == 3.0

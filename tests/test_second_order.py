@@ -85,7 +85,7 @@ def seed_state_sample(model, seed: int, n: int, rng: np.random.Generator) -> np.
 @pytest.mark.parametrize("spec, seed", SECOND_ORDER_SEEDS.items())
 def test_exact_derivatives_agree_with_the_seeds_finite_differences(spec, seed, rng):
     # The seeds differentiate with central differences (h = 1e-7 kHz); docs/provenance.md
-    # section 3 measured their error at up to ~1e-5 relative (first) and ~6e-5 (second). Those
+    # gives their error: up to ~1e-5 relative (first) and ~6e-5 (second). Those
     # terms enter dE/dt scaled by C/1e6 and the covariance rows by C/1e3; the W rows have none.
     model = mfgen.load(spec)
     port = getattr(seed_ports, f"seed{seed}_dfun")
