@@ -515,7 +515,7 @@ def _simulation_flags(sim: argparse.ArgumentParser) -> None:
     sim.add_argument("--regions", type=region_count, default=68,
                      help="regions of synthetic/none")
     sim.add_argument("--speed", type=positive_number, default=TVB_SPEED,
-                     help="conduction speed, mm/ms (default: %(default)s, TVB's)")
+                     help="conduction speed, mm/ms; TVB's default (default: %(default)s)")
     sim.add_argument("--duration", type=positive_number, default=1000.0, help="simulated ms")
     sim.add_argument("--dt", type=positive_number, default=0.1, help="time step, ms")
     sim.add_argument("--integrator", default="heun",

@@ -385,10 +385,10 @@ def parse_run_config(mapping: Mapping[str, Any], source: str, *,
 
 
 def _check_integrator(config: RunConfig, reader: _Reader) -> None:
-    from mfgen.runtime import simulation
+    from mfgen.codegen.integrators import INTEGRATORS  # the registry the generator compiles
 
-    names = tuple(getattr(simulation, "INTEGRATOR_NAMES", ()))
-    if names and config.integrator not in names:
+    names = tuple(INTEGRATORS)
+    if config.integrator not in names:
         raise ConfigError(f"unknown integrator '{config.integrator}'",
                           config.where("integrator"),
                           did_you_mean(config.integrator, names) or
@@ -616,7 +616,7 @@ def _kind(value: Any) -> str:
     if value is None:
         return "nothing (null)"
     if isinstance(value, bool):
-        return f"the boolean {value} (YAML reads yes/no/on/off as booleans; quote it)"
+        return f"the boolean {value} (write a number)"
     if isinstance(value, Mapping):
         return "a mapping"
     if isinstance(value, list):

@@ -209,7 +209,7 @@ def test_help_shows_defaults(command):
 
 def test_simulate_help_shows_the_defaults_of_its_numbers():
     text = mfgen_cli("simulate", "--help").stdout
-    for flag, default in (("--speed", "4.0"), ("--dt", "0.1"), ("--regions", "68"),
+    for flag, default in (("--speed", "3.0"), ("--dt", "0.1"), ("--regions", "68"),
                           ("--duration", "1000.0"), ("--coupling-precision", "float64"),
                           ("--local-coupling", "0.0")):
         block = text[text.index("\n  " + flag):]
