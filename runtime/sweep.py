@@ -144,9 +144,11 @@ def run_point(index: int, point: Mapping[str, float], base: SweepBase,
     try:
         kwargs = point_kwargs(base, point)
         variables = measures.variables
+        # One thread per point: the sweep runs points side by side on the cores, and a point
+        # that also spread over the cores would oversubscribe them.
         simulation = Simulation(model, base.connectivity,
                                 monitors=[TemporalAverage(measures.period, variables, "sweep")],
-                                **kwargs)
+                                threads=1, **kwargs)
         result = simulation.run(base.duration, chunk_steps=base.chunk_steps,
                                 progress=check_stop)
         if result.interrupted:
