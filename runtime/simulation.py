@@ -760,7 +760,7 @@ def run_batch(simulations: Sequence[Simulation], duration: float, *, threads: in
     Returns, per simulation, its SimulationResult or the SimulationError of a set that hit a
     non-finite value (the others go on). `stop()` is asked after every chunk; when it says
     True the runs end there (results marked interrupted). A SimulationResult's wall_time is
-    the batch's wall time x threads / sets: the core time one set cost."""
+    the time spent in the kernel calls x threads / sets: the core time one set cost."""
     simulations = list(simulations)
     if not simulations:
         return []
@@ -789,9 +789,9 @@ def run_batch(simulations: Sequence[Simulation], duration: float, *, threads: in
     outcomes: list[SimulationResult | SimulationError | None] = [None] * len(simulations)
     active = list(range(len(simulations)))
     failures: dict[int, str] = {}
-    started = time.perf_counter()
     done = 0
     interrupted = False
+    kernel_time = 0.0  # inside the C calls
     start_steps = [simulation.steps_done for simulation in simulations]
     for simulation in simulations:
         simulation._begin(total)
@@ -801,7 +801,9 @@ def run_batch(simulations: Sequence[Simulation], duration: float, *, threads: in
             contexts = ffi.new("mf_sim *[]", [simulations[i]._sim for i in active])
             states = ffi.new("double *[]", [simulations[i]._state_pointer for i in active])
             completed = ffi.new("int64_t[]", len(active))
+            called = time.perf_counter()
             batch(contexts, states, len(active), chunk, threads, completed)
+            kernel_time += time.perf_counter() - called
             for slot, index in enumerate(active):
                 if completed[slot] < chunk:
                     failures[index] = simulations[index]._blow_up_message()
@@ -813,7 +815,7 @@ def run_batch(simulations: Sequence[Simulation], duration: float, *, threads: in
     finally:
         for simulation in simulations:
             simulation._finish()
-    share = (time.perf_counter() - started) * threads / len(simulations)
+    share = kernel_time * threads / len(simulations)
     for index, simulation in enumerate(simulations):
         result = simulation.result(share)
         result.interrupted = interrupted and index not in failures
