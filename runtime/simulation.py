@@ -765,6 +765,9 @@ def run_batch(simulations: Sequence[Simulation], duration: float, *, threads: in
     if not simulations:
         return []
     first = simulations[0]
+    if len({id(simulation) for simulation in simulations}) != len(simulations):
+        raise ValueError("a simulation appears twice in the batch: each set needs its own "
+                         "Simulation (its own state and history)")
     for other in simulations[1:]:
         if other.model.simulator_module is not first.model.simulator_module or \
                 other.integrator != first.integrator or other.dt != first.dt or \

@@ -100,6 +100,14 @@ def test_a_set_that_blows_up_fails_alone(model, network):
         _assert_same(outcomes[i], _set(model, network, "heun", i).run(30.0))
 
 
+def test_a_batch_refuses_what_it_cannot_run(model, network):
+    same = _set(model, network, "heun", 0)
+    with pytest.raises(ValueError, match="appears twice"):
+        run_batch([same, same], 1.0)
+    with pytest.raises(ValueError, match="one simulator module, integrator"):
+        run_batch([_set(model, network, "heun", 0), _set(model, network, "rk4", 1)], 1.0)
+
+
 def test_nothing_is_compiled_for_a_batch(model, network):
     run_batch([_set(model, network, "heun", 0)], 1.0)  # the simulator is built or loaded
     cache = os.environ["MFGEN_CACHE_DIR"]
