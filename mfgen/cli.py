@@ -481,6 +481,8 @@ def _plot(args: argparse.Namespace) -> int:
 
 
 def _sweep(args: argparse.Namespace) -> int:
+    if args.plot:  # refused before the sweep, not after it
+        _claim_output(args.plot, args.force, "--plot")
     status: int = args.handler(args)  # runtime/sweep_config.py: run_sweep_command
     if status == 130:
         print("mfgen: interrupted; run the same command again to resume", file=sys.stderr)
@@ -636,6 +638,7 @@ def parser() -> argparse.ArgumentParser:
     from mfgen.runtime.sweep_config import add_sweep_command
 
     sweep = add_sweep_command(sub, parents=[common], formatter_class=_HelpFormatter)
+    sweep.add_argument("--force", action="store_true", help="replace an existing --plot figure")
     sweep.set_defaults(run=_sweep)
 
     plot = command("plot", "plot a results file (time series, raster, power spectrum) or a "

@@ -419,6 +419,9 @@ def test_sweep_command_runs_a_config(tmp_path):
     # Again: everything is saved, nothing is computed.
     again = _mfgen("sweep", config, "--quiet")
     assert again.returncode == 0 and "(0 computed now, 4 already saved)" in again.stdout
+    # an existing figure is kept unless --force
+    refused = _mfgen("sweep", config, "--quiet", "--plot", tmp_path / "map.png")
+    assert refused.returncode == 2 and "exists; pass --force" in refused.stderr
     # `mfgen plot` recognises a sweep file and draws its heat-maps.
     plot = _mfgen("plot", tmp_path / "out" / "sweep.h5", "--out", tmp_path / "again.png")
     assert plot.returncode == 0, plot.stderr
