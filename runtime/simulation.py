@@ -24,10 +24,14 @@ from typing import Any
 import numpy as np
 
 from mfgen import __version__
+from mfgen.codegen.integrators import INTEGRATORS
 from mfgen.errors import MfgenError
 from mfgen.runtime.connectivity import Connectivity
 from mfgen.runtime.model import CompiledModel
 
+# The integrators every simulator module exports (the generator's list, as in the manifest):
+# run configs check a name against it, with a suggestion, before anything is built.
+INTEGRATOR_NAMES = tuple(INTEGRATORS)
 INT32_MAX = 2**31 - 1  # the C context counts monitor periods in int32
 MAX_THREADS = 256  # MF_MAX_THREADS in stages.c.j2
 # Below this many nodes a step is too short for threads to pay (two barriers per step cost
