@@ -402,7 +402,19 @@ def _mfgen(*argv, cwd=None):
                           capture_output=True, text=True, timeout=300, cwd=cwd)
 
 
-def test_sweep_command_runs_a_config(tmp_path):
+def _main(capsys, *argv):
+    """The same entry point in this process (cheaper): (status, stdout, stderr)."""
+    from mfgen.cli import main
+
+    try:
+        status = main([str(a) for a in argv])
+    except SystemExit as exit_:  # argparse's --help and usage errors
+        status = exit_.code
+    out = capsys.readouterr()
+    return status, out.out, out.err
+
+
+def test_sweep_command_runs_a_config(tmp_path, capsys):
     config = tmp_path / "sweep.yaml"
     config.write_text(CONFIG)
     run = _mfgen("sweep", config, "--quiet", "--plot", tmp_path / "map.png")
@@ -416,30 +428,30 @@ def test_sweep_command_runs_a_config(tmp_path):
                               monitors=[mfgen.TemporalAverage(1.0, ["V"])])["temporal_average"]
     assert ds.mean_V.sel(a=0.5).values[1] == expected["V"][expected.times >= 10].mean()
     assert (tmp_path / "map.png").stat().st_size > 1000
-    # Again: everything is saved, nothing is computed.
-    again = _mfgen("sweep", config, "--quiet")
-    assert again.returncode == 0 and "(0 computed now, 4 already saved)" in again.stdout
-    # an existing figure is kept unless --force
-    refused = _mfgen("sweep", config, "--quiet", "--plot", tmp_path / "map.png")
-    assert refused.returncode == 2 and "exists; pass --force" in refused.stderr
     # `mfgen plot` recognises a sweep file and draws its heat-maps.
     plot = _mfgen("plot", tmp_path / "out" / "sweep.h5", "--out", tmp_path / "again.png")
     assert plot.returncode == 0, plot.stderr
     assert (tmp_path / "again.png").stat().st_size > 1000
-    assert "--workers" in _mfgen("sweep", "--help").stdout
+    # Again: everything is saved, nothing is computed.
+    status, out, _ = _main(capsys, "sweep", config, "--quiet")
+    assert status == 0 and "(0 computed now, 4 already saved)" in out
+    # an existing figure is kept unless --force
+    status, _, err = _main(capsys, "sweep", config, "--quiet", "--plot", tmp_path / "map.png")
+    assert status == 2 and "exists; pass --force" in err
+    status, out, _ = _main(capsys, "sweep", "--help")
+    assert status == 0 and "--workers" in out and "(default: " in out
 
 
-def test_sweep_command_errors_are_one_line(tmp_path):
+def test_sweep_command_errors_are_one_line(tmp_path, capsys):
     config = tmp_path / "bad.yaml"
     config.write_text(CONFIG.replace("    a: [-0.5, 0.5]", "    b_e: [1.0]"))
-    run = _mfgen("sweep", config, "--quiet")
-    assert run.returncode == 2 and run.stderr.count("\n") == 1, run.stderr
-    assert re.match(r"mfgen: error: .*bad\.yaml:12:5: swept quantity 'b_e'", run.stderr)
+    status, _, err = _main(capsys, "sweep", config, "--quiet")
+    assert status == 2 and err.count("\n") == 1, err
+    assert re.match(r"mfgen: error: .*bad\.yaml:12:5: swept quantity 'b_e'", err)
     # the run: section is the `mfgen run` format, with its errors and locations
     config.write_text(CONFIG.replace("  dt: 0.1", "  dt: -0.1"))
-    run = _mfgen("sweep", config, "--quiet")
-    assert run.returncode == 2 and "bad.yaml:6:7: 'dt' must be positive" in run.stderr, \
-        run.stderr
+    status, _, err = _main(capsys, "sweep", config, "--quiet")
+    assert status == 2 and "bad.yaml:6:7: 'dt' must be positive" in err, err
 
 
 def test_sweep_config_errors_name_the_line(tmp_path):
