@@ -3,17 +3,23 @@
 on TVB's 76-region connectome, 1 s simulated per point, Heun stochastic, dt 0.1 ms.
 
 Swept: b_e (0..120 pA) x external_input_ex_ex (0.1e-3..0.8e-3 kHz). Measures: mean and std of
-E after 200 ms, dominant frequency of E. Reported, in points per second:
+E after 200 ms, dominant frequency of E. Reported, in points per second, each through
+`mfgen.sweep` writing its HDF5 store:
   (a) TVB's Simulator per point (TVB 2.10 has no seed-2 class: its ZerlautAdaptationFirstOrder,
-      the same five states, stands in; a few points are timed and extrapolated, as stated)
-  (b) one mfgen run per point, one thread (the sweep's embedded executor with workers=1)
-  (c) the embedded executor on every core (threads; the C loop releases the GIL)
-  (d) a local Dask cluster, 2 worker processes x 1 thread, through `scheduler=`
-plus the per-point overhead (scheduling and writing) relative to compute.
-There is no batched kernel yet (issue 11 depends on the engine rework): when there is, it
-becomes one more row here.
+      the same five states, stands in; one point per round is timed and extrapolated)
+  (b) one mfgen run per point on one thread (backend="single", workers=1), and on a pool of
+      one thread per core (backend="single", workers=cores)
+  (c) the batched kernel on one thread and on every core (backend="batched", the default)
+  (d) a local Dask cluster, 2 worker processes x 1 thread, each chunk in the batched kernel
+The machine is shared: the backends run interleaved (the order rotates each round) and the
+table gives medians over rounds, with the load average around them.
 
-    .venv/bin/python benchmarks/bench_sweep.py [--quick] [--tvb-points 2]
+Overhead of a row: (wall time x cores used - K) / K, where K is the kernel's own time for
+all the points on one core (the batched kernel's C calls in the 1-thread row of the same round):
+everything else (building each point's context, measures, writing, scheduling, idle cores at
+the end of a chunk, the load of other processes) counts as overhead.
+
+    .venv/bin/python benchmarks/bench_sweep.py [--quick] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -85,42 +91,7 @@ def tvb_seconds_per_point(network: mfgen.Connectivity, points: int) -> float | N
     return float(np.median(times))
 
 
-def block_diagonal(network: mfgen.Connectivity, sets: int = 20, duration: float = 200.0
-                   ) -> tuple[float, float, int]:
-    """Batching without a batched kernel: `sets` copies of the network in one block-diagonal
-    connectome, b_e per node. Deterministic Heun only: the noise is keyed by node index, so a
-    stochastic set would not equal its single run. Returns (single s, batched s, sets equal)."""
-    import scipy.linalg
-
-    model = mfgen.load(SPEC)
-    base = {"integrator": "heun", "coupling_parameters": {"a": 0.15},
-            "parameters": dict(BASE["parameters"], external_input_ex_ex=0.315e-3)}
-    initial = mfgen.Simulation(model, network, **base).state.copy()
-    values = np.linspace(0.0, 120.0, sets)
-    monitor = [mfgen.TemporalAverage(1.0, ["E"])]
-    start = time.perf_counter()
-    singles = [mfgen.simulate(model, network, duration=duration, initial_state=initial,
-                              monitors=monitor, **{**base, "parameters": {
-                                  **base["parameters"], "b_e": b}})["temporal_average"]["E"]
-               for b in values]
-    single = time.perf_counter() - start
-    big = mfgen.Connectivity(scipy.linalg.block_diag(*[network.weights] * sets),
-                             scipy.linalg.block_diag(*[network.tract_lengths] * sets),
-                             network.speed)
-    n = network.n_regions
-    start = time.perf_counter()
-    batched = mfgen.simulate(model, big, duration=duration, initial_state=np.tile(initial, sets),
-                             monitors=monitor, **{**base, "parameters": {
-                                 **base["parameters"], "b_e": np.repeat(values, n)}})
-    together = time.perf_counter() - start
-    trace = batched["temporal_average"]["E"]
-    equal = sum(np.array_equal(trace[:, k * n:(k + 1) * n], singles[k]) for k in range(sets))
-    print(f"block-diagonal: {sets} sets in {together:.2f} s vs {single:.2f} s one by one; "
-          f"{equal}/{sets} bit-identical", flush=True)
-    return single, together, equal
-
-
-def run(label: str, network: mfgen.Connectivity, n: int, **options) -> dict:
+def run(label: str, network: mfgen.Connectivity, n: int, cores_used: int, **options) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         start = time.perf_counter()
         ds = mfgen.sweep(SPEC, network, base=BASE, duration=DURATION, sweep=grid(n),
@@ -128,77 +99,97 @@ def run(label: str, network: mfgen.Connectivity, n: int, **options) -> dict:
                          **options)
         wall = time.perf_counter() - start
     points = n * n
-    compute = float(np.nansum(ds.wall_time.values))
-    workers = options.get("workers") or (2 if "scheduler" in options else os.cpu_count())
-    overhead = (wall * workers - compute) / compute
     print(f"{label}: {points} points in {wall:.1f} s = {points / wall:.2f} points/s "
-          f"(compute {compute:.1f} s; overhead {100 * overhead:.1f} %; "
-          f"{ds.attrs['n_failed']} failed)", flush=True)
-    return {"label": label, "points": points, "wall": wall, "rate": points / wall,
-            "overhead": overhead, "failed": ds.attrs["n_failed"], "dataset": ds}
+          f"({ds.attrs['n_failed']} failed)", flush=True)
+    return {"label": label, "wall": wall, "cores": cores_used,
+            "kernel": float(np.nansum(ds.wall_time.values)), "dataset": ds}
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="a 6 x 6 grid instead of 20 x 20")
-    parser.add_argument("--tvb-points", type=int, default=2,
-                        help="TVB runs to time (each ~3-4 s); 0 skips TVB")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (medians)")
+    parser.add_argument("--no-tvb", action="store_true", help="skip the TVB row")
     args = parser.parse_args()
     n = 6 if args.quick else 20
-    load_before = os.getloadavg()[0]
+    points = n * n
+    cores = os.cpu_count() or 1
     network = connectome()
     mfgen.load(SPEC)
-    rows = []
-    tvb = tvb_seconds_per_point(network, args.tvb_points) if args.tvb_points else None
-    if tvb is not None:
-        print(f"TVB: {tvb:.2f} s per point (median of {args.tvb_points}), extrapolated "
-              f"{n * n * tvb / 60:.1f} min for {n * n} points", flush=True)
-    rows.append(run("mfgen, one run per point, 1 thread", network, n, workers=1))
-    cores = os.cpu_count() or 1
-    rows.append(run(f"mfgen embedded, {cores} threads", network, n, workers=cores))
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                      dashboard_address=None, silence_logs=logging.WARNING) as cluster:
-        rows.append(run("mfgen on a local Dask cluster, 2 workers x 1 thread", network, n,
-                        scheduler=cluster.scheduler_address))
-    single, together, equal = block_diagonal(network)
-    same = all(np.array_equal(rows[0]["dataset"][m].values, r["dataset"][m].values,
-                              equal_nan=True) for r in rows[1:] for m in
-               ("mean_E", "std_E", "peak_frequency_E"))
-    one = rows[0]["rate"]
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.WARNING)
+    backends = [
+        ("mfgen, one run per point, 1 thread", 1, {"backend": "single", "workers": 1}),
+        (f"mfgen, one run per point, pool of {cores} threads", cores,
+         {"backend": "single", "workers": cores}),
+        ("batched kernel, 1 thread", 1, {"workers": 1}),
+        (f"batched kernel, {cores} threads", cores, {"workers": cores}),
+        ("batched kernel on a local Dask cluster, 2 workers x 1 thread", 2,
+         {"scheduler": cluster.scheduler_address}),
+    ]
+    run(backends[3][0] + " (warm-up)", network, 2, cores, **backends[3][2])  # Dask and caches
+    run("warm-up", network, 2, 2, scheduler=cluster.scheduler_address)
+    walls: dict[str, list[float]] = {label: [] for label, _, _ in backends}
+    overheads: dict[str, list[float]] = {label: [] for label, _, _ in backends}
+    tvb_times: list[float] = []
+    loads = [os.getloadavg()[0]]
+    datasets = {}
+    for round_ in range(args.rounds):
+        order = backends[round_ % len(backends):] + backends[:round_ % len(backends)]
+        rows = {label: run(label, network, n, used, **options)
+                for label, used, options in order}
+        kernel = rows["batched kernel, 1 thread"]["kernel"]
+        for label, row in rows.items():
+            walls[label].append(row["wall"])
+            overheads[label].append((row["wall"] * row["cores"] - kernel) / kernel)
+            datasets[label] = row["dataset"]
+        if not args.no_tvb:
+            tvb = tvb_seconds_per_point(network, 1)
+            if tvb is not None:
+                tvb_times.append(tvb)
+                print(f"TVB: {tvb:.2f} s per point", flush=True)
+        loads.append(os.getloadavg()[0])
+    cluster.close()
+    reference = datasets[backends[0][0]]
+    same = all(np.array_equal(reference[m].values, ds[m].values, equal_nan=True)
+               for ds in datasets.values() for m in ("mean_E", "std_E", "peak_frequency_E"))
+    wall = {label: float(np.median(w)) for label, w in walls.items()}
+    one = points / wall[backends[0][0]]
+    tvb = float(np.median(tvb_times)) if tvb_times else None
     lines = [
         "# Sweep benchmark", "",
         f"Machine: {platform.processor() or platform.machine()}, {cores} cores, "
         f"Python {sys.version.split()[0]}. Command: `.venv/bin/python benchmarks/bench_sweep.py"
-        f"{' --quick' if args.quick else ''}`. Load average (1 min) before: {load_before:.1f},"
-        f" after: {os.getloadavg()[0]:.1f}: above the core count, other processes share the "
-        "cores and the multi-core rows understate the speed-up.", "",
+        f"{' --quick' if args.quick else ''} --rounds {args.rounds}`. Load average (1 min) "
+        f"before and after each round: {', '.join(f'{x:.1f}' for x in loads)} (other "
+        "processes share the cores: the multi-core rows understate the speed-up). Medians of "
+        f"{args.rounds} interleaved rounds.", "",
         f"{n} x {n} sweep of `{SPEC}` (b_e x external_input_ex_ex) on "
         f"{Path(network.source).name or 'the connectome'} ({network.n_regions} regions), "
         f"{DURATION:g} ms per point, Heun stochastic, dt 0.1 ms, measures mean/std/peak "
-        "frequency of E.", "",
-        "| backend | points/s | whole sweep | vs TVB | vs 1 thread | overhead |",
+        "frequency of E, written to an HDF5 store.", "",
+        "| backend | points/s | whole sweep | vs TVB | vs one run per point | overhead |",
         "|---|---|---|---|---|---|",
     ]
     if tvb is not None:
         lines.append(f"| TVB 2.10 Simulator per point (ZerlautAdaptationFirstOrder; "
-                     f"{args.tvb_points} points timed, extrapolated) | {1 / tvb:.3f} | "
-                     f"{n * n * tvb:.0f} s | 1 | {(1 / tvb) / one:.3f} | |")
-    for row in rows:
-        versus_tvb = f"{row['rate'] * tvb:.0f}x" if tvb is not None else ""
-        lines.append(f"| {row['label']} | {row['rate']:.2f} | {row['wall']:.1f} s | "
-                     f"{versus_tvb} | {row['rate'] / one:.2f} | {100 * row['overhead']:.1f} % |")
-    lines += ["", "Overhead: (wall time x workers - the points' own compute time) / compute; "
-              "it includes waiting for the last chunk. Every backend gives the same numbers bit "
-              f"for bit: {'yes' if same else 'NO'}. No batched kernel yet.", "",
-              "Batching without a batched kernel, measured and not used: 20 values of b_e as "
-              "20 copies of the network in one block-diagonal connectome (b_e per node, "
-              f"deterministic Heun, 200 ms): {equal}/20 sets bit-identical to their single runs,"
-              f" but {together:.2f} s against {single:.2f} s one by one "
-              f"({single / together:.2f}x): per-node parameters lose the hoisting of "
-              "parameter-only statements, and the noise, keyed by node index, would differ "
-              "from the single runs'.", ""]
+                     f"{len(tvb_times)} points timed, extrapolated) | {1 / tvb:.3f} | "
+                     f"{points * tvb:.0f} s | 1 | {(1 / tvb) / one:.3f} | |")
+    for label, _, _ in backends:
+        rate = points / wall[label]
+        versus_tvb = f"{rate * tvb:.0f}x" if tvb is not None else ""
+        lines.append(f"| {label} | {rate:.2f} | {wall[label]:.1f} s | {versus_tvb} | "
+                     f"{rate / one:.2f} | {100 * float(np.median(overheads[label])):.1f} % |")
+    two = wall["batched kernel, 1 thread"] / wall[f"batched kernel, {cores} threads"]
+    lines += ["", f"Batched kernel, {cores} threads vs 1: {two:.2f}x. Overhead: (wall time x "
+              "cores used - K) / K, K = the batched kernel's own time for all the points on "
+              "one core (its C calls, in the 1-thread row of the same round); it includes "
+              "building each point's context, the measures, writing the store, scheduling, "
+              "idle cores at the end of a chunk and the time other processes took from the "
+              "cores. Every backend gives the same numbers bit for bit: "
+              f"{'yes' if same else 'NO'}.", ""]
     text = "\n".join(lines)
     print(text)
     OUTPUT.write_text(text)

@@ -4,8 +4,9 @@ A target bundles what differs from one kind of hardware to another: the expressi
 the template folder, compiler flags and libraries, and the pragma helpers the templates call
 (`parallel_for()`, `simd()`, ...). The C target runs the simulator on one thread; the OpenMP
 target runs it over the nodes on a persistent team of threads (one parallel region per chunk of
-steps, barriers only where a step needs every node). A batched sweep kernel or a GPU target is
-one more entry here, not edits across the pipeline.
+steps, barriers only where a step needs every node). A GPU target is one more entry here, not
+edits across the pipeline. Every target's simulator also has the batched sweep kernel
+(simulate_batch_*, stages.c.j2): parallel over the sets with OpenMP, one after the other in C.
 
 Results do not depend on the target or the thread count: every node is computed by the same
 code in the same order, the noise is keyed by (seed, step, state, node), and nothing is summed

@@ -459,9 +459,18 @@ def _simulate_in_memory(config: Any, args: argparse.Namespace) -> int:
 
 def _plot(args: argparse.Namespace) -> int:
     from mfgen.runtime.results import load_result
+    from mfgen.runtime.sweep_plot import is_sweep_file, plot_sweep
 
-    result = load_result(args.results)
     out = args.out or str(Path(args.results).with_suffix(".png"))
+    if is_sweep_file(args.results):  # heat-maps of the measures over two swept quantities
+        if args.monitor:
+            raise MfgenError("--monitor applies to simulation results; a sweep file has "
+                             "measures (choose them with --variables)")
+        path = _claim_output(out, args.force, "--out")
+        measures = [v.strip() for v in args.variables.split(",")] if args.variables else None
+        print(f"wrote {_shown(plot_sweep(args.results, path, measures=measures))}")
+        return 0
+    result = load_result(args.results)
     path = _claim_output(out, args.force, "--out")
     if args.monitor and args.monitor not in result.monitors:
         raise MfgenError(f"no monitor '{args.monitor}' in {args.results}; it has "
@@ -470,6 +479,15 @@ def _plot(args: argparse.Namespace) -> int:
     result.plot(path, monitor=args.monitor, variables=variables, transient=args.transient)
     print(f"wrote {_shown(path)}")
     return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    if args.plot:  # refused before the sweep, not after it
+        _claim_output(args.plot, args.force, "--plot")
+    status: int = args.handler(args)  # runtime/sweep_config.py: run_sweep_command
+    if status == 130:
+        print("mfgen: interrupted; run the same command again to resume", file=sys.stderr)
+    return status
 
 
 def _new(args: argparse.Namespace) -> int:
@@ -618,10 +636,18 @@ def parser() -> argparse.ArgumentParser:
     _output_flags(sim)
     sim.set_defaults(run=_simulate)
 
-    plot = command("plot", "plot a results file: time series, raster, power spectrum")
-    plot.add_argument("results", help="HDF5 results file from `mfgen run`")
+    from mfgen.runtime.sweep_config import add_sweep_command
+
+    sweep = add_sweep_command(sub, parents=[common], formatter_class=_HelpFormatter)
+    sweep.add_argument("--force", action="store_true", help="replace an existing --plot figure")
+    sweep.set_defaults(run=_sweep)
+
+    plot = command("plot", "plot a results file (time series, raster, power spectrum) or a "
+                           "sweep file (heat-maps of its measures)")
+    plot.add_argument("results", help="HDF5 results file from `mfgen run` or `mfgen sweep`")
     plot.add_argument("--variables", help="comma-separated variables (the first one is "
-                                          "rastered; default: the first recorded)")
+                                          "rastered; default: the first recorded), or a "
+                                          "sweep's measures (default: all)")
     plot.add_argument("--monitor", help="monitor label (default: the first)")
     plot.add_argument("--out", metavar="PNG", help="figure file (default: RESULTS with .png)")
     plot.add_argument("--transient", type=non_negative_number, default=0.0,

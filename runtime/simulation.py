@@ -747,3 +747,95 @@ def simulate(model: CompiledModel, connectivity: Connectivity | None = None, *,
     simulation = Simulation(model, connectivity, **options)
     return simulation.run(duration, chunk_steps=chunk_steps, progress=progress,
                           noise_array=noise_array)
+
+
+def run_batch(simulations: Sequence[Simulation], duration: float, *, threads: int = 1,
+              chunk_steps: int = 2000, stop: Callable[[], bool] | None = None
+              ) -> list[SimulationResult | SimulationError]:
+    """Advance many independent simulations of one model and network together: one C call
+    per chunk of steps runs every set (simulate_batch_<integrator>), in parallel over the
+    sets on `threads` OpenMP threads. Each set keeps its own context (parameters, coupling
+    parameters, noise amplitudes and seed, initial state, monitors), so its result equals
+    `simulation.run(duration)` alone bit for bit; nothing is recompiled.
+
+    Returns, per simulation, its SimulationResult or the SimulationError of a set that hit a
+    non-finite value (the others go on). `stop()` is asked after every chunk; when it says
+    True the runs end there (results marked interrupted). A SimulationResult's wall_time is
+    the time spent in the kernel calls x threads / sets: the core time one set cost."""
+    simulations = list(simulations)
+    if not simulations:
+        return []
+    first = simulations[0]
+    if len({id(simulation) for simulation in simulations}) != len(simulations):
+        raise ValueError("a simulation appears twice in the batch: each set needs its own "
+                         "Simulation (its own state and history)")
+    for other in simulations[1:]:
+        if other.model.simulator_module is not first.model.simulator_module or \
+                other.integrator != first.integrator or other.dt != first.dt or \
+                other.n_nodes != first.n_nodes:
+            raise ValueError("a batch runs simulations of one simulator module, integrator, "
+                             "dt and network size")
+    available = int(first.model.simulator_module.lib.mf_max_threads())
+    if isinstance(threads, bool) or not isinstance(threads, (int, np.integer)) or \
+            not 1 <= threads <= MAX_THREADS:
+        raise ValueError(f"threads must be an integer in [1, {MAX_THREADS}], got {threads!r}")
+    threads = min(int(threads), available)
+    duration = _finite("duration", duration)
+    total = int(round(duration / first.dt))
+    if total < 0 or abs(total * first.dt - duration) > 1e-9 * max(duration, 1.0):
+        raise ValueError(f"duration {duration} ms is not a non-negative multiple of "
+                         f"dt = {first.dt} ms")
+    for simulation in simulations:
+        _share_network(first, simulation)
+
+    ffi = first._ffi
+    batch = getattr(first.model.simulator_module.lib, f"simulate_batch_{first.integrator}")
+    outcomes: list[SimulationResult | SimulationError | None] = [None] * len(simulations)
+    active = list(range(len(simulations)))
+    failures: dict[int, str] = {}
+    done = 0
+    interrupted = False
+    kernel_time = 0.0  # inside the C calls
+    start_steps = [simulation.steps_done for simulation in simulations]
+    for simulation in simulations:
+        simulation._begin(total)
+    try:
+        while active and done < total:
+            chunk = min(int(chunk_steps), total - done)
+            contexts = ffi.new("mf_sim *[]", [simulations[i]._sim for i in active])
+            states = ffi.new("double *[]", [simulations[i]._state_pointer for i in active])
+            completed = ffi.new("int64_t[]", len(active))
+            called = time.perf_counter()
+            batch(contexts, states, len(active), chunk, threads, completed)
+            kernel_time += time.perf_counter() - called
+            for slot, index in enumerate(active):
+                if completed[slot] < chunk:
+                    failures[index] = simulations[index]._blow_up_message()
+            active = [i for i in active if i not in failures]
+            done += chunk
+            if stop is not None and done < total and stop():
+                interrupted = True
+                break
+    finally:
+        for simulation in simulations:
+            simulation._finish()
+    share = kernel_time * threads / len(simulations)
+    for index, simulation in enumerate(simulations):
+        result = simulation.result(share)
+        result.interrupted = interrupted and index not in failures
+        result.config["steps_this_run"] = simulation.steps_done - start_steps[index]
+        outcomes[index] = SimulationError(failures[index], result) if index in failures \
+            else result
+    return outcomes  # type: ignore[return-value]
+
+
+def _share_network(first: Simulation, other: Simulation) -> None:
+    """Point `other`'s C context at `first`'s connectome arrays when they are the same
+    network (one copy in the cache for the whole batch instead of one per set)."""
+    if other is first or other.connectivity is not first.connectivity or \
+            other.horizon != first.horizon:
+        return
+    source, target = first._sim, other._sim
+    for name in ("row_ptr", "offset", "weight", "weight32"):
+        setattr(target, name, getattr(source, name))
+    other._buffers.keep(first._buffers)  # the shared arrays live as long as `other`

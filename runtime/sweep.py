@@ -7,12 +7,16 @@
                      measures={"transient": 200, "mean": ["E"], "frequency": ["E"]},
                      store="sweep.h5")
 
-The work goes through one seam, `run_points(points, base) -> list[PointResult]`: today every
-point is one `mfgen.Simulation` run; a batched kernel can replace it as another backend.
-Executors: the embedded default runs chunks of points on a thread pool over the local cores
-(the C time loop releases the GIL); `scheduler="tcp://host:port"` sends the chunks to a Dask
-distributed cluster, whose workers rebuild the model from the spec text shipped with the task
-(or find it in their cache). Only the client writes the store, as chunks finish.
+The work goes through one seam, `run_points(points, base) -> list[PointResult]`, with two
+backends: "batched" (the default) advances a chunk of points together in the simulator's
+batched kernel (one C call per chunk of steps for every point, OpenMP over the points, each
+point with its own parameters, noise stream and state), "single" runs one `mfgen.Simulation`
+per point. Both give every point the numbers of its single run, bit for bit.
+Executors: the embedded default runs chunks on the local cores (the batched kernel's threads,
+or a thread pool of single runs; the C time loop releases the GIL); `scheduler="tcp://host:port"`
+sends the chunks to a Dask distributed cluster, whose workers rebuild the model from the spec
+text shipped with the task (or find it in their cache) and run each chunk in the batched
+kernel on one thread. Only the client writes the store, as chunks finish.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import numpy as np
 
 from mfgen.runtime.connectivity import Connectivity
 from mfgen.runtime.model import CompiledModel
-from mfgen.runtime.simulation import Simulation, SimulationError, TemporalAverage
+from mfgen.runtime.simulation import Simulation, SimulationError, TemporalAverage, run_batch
 from mfgen.runtime.sweep_bundle import SpecBundle, bundled_spec_of, load_bundle, spec_bundle
 from mfgen.runtime.sweep_design import (
     DESIGNS,
@@ -58,6 +62,11 @@ BASE_KEYS = ("coupling", "coupling_parameters", "integrator", "dt", "noise", "in
 MAX_CHUNK_POINTS = 64
 WRITE_INTERVAL = 0.5  # s between writes to the store: cheap for tiny points, little to redo
 CHUNKS_PER_WORKER = 4  # enough queued work to keep every worker busy without a long tail
+BACKENDS = ("batched", "single")
+# Steps per batched C call: a Ctrl-C waits for at most one call (~1 s for 50 points of TVB-AdEx
+# on 76 regions on two cores); per-call costs are a few microseconds.
+BATCH_CALL_STEPS = 2000
+LOCAL_BATCH_CHUNKS = 8  # local batched chunks per sweep: store writes and interrupts between
 
 
 # -- one point -----------------------------------------------------------------------------
@@ -72,6 +81,7 @@ class SweepBase:
     model: CompiledModel | None = None  # in-process runs
     bundle: SpecBundle | None = None  # remote runs: workers build the model from it
     chunk_steps: int = 10_000
+    backend: str = "batched"  # how run_points runs a chunk (BACKENDS)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -144,9 +154,11 @@ def run_point(index: int, point: Mapping[str, float], base: SweepBase,
     try:
         kwargs = point_kwargs(base, point)
         variables = measures.variables
+        # One thread per point: the sweep runs points side by side on the cores, and a point
+        # that also spread over the cores would oversubscribe them.
         simulation = Simulation(model, base.connectivity,
                                 monitors=[TemporalAverage(measures.period, variables, "sweep")],
-                                **kwargs)
+                                threads=1, **kwargs)
         result = simulation.run(base.duration, chunk_steps=base.chunk_steps,
                                 progress=check_stop)
         if result.interrupted:
@@ -167,16 +179,72 @@ def run_point(index: int, point: Mapping[str, float], base: SweepBase,
 
 
 def run_points(points: Sequence[tuple[int, Mapping[str, float]]], base: SweepBase,
-               stop: threading.Event | None = None) -> list[PointResult]:
-    """The backend seam: run (index, point) pairs, one Simulation each.
+               stop: threading.Event | None = None, *, threads: int = 1,
+               backend: str | None = None) -> list[PointResult]:
+    """The backend seam: run (index, point) pairs; returns their results in that order,
+    leaving out points stopped by `stop` (they stay pending).
 
-    A batched kernel replaces this function for the points it can take (same signature)."""
+    backend (default: base.backend): "batched" runs the chunk in the batched kernel on
+    `threads` threads; "single" runs one Simulation per point, one after the other, each on
+    one thread."""
+    backend = backend or base.backend
+    if backend == "batched":
+        return _run_batched(points, base, stop, threads)
+    if backend != "single":
+        raise SweepError(f"unknown sweep backend '{backend}'; choose one of "
+                         f"{', '.join(BACKENDS)}")
     results = []
     for index, point in points:
         if stop is not None and stop.is_set():
             break
         results.append(run_point(index, point, base, stop))
     return results
+
+
+def _run_batched(points: Sequence[tuple[int, Mapping[str, float]]], base: SweepBase,
+                 stop: threading.Event | None, threads: int) -> list[PointResult]:
+    """Every point of the chunk as one set of the batched kernel (runtime/simulation.py
+    run_batch); a point whose values are invalid or whose run blows up fails alone."""
+    model = base.resolved_model()
+    measures = base.measures
+    variables = measures.variables
+    results: dict[int, PointResult] = {}
+    simulations: list[Simulation] = []
+    members: list[int] = []
+    for index, point in points:
+        started = time.perf_counter()
+        try:
+            simulations.append(Simulation(
+                model, base.connectivity,
+                monitors=[TemporalAverage(measures.period, variables, "sweep")], threads=1,
+                **point_kwargs(base, point)))
+            members.append(index)
+        except (ValueError, TypeError) as exc:  # this point's values are invalid
+            results[index] = PointResult(index, False, reason=f"{type(exc).__name__}: {exc}",
+                                         wall_time=time.perf_counter() - started)
+    outcomes = run_batch(simulations, base.duration, threads=threads,
+                         chunk_steps=min(base.chunk_steps, BATCH_CALL_STEPS),
+                         stop=stop.is_set if stop is not None else None)
+    for index, outcome in zip(members, outcomes):
+        if isinstance(outcome, SimulationError):
+            results[index] = PointResult(index, False,
+                                         reason=str(outcome).split("; the state before")[0],
+                                         wall_time=outcome.result.wall_time)
+            continue
+        if outcome.interrupted:
+            continue  # not finished: stays pending, runs again on resume
+        monitor = outcome["sweep"]
+        try:
+            values = compute_measures(measures, monitor.times, monitor.data, variables)
+        except (ValueError, TypeError) as exc:
+            results[index] = PointResult(index, False, reason=f"{type(exc).__name__}: {exc}",
+                                         wall_time=outcome.wall_time)
+            continue
+        traces = ({v: monitor.data[:, i].copy() for i, v in enumerate(variables)}
+                  if measures.traces else None)
+        results[index] = PointResult(index, True, values, traces=traces,
+                                     wall_time=outcome.wall_time)
+    return [results[index] for index, _ in points if index in results]
 
 
 def _run_chunk_remote(base: SweepBase, points: list[tuple[int, dict[str, float]]]
@@ -234,13 +302,25 @@ def _chunks(indices: Sequence[int], points: Sequence[dict[str, float]], workers:
             for start in range(0, len(indices), chunk_points)]
 
 
+def _local_batch_size(n_points: int, workers: int) -> int:
+    """Points per local batched chunk: about LOCAL_BATCH_CHUNKS chunks, a multiple of the
+    thread count (so the threads finish a chunk together), at most MAX_CHUNK_POINTS."""
+    size = max(workers, min(MAX_CHUNK_POINTS, math.ceil(n_points / LOCAL_BATCH_CHUNKS)))
+    return max(workers, size - size % workers)
+
+
 def _run_embedded(base: SweepBase, chunks: list[list[tuple[int, dict[str, float]]]],
                   workers: int) -> Iterator[list[PointResult]]:
-    """Chunks on a local thread pool; yields each chunk's results as it finishes."""
+    """Chunks on the local cores; yields each chunk's results as it finishes. Batched: one
+    chunk at a time in the batched kernel on `workers` threads (in a background thread, so
+    the client writes the store meanwhile); single: a pool of `workers` threads."""
     stop = threading.Event()
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mfgen-sweep")
+    batched = base.backend == "batched"
+    pool = ThreadPoolExecutor(max_workers=1 if batched else workers,
+                              thread_name_prefix="mfgen-sweep")
     try:
-        futures = [pool.submit(run_points, chunk, base, stop) for chunk in chunks]
+        futures = [pool.submit(run_points, chunk, base, stop,
+                               threads=workers if batched else 1) for chunk in chunks]
         for future in as_completed(futures):
             yield future.result()
     finally:
@@ -353,7 +433,7 @@ def sweep(model: str | Path | CompiledModel, connectivity: Connectivity | None =
           workers: int | None = None, chunk_points: int | None = None,
           progress: bool | Callable[[int, int], None] = True,
           progress_stream: TextIO | None = None, chunk_steps: int = 10_000,
-          write_interval: float = WRITE_INTERVAL) -> Any:
+          write_interval: float = WRITE_INTERVAL, backend: str = "batched") -> Any:
     """Run a parameter sweep; returns an xarray Dataset indexed by the swept quantities.
 
     model: a bundled spec name, a spec path or a model from mfgen.load (remote workers need
@@ -362,7 +442,9 @@ def sweep(model: str | Path | CompiledModel, connectivity: Connectivity | None =
     measures: see runtime/sweep_measures.py. store: an HDF5 file written as points finish; an
     existing one with the same definition is resumed. scheduler: None runs on `workers` local
     threads (default: every core); an address ("tcp://host:8786") or a distributed.Client runs
-    on that Dask cluster. progress: True draws a progress bar on stderr, a callable gets
+    on that Dask cluster. backend: "batched" (one kernel call advances a chunk of points, on
+    the local cores or one thread per Dask worker) or "single" (one Simulation per point); the
+    numbers are the same bit for bit. progress: True draws a progress bar on stderr, a callable gets
     (saved, total) after every write to the store: finished points are written together at
     most every `write_interval` seconds (0: each chunk as it finishes), and at the end or on an
     interrupt.
@@ -373,6 +455,8 @@ def sweep(model: str | Path | CompiledModel, connectivity: Connectivity | None =
 
     if not isinstance(sweep, Mapping) or not sweep:
         raise SweepError("sweep= needs a mapping of swept quantities to their values")
+    if backend not in BACKENDS:
+        raise SweepError(f"unknown backend '{backend}'; choose one of {', '.join(BACKENDS)}")
     if design not in DESIGNS:
         raise SweepError(f"unknown design '{design}'; choose one of {', '.join(DESIGNS)}")
     base = dict(base or {})
@@ -398,7 +482,7 @@ def sweep(model: str | Path | CompiledModel, connectivity: Connectivity | None =
         raise SweepError(f"measures.transient ({parsed.transient:g} ms) must be shorter than "
                          f"the duration ({duration:g} ms)")
     sweep_base = SweepBase(connectivity, base, float(duration), parsed, compiled,
-                           chunk_steps=chunk_steps)
+                           chunk_steps=chunk_steps, backend=backend)
     _check_base(sweep_base, points)
 
     n_samples = int(round(duration / base.get("dt", 0.1))) // int(
@@ -466,10 +550,16 @@ def sweep(model: str | Path | CompiledModel, connectivity: Connectivity | None =
         if pending:
             if scheduler is None:
                 n_workers = workers or os.cpu_count() or 1
-                # Threads cost nothing to schedule: one point per task, so an interrupt
-                # loses only the points that were running.
-                chunks = _chunks(pending, points, n_workers, chunk_points or 1)
-                batches = _run_embedded(sweep_base, chunks, min(n_workers, len(chunks)))
+                if backend == "batched":
+                    # A few large chunks: the kernel's threads share each chunk's points.
+                    size = chunk_points or _local_batch_size(len(pending), n_workers)
+                    chunks = _chunks(pending, points, n_workers, size)
+                    batches = _run_embedded(sweep_base, chunks, n_workers)
+                else:
+                    # Threads cost nothing to schedule: one point per task, so an interrupt
+                    # loses only the points that were running.
+                    chunks = _chunks(pending, points, n_workers, chunk_points or 1)
+                    batches = _run_embedded(sweep_base, chunks, min(n_workers, len(chunks)))
             else:
                 client, own_client = _client(scheduler)
                 sweep_base.bundle = spec_bundle(spec if spec is not None else

@@ -19,25 +19,20 @@
       store: adex_sweep.h5       # relative to the config's folder
       scheduler: tcp://10.0.0.5:8786   # optional: a Dask cluster
 
-The `run:` section is read by `_run_section` below, a small adapter the integration points at
-`runtime/run_config.py` (the `mfgen run` reader) so both commands share one format.
+The `run:` section is read by `runtime/run_config.py` (the `mfgen run` reader): both commands
+share one format and its file:line:column errors. `mfgen sweep` is wired in mfgen/cli.py.
 """
 
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-from mfgen.errors import Location, MfgenError, SpecError
+from mfgen.errors import Location, SpecError
 from mfgen.runtime.sweep_design import SweepError
 
-RUN_KEYS = ("description", "spec", "connectivity", "coupling", "local_coupling", "integrator",
-            "dt", "duration", "noise", "parameters", "initial_state", "seed")
 SWEEP_KEYS = ("design", "quantities", "n_points", "random_seed", "measures", "store",
               "scheduler", "workers", "chunk_points")
 
@@ -52,73 +47,23 @@ def _where(mapping: Any, key: str, path: str) -> Location:
     return location or Location(path)
 
 
-def _run_section(run: Mapping[str, Any], path: str, folder: Path
-                 ) -> tuple[str, Any, dict[str, Any], float]:
-    """(spec, connectivity, Simulation kwargs, duration) from a `run:` mapping."""
-    from mfgen.runtime.connectivity import Connectivity
+def _run_section(run: Mapping[str, Any], path: Path) -> tuple[str, Any, dict[str, Any], float]:
+    """(spec reference, connectivity, Simulation kwargs, duration) from a `run:` mapping, read
+    by the `mfgen run` reader (runtime/run_config.py) so both commands share one format. The
+    spec stays a reference (name or path): Dask workers get its text, not a compiled module."""
+    from mfgen.runtime.run_config import parse_run_config
 
-    for key in run:
-        if key not in RUN_KEYS:
-            hint = ("a sweep's monitor comes from sweep.measures" if key == "monitors"
-                    else "the store is sweep.store" if key == "output"
-                    else f"known keys: {', '.join(RUN_KEYS)}")
-            raise SweepConfigError(f"unknown key run.{key}", _where(run, key, path), hint)
-    if "spec" not in run:
-        raise SweepConfigError("run.spec is missing", _where(run, "spec", path),
-                               "name a bundled spec or a spec path")
-    spec = str(run["spec"])
-    if ("/" in spec or spec.endswith((".yaml", ".yml"))) and not Path(spec).is_absolute():
-        spec = str(folder / spec)
-    source = run.get("connectivity", "synthetic")
-    options = source if isinstance(source, Mapping) else {"source": source}
-    kind = str(options.get("source", "synthetic"))
-    speed = float(options.get("speed", 4.0))
-    if kind == "synthetic":
-        connectivity = Connectivity.synthetic(int(options.get("regions", 68)),
-                                              seed=int(options.get("seed", 42)), speed=speed)
-    elif kind == "tvb-default":
-        connectivity = Connectivity.tvb_default(speed=speed)
-    elif kind == "none":
-        connectivity = Connectivity.empty(int(options.get("regions", 1)))
-    else:
-        zip_path = Path(kind) if Path(kind).is_absolute() else folder / kind
-        try:
-            connectivity = Connectivity.from_zip(zip_path, speed=speed)
-        except (OSError, ValueError, MfgenError) as exc:
-            raise SweepConfigError(f"cannot read the connectivity '{zip_path}': {exc}",
-                                   _where(run, "connectivity", path),
-                                   "give synthetic, tvb-default, none or a TVB .zip") from None
-    kwargs: dict[str, Any] = {}
-    coupling = run.get("coupling")
-    if isinstance(coupling, str):
-        kwargs["coupling"] = coupling
-    elif isinstance(coupling, Mapping):
-        if "function" in coupling:
-            kwargs["coupling"] = str(coupling["function"])
-        if "parameters" in coupling:
-            kwargs["coupling_parameters"] = dict(coupling["parameters"])
-        if "precision" in coupling:
-            kwargs["coupling_precision"] = str(coupling["precision"])
-    for key in ("local_coupling", "integrator", "dt", "noise", "seed"):
+    if not isinstance(run, Mapping):
+        raise SweepConfigError("run: must be a mapping", Location(str(path)))
+    for key in ("monitors", "output"):
         if key in run:
-            kwargs[key] = run[key]
-    if "parameters" in run:
-        kwargs["parameters"] = {k: np.asarray(v, dtype=float) if isinstance(v, list) else v
-                                for k, v in dict(run["parameters"]).items()}
-    if "initial_state" in run:
-        kwargs["initial_state"] = dict(run["initial_state"])  # resolved against the model
-    duration = run.get("duration", 1000.0)
-    return spec, connectivity, kwargs, float(duration)
-
-
-def _initial_state(values: Mapping[str, Any], model: Any, n_regions: int) -> np.ndarray:
-    state = np.empty((model.n_states, n_regions))
-    for row, name in enumerate(model.state_variables):
-        if name not in values:
-            raise SweepError(f"run.initial_state: give a value for every state; '{name}' is "
-                             "missing")
-        state[row] = values[name]
-    return state
+            hint = ("a sweep's monitor comes from sweep.measures" if key == "monitors"
+                    else "the store is sweep.store")
+            raise SweepConfigError(f"unknown key run.{key}", _where(run, key, str(path)), hint)
+    config = parse_run_config(run, str(path), base_dir=path.resolve().parent)
+    _model, connectivity, kwargs, duration = config.build()
+    kwargs.pop("monitors")  # the sweep's monitor is made from its measures
+    return config.spec_reference(), connectivity, kwargs, float(duration)
 
 
 def load_sweep_config(path: str | Path) -> dict[str, Any]:
@@ -140,8 +85,8 @@ def load_sweep_config(path: str | Path) -> dict[str, Any]:
             raise SweepConfigError(f"unknown top-level key '{key}'", _where(data, key, str(path)),
                                    "a sweep config has run: and sweep:")
     run, section = data["run"], data["sweep"]
-    if not isinstance(run, Mapping) or not isinstance(section, Mapping):
-        raise SweepConfigError("run: and sweep: must be mappings", Location(str(path)))
+    if not isinstance(section, Mapping):
+        raise SweepConfigError("sweep: must be a mapping", Location(str(path)))
     for key in section:
         if key not in SWEEP_KEYS:
             raise SweepConfigError(f"unknown key sweep.{key}", _where(section, key, str(path)),
@@ -149,7 +94,7 @@ def load_sweep_config(path: str | Path) -> dict[str, Any]:
     if "quantities" not in section:
         raise SweepConfigError("sweep.quantities is missing", _where(data, "sweep", str(path)),
                                "name the swept quantities and their values")
-    spec, connectivity, kwargs, duration = _run_section(run, str(path), path.parent)
+    spec, connectivity, kwargs, duration = _run_section(run, path)
     store = section.get("store")
     if store is not None:
         store = Path(store) if Path(store).is_absolute() else path.parent / str(store)
@@ -177,18 +122,21 @@ def _locate(error: SweepError, path: str, section: Mapping[str, Any]) -> SweepCo
     return SweepConfigError(message, location)
 
 
-def add_sweep_command(subparsers: Any) -> argparse.ArgumentParser:
-    """Add `mfgen sweep` to an argparse subparsers object."""
+def add_sweep_command(subparsers: Any, **parser_options: Any) -> argparse.ArgumentParser:
+    """Add `mfgen sweep` to an argparse subparsers object (`parser_options`: the CLI's parents
+    and help formatter)."""
+    description = ("Run a parameter sweep: a run config plus swept quantities and measures "
+                   "(see docs/sweeps.md). Results go to an HDF5 file as points finish; running"
+                   " the same command again resumes.")
     command = subparsers.add_parser(
         "sweep", help="run a parameter sweep from a config file (resumable)",
-        description="Run a parameter sweep: a run config plus swept quantities and measures "
-                    "(see docs/sweeps.md). Results go to an HDF5 file as points finish; running"
-                    " the same command again resumes.")
+        description=description, **parser_options)
     command.add_argument("config", help="sweep config YAML (run: and sweep: sections)")
-    command.add_argument("--store", help="HDF5 result file (overrides sweep.store)")
+    command.add_argument("--store", help="HDF5 result file (default: the config's sweep.store)")
     command.add_argument("--scheduler", help="Dask scheduler address, e.g. tcp://host:8786 "
-                         "(overrides sweep.scheduler); default: the local cores")
-    command.add_argument("--workers", type=int, help="local threads (default: every core)")
+                         "(default: the config's sweep.scheduler, else the local cores)")
+    command.add_argument("--workers", type=int,
+                         help="local cores (default: sweep.workers, else every core)")
     command.add_argument("--plot", metavar="OUT.png",
                          help="draw heat-maps of the measures over the first two quantities")
     command.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -198,7 +146,6 @@ def add_sweep_command(subparsers: Any) -> argparse.ArgumentParser:
 
 def run_sweep_command(args: argparse.Namespace) -> int:
     """Handle `mfgen sweep`; returns the exit status (130 when interrupted)."""
-    from mfgen.runtime.loader import load
     from mfgen.runtime.sweep import sweep
     from mfgen.runtime.sweep_plot import plot_sweep
 
@@ -208,17 +155,15 @@ def run_sweep_command(args: argparse.Namespace) -> int:
         options["store"] = Path(args.store)
     if args.scheduler:
         options["scheduler"] = args.scheduler
-    if args.workers:
+    if args.workers is not None:
+        if args.workers < 1:
+            raise SweepConfigError(f"--workers must be at least 1, got {args.workers}",
+                                   Location("<command line>"))
         options["workers"] = args.workers
     if options["store"] is None:
         raise SweepConfigError("no result file: set sweep.store or pass --store",
                                _where(section, "store", path))
-    initial = options["base"].get("initial_state")
     try:
-        if isinstance(initial, Mapping):
-            model = load(options["model"])
-            options["base"]["initial_state"] = _initial_state(
-                initial, model, options["connectivity"].n_regions)
         dataset = sweep(**options, progress=not args.quiet)
     except SweepError as exc:
         if isinstance(exc, SpecError):
@@ -232,19 +177,3 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     if args.plot:
         print(f"heat-maps: {plot_sweep(dataset, args.plot)}")
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    """`python -m mfgen.runtime.sweep_config CONFIG` (until the CLI wires `mfgen sweep`)."""
-    parser = argparse.ArgumentParser(prog="mfgen")
-    add_sweep_command(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(["sweep", *(argv if argv is not None else sys.argv[1:])])
-    try:
-        return args.handler(args)
-    except MfgenError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -6,7 +6,6 @@ point is that every sweep point equals the single run it stands for.
 
 from __future__ import annotations
 
-import argparse
 import io
 import json
 import os
@@ -24,7 +23,6 @@ from mfgen.runtime.sweep import run_points
 from mfgen.runtime.sweep_bundle import spec_bundle
 from mfgen.runtime.sweep_config import (
     SweepConfigError,
-    add_sweep_command,
     load_sweep_config,
 )
 from mfgen.runtime.sweep_design import SweepError, design_points, parse_quantity
@@ -398,18 +396,30 @@ sweep:
 """
 
 
-def _command(argv):
-    parser = argparse.ArgumentParser(prog="mfgen")
-    add_sweep_command(parser.add_subparsers(dest="command"))
-    return parser.parse_args(["sweep", *argv])
+def _mfgen(*argv, cwd=None):
+    """The real entry point, in a subprocess (as a user runs it)."""
+    return subprocess.run([sys.executable, "-m", "mfgen.cli", *map(str, argv)],
+                          capture_output=True, text=True, timeout=300, cwd=cwd)
+
+
+def _main(capsys, *argv):
+    """The same entry point in this process (cheaper): (status, stdout, stderr)."""
+    from mfgen.cli import main
+
+    try:
+        status = main([str(a) for a in argv])
+    except SystemExit as exit_:  # argparse's --help and usage errors
+        status = exit_.code
+    out = capsys.readouterr()
+    return status, out.out, out.err
 
 
 def test_sweep_command_runs_a_config(tmp_path, capsys):
     config = tmp_path / "sweep.yaml"
     config.write_text(CONFIG)
-    args = _command([str(config), "--quiet", "--plot", str(tmp_path / "map.png")])
-    assert args.handler(args) == 0
-    assert "4 points done, 0 failed" in capsys.readouterr().out
+    run = _mfgen("sweep", config, "--quiet", "--plot", tmp_path / "map.png")
+    assert run.returncode == 0, run.stderr
+    assert "4 points done, 0 failed" in run.stdout
     ds = mfgen.open_sweep(tmp_path / "out" / "sweep.h5")
     assert ds.mean_V.dims == ("a", "coupling.a") and (ds.status == "done").all()
     expected = mfgen.simulate(mfgen.load(MODEL), mfgen.Connectivity.synthetic(4, seed=2),
@@ -418,14 +428,34 @@ def test_sweep_command_runs_a_config(tmp_path, capsys):
                               monitors=[mfgen.TemporalAverage(1.0, ["V"])])["temporal_average"]
     assert ds.mean_V.sel(a=0.5).values[1] == expected["V"][expected.times >= 10].mean()
     assert (tmp_path / "map.png").stat().st_size > 1000
+    # `mfgen plot` recognises a sweep file and draws its heat-maps.
+    plot = _mfgen("plot", tmp_path / "out" / "sweep.h5", "--out", tmp_path / "again.png")
+    assert plot.returncode == 0, plot.stderr
+    assert (tmp_path / "again.png").stat().st_size > 1000
+    # Again: everything is saved, nothing is computed.
+    status, out, _ = _main(capsys, "sweep", config, "--quiet")
+    assert status == 0 and "(0 computed now, 4 already saved)" in out
+    # an existing figure is kept unless --force
+    status, _, err = _main(capsys, "sweep", config, "--quiet", "--plot", tmp_path / "map.png")
+    assert status == 2 and "exists; pass --force" in err
+    status, out, _ = _main(capsys, "sweep", "--help")
+    assert status == 0 and "--workers" in out and "(default: " in out
+
+
+def test_sweep_command_errors_are_one_line(tmp_path, capsys):
+    config = tmp_path / "bad.yaml"
+    config.write_text(CONFIG.replace("    a: [-0.5, 0.5]", "    b_e: [1.0]"))
+    status, _, err = _main(capsys, "sweep", config, "--quiet")
+    assert status == 2 and err.count("\n") == 1, err
+    assert re.match(r"mfgen: error: .*bad\.yaml:12:5: swept quantity 'b_e'", err)
+    # the run: section is the `mfgen run` format, with its errors and locations
+    config.write_text(CONFIG.replace("  dt: 0.1", "  dt: -0.1"))
+    status, _, err = _main(capsys, "sweep", config, "--quiet")
+    assert status == 2 and "bad.yaml:6:7: 'dt' must be positive" in err, err
 
 
 def test_sweep_config_errors_name_the_line(tmp_path):
     config = tmp_path / "bad.yaml"
-    config.write_text(CONFIG.replace("    a: [-0.5, 0.5]", "    b_e: [1.0]"))
-    args = _command([str(config), "--quiet"])
-    with pytest.raises(SweepConfigError, match=r"bad\.yaml:12:5: swept quantity 'b_e'"):
-        args.handler(args)
     config.write_text(CONFIG.replace("  seed: 3", "  monitors: []"))
     with pytest.raises(SweepConfigError, match=r"bad\.yaml:8:3: unknown key run.monitors"):
         load_sweep_config(config)
