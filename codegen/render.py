@@ -27,7 +27,7 @@ MONITOR_KINDS = {"raw": 0, "subsample": 0, "temporal_average": 1}
 
 def _simulator_context(target: Target) -> dict[str, Any]:
     couplings = [
-        {"name": f.name, "parameters": [p for p, _ in f.parameters],
+        {"name": f.name, "parameters": [p for p, _ in f.parameters], "inputs": list(f.inputs),
          # Coupling functions name their own C variables (x_i, x_j, gx, parameters).
          "pre": target.printer(f.pre, mangle=False),
          "post": target.printer(f.post, mangle=False)}
@@ -70,7 +70,8 @@ def build_manifest() -> dict[str, Any]:
             {"name": t.name, "stages": t.stages, "stochastic": t.stochastic, "order": t.order,
              "description": t.description} for t in INTEGRATORS.values()],
         "max_stages": max(t.stages for t in INTEGRATORS.values()),
-        "couplings": [{"name": f.name, "parameters": [[p, v] for p, v in f.parameters]}
+        "couplings": [{"name": f.name, "parameters": [[p, v] for p, v in f.parameters],
+                       "needs_cvars": f.needs_cvars}
                       for f in load_coupling_functions().values()],
         "monitors": [{"name": name, "kind": kind} for name, kind in MONITOR_KINDS.items()],
     }

@@ -80,6 +80,9 @@ COUPLINGS = {
     tvb_coupling.HyperbolicTangent: ("hyperbolic_tangent", {"a": "a", "b": "b",
                                                             "midpoint": "midpoint",
                                                             "sigma": "sigma"}),
+    tvb_coupling.Kuramoto: ("kuramoto", {"a": "a"}),
+    tvb_coupling.SigmoidalJansenRit: ("sigmoidal_jansen_rit", {
+        "cmin": "cmin", "cmax": "cmax", "midpoint": "midpoint", "r": "r", "a": "a"}),
 }
 INTEGRATORS = {
     tvb_integrators.EulerDeterministic: "euler",
@@ -285,6 +288,12 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
     if type(simulator.integrator) not in INTEGRATORS:
         raise _refuse(f"integrator {type(simulator.integrator).__name__}",
                       "mfgen runs " + ", ".join(c.__name__ for c in INTEGRATORS))
+    if isinstance(simulator.coupling, tvb_coupling.PreSigmoidal):
+        # Its own __call__ sums over targets (transposed weights) and feeds the dynamic
+        # threshold from the diagonal: not TVB's pre/post structure that mfgen compiles.
+        raise _refuse("coupling PreSigmoidal", "its __call__ is not a pre/post coupling "
+                      "(sums over targets with transposed weights); mfgen runs " +
+                      ", ".join(c.__name__ for c in COUPLINGS))
     if type(simulator.coupling) not in COUPLINGS:
         raise _refuse(f"coupling {type(simulator.coupling).__name__}",
                       "mfgen runs " + ", ".join(c.__name__ for c in COUPLINGS))

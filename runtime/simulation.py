@@ -254,8 +254,13 @@ class Simulation:
         names = [c["name"] for c in couplings]
         if coupling not in names:
             raise ValueError(f"unknown coupling '{coupling}'; choose one of {', '.join(names)}")
-        values = {name: float(value) for name, value in couplings[names.index(coupling)][
-            "parameters"]}
+        entry = couplings[names.index(coupling)]
+        # A combined coupling (pre over x_j[0], x_j[1], ...) reads that many coupled variables.
+        if int(entry.get("needs_cvars", 0)) > len(model.cvar):
+            raise ValueError(f"coupling '{coupling}' combines {entry['needs_cvars']} coupled "
+                             f"variables but model '{model.name}' couples "
+                             f"{len(model.cvar)}")
+        values = {name: float(value) for name, value in entry["parameters"]}
         for key, value in (coupling_parameters or {}).items():
             if key not in values:
                 raise ValueError(f"coupling '{coupling}' has no parameter '{key}'; it has "
