@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import sympy
 
@@ -72,6 +73,7 @@ class ModelIR:
     source_digest: str = ""
     resolutions: list[tuple[str, str, str]] = field(default_factory=list)  # see ModelSpec
     source_sha256: list[str] = field(default_factory=list)
+    couplings: list[Any] = field(default_factory=list)  # the spec's coupling functions
     _canonical: str = field(default="", repr=False, compare=False)  # memo: srepr is slow
 
     @property
@@ -92,6 +94,8 @@ class ModelIR:
         lines += [f"coupling {c.name} {c.state}" for c in self.coupling]
         lines += [f"{sym} = {sympy.srepr(expr)}" for sym, expr in self.program]
         lines += [f"d/dt {s.name} = {sympy.srepr(e)}" for s, e in zip(self.states, self.outputs)]
+        lines += [f"coupling function {f.name} {[p for p, _ in f.parameters]} {f.inputs} "
+                  f"{sympy.srepr(f.pre)} {sympy.srepr(f.post)}" for f in self.couplings]
         self._canonical = "\n".join(lines)
         return self._canonical
 
@@ -537,7 +541,8 @@ def build_ir(spec: ModelSpec) -> ModelIR:
                                     s.description))
     return ModelIR(spec.name, spec.description, spec.references, parameters, states, coupling,
                    builder.program, outputs, [str(p) for p in spec.sources], spec.source_digest,
-                   list(spec.resolutions), list(spec.source_sha256))
+                   list(spec.resolutions), list(spec.source_sha256),
+                   list(spec.couplings.values()))
 
 
 def _check_unused_functions(spec: ModelSpec, builder: _ProgramBuilder) -> None:

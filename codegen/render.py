@@ -25,13 +25,17 @@ LIBMVEC_FUNCTIONS = ("exp", "log", "erf", "erfc", "tanh", "sin", "cos", "pow")
 MONITOR_KINDS = {"raw": 0, "subsample": 0, "temporal_average": 1}
 
 
-def _simulator_context(target: Target) -> dict[str, Any]:
-    couplings = [
+def _coupling_context(functions: Any, target: Target) -> list[dict[str, Any]]:
+    return [
         {"name": f.name, "parameters": [p for p, _ in f.parameters], "inputs": list(f.inputs),
          # Coupling functions name their own C variables (x_i, x_j, gx, parameters).
          "pre": target.printer(f.pre, mangle=False),
          "post": target.printer(f.post, mangle=False)}
-        for f in load_coupling_functions().values()]
+        for f in functions]
+
+
+def _simulator_context(target: Target) -> dict[str, Any]:
+    couplings = _coupling_context(load_coupling_functions().values(), target)
     integrators = []
     for tab in INTEGRATORS.values():
         rows = [[(j, repr(float(a))) for j, a in enumerate(row) if a] for row in tab.a]
@@ -135,6 +139,21 @@ def render(ir: ModelIR, kernel: Kernel, target: Target = C) -> GeneratedSource:
         outputs=[target.printer(e) for e in kernel.outputs],
         interface=interface,
     )
+    manifest = build_manifest()
+    if ir.couplings:
+        # The spec's coupling functions: exported from this module as mf_user_coupling_<i>.
+        context = dict(_simulator_context(target),
+                       couplings=_coupling_context(ir.couplings, target))
+        c_source += env.get_template("model_couplings.c.j2").render(
+            interface=env.get_template("simulation.h.j2").render(**context), **context)
+        interface += "".join(
+            f"void mf_user_coupling_{i}(const void *sim, const double *x, double *c, "
+            "int64_t now, int64_t i0, int64_t i1, void *scratch);\n"
+            for i in range(len(ir.couplings)))
+        manifest["couplings"] = manifest["couplings"] + [
+            {"name": f.name, "parameters": [[p, v] for p, v in f.parameters],
+             "needs_cvars": f.needs_cvars, "symbol": f"mf_user_coupling_{i}"}
+            for i, f in enumerate(ir.couplings)]
     reference = env.get_template("reference.py.j2").render(
         version=__version__,
         model_name=ir.name,
@@ -144,4 +163,4 @@ def render(ir: ModelIR, kernel: Kernel, target: Target = C) -> GeneratedSource:
         statements=[(s.name, numpy_expression(e)) for s, e in ir.program],
         outputs=[numpy_expression(e) for e in ir.outputs],
     )
-    return GeneratedSource(c_source, interface, reference, build_manifest())
+    return GeneratedSource(c_source, interface, reference, manifest)

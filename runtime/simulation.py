@@ -395,6 +395,10 @@ class Simulation:
         sim.coupling_kind = names.index(coupling)
         sim.coupling_float32 = int(coupling_precision == "float32")
         sim.coupling_params = ffi.cast("double *", coupling_vector.ctypes.data)
+        # A coupling function of the spec (`couplings:`) lives in the model's module.
+        symbol = couplings[names.index(coupling)].get("symbol")
+        sim.user_coupling = ffi.cast("mf_user_coupling_fn", model.function_address(symbol)) \
+            if symbol else ffi.NULL
         sim.history = ffi.cast("double *", self._history.ctypes.data)
         sim.n_noisy = int(noisy.size)
         sim.noisy_states = ffi.cast("int32_t *", self._noisy.ctypes.data)

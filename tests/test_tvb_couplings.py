@@ -1,4 +1,5 @@
-"""TVB 2.10's coupling functions in mfgen, against TVB's own classes on the same history.
+"""TVB 2.10's coupling functions in mfgen, against TVB's own classes on the same history, and
+coupling functions a spec declares itself (`couplings:`).
 
 A probe model (dV/dt = c_0, dW/dt = c_1, coupling c_0: V, c_1: W) makes one Euler step of
 dt = 1 ms show the coupling itself: c = (x1 - x0) / dt. TVB's side is the coupling object of a
@@ -30,6 +31,14 @@ state_variables:
 coupling:
   c_0: V
   c_1: W
+couplings:                # the spec's own coupling functions, compiled into its module
+  user_difference:
+    parameters: {a: 0.1}
+    pre: x_j - x_i
+    post: a * gx
+  user_product:
+    pre: "x_j[0] * x_j[1] - x_i[1]"
+    post: gx / n_nodes
 derivatives:
   V: c_0
   W: c_1
@@ -227,3 +236,35 @@ def test_presigmoidal_is_refused_by_name():
     sim.configure()
     with pytest.raises(mftvb.UnsupportedByMfgen, match="PreSigmoidal"):
         mftvb.simulate(sim)
+
+
+def test_a_specs_coupling_function_runs_like_the_bundled_one(probe, network):
+    """`user_difference` (the probe spec's) is TVB's Difference, compiled into the model's
+    module and called by the simulator through a pointer: the same numbers as the bundled
+    `difference`, bit for bit, and TVB's Difference class."""
+    history = history_for(network, (-2.0, -2.0), (2.0, 2.0))
+    parameters = {"a": 0.3}
+    for precision in ("float32", "float64"):
+        own = mfgen_coupling_rows(probe, network, history, "user_difference", parameters,
+                                  precision)
+        bundled = mfgen_coupling_rows(probe, network, history, "difference", parameters,
+                                      precision)
+        assert (own == bundled).all()
+    expected = tvb_coupling_rows(network, history, coupling.Difference(a=np.array([0.3])))
+    assert error(own, expected) < FLOAT32_TOLERANCE
+
+
+def test_a_specs_combined_coupling_function(probe, network):
+    history = history_for(network, (-2.0, -2.0), (2.0, 2.0))
+    x_j, x_i = delayed(network, history)
+    row = (network.weights * (x_j[..., 0] * x_j[..., 1] - x_i[:, None, 1])).sum(axis=1) / N
+    computed = mfgen_coupling_rows(probe, network, history, "user_product", {}, "float64")
+    assert error(computed, np.stack([row, row])) < FLOAT64_TOLERANCE
+
+
+def test_a_spec_cannot_redefine_a_bundled_coupling(tmp_path):
+    path = tmp_path / "clash.yaml"
+    path.write_text(PROBE.replace("user_difference:", "linear:"))
+    with pytest.raises(SpecError, match="'linear' is already a bundled coupling") as failure:
+        mfgen.load(str(path))
+    assert f"{path}:" in str(failure.value)
