@@ -19,7 +19,7 @@ from mfgen.codegen.printing import numpy_expression
 from mfgen.codegen.targets import C, Target
 
 # libmvec (glibc) provides SIMD versions of these; sqrt/fabs/fmax are instructions already.
-LIBMVEC_FUNCTIONS = ("exp", "log", "erf", "erfc", "tanh", "sin", "cos", "pow")
+LIBMVEC_FUNCTIONS = ("exp", "log", "erf", "erfc", "tanh", "sin", "cos", "pow", "atan2")
 
 # What the runtime's monitors are, by name: C kind 0 samples the state, 1 averages it.
 MONITOR_KINDS = {"raw": 0, "subsample": 0, "temporal_average": 1}
