@@ -22,8 +22,17 @@ DT = 1.0
 SPEED = 3.0
 N = 60
 
+# A coupling file: a spec with only `couplings:`, brought in by `extends` (bundled or by path).
+COUPLING_FILE = """\
+couplings:
+  user_product:
+    pre: "x_j[0] * x_j[1] - x_i[1]"
+    post: gx / n_nodes
+"""
+
 PROBE = """\
 name: coupling_probe
+extends: probe_couplings.yaml
 description: the coupling rows, as derivatives
 state_variables:
   V: {range: [0.0, 15.0]}
@@ -36,9 +45,6 @@ couplings:                # the spec's own coupling functions, compiled into its
     parameters: {a: 0.1}
     pre: x_j - x_i
     post: a * gx
-  user_product:
-    pre: "x_j[0] * x_j[1] - x_i[1]"
-    post: gx / n_nodes
 derivatives:
   V: c_0
   W: c_1
@@ -49,6 +55,7 @@ derivatives:
 def probe(tmp_path_factory):
     path = tmp_path_factory.mktemp("probe") / "coupling_probe.yaml"
     path.write_text(PROBE)
+    (path.parent / "probe_couplings.yaml").write_text(COUPLING_FILE)
     return mfgen.load(str(path))
 
 
@@ -254,7 +261,7 @@ def test_a_specs_coupling_function_runs_like_the_bundled_one(probe, network):
     assert error(own, expected) < FLOAT32_TOLERANCE
 
 
-def test_a_specs_combined_coupling_function(probe, network):
+def test_a_combined_coupling_function_from_a_coupling_file(probe, network):
     history = history_for(network, (-2.0, -2.0), (2.0, 2.0))
     x_j, x_i = delayed(network, history)
     row = (network.weights * (x_j[..., 0] * x_j[..., 1] - x_i[:, None, 1])).sum(axis=1) / N
@@ -265,6 +272,7 @@ def test_a_specs_combined_coupling_function(probe, network):
 def test_a_spec_cannot_redefine_a_bundled_coupling(tmp_path):
     path = tmp_path / "clash.yaml"
     path.write_text(PROBE.replace("user_difference:", "linear:"))
+    (tmp_path / "probe_couplings.yaml").write_text(COUPLING_FILE)
     with pytest.raises(SpecError, match="'linear' is already a bundled coupling") as failure:
         mfgen.load(str(path))
     assert f"{path}:" in str(failure.value)
