@@ -74,6 +74,8 @@ class ModelIR:
     resolutions: list[tuple[str, str, str]] = field(default_factory=list)  # see ModelSpec
     source_sha256: list[str] = field(default_factory=list)
     couplings: list[Any] = field(default_factory=list)  # the spec's coupling functions
+    # (name, expression over program symbols and inputs): computed in C for the monitors
+    observables: list[tuple[str, sympy.Expr]] = field(default_factory=list)
     _canonical: str = field(default="", repr=False, compare=False)  # memo: srepr is slow
 
     @property
@@ -94,6 +96,7 @@ class ModelIR:
         lines += [f"coupling {c.name} {c.state}" for c in self.coupling]
         lines += [f"{sym} = {sympy.srepr(expr)}" for sym, expr in self.program]
         lines += [f"d/dt {s.name} = {sympy.srepr(e)}" for s, e in zip(self.states, self.outputs)]
+        lines += [f"observable {name} = {sympy.srepr(e)}" for name, e in self.observables]
         lines += [f"coupling function {f.name} {[p for p, _ in f.parameters]} {f.inputs} "
                   f"{sympy.srepr(f.pre)} {sympy.srepr(f.post)}" for f in self.couplings]
         self._canonical = "\n".join(lines)
@@ -527,6 +530,19 @@ def build_ir(spec: ModelSpec) -> ModelIR:
         if function.result.where is None:
             raise SpecError(f"function '{fname}' has no return", function.where)
     outputs = [scope.parse(spec.derivatives[s]) for s in state_names]
+    observables = []
+    for name, expression in spec.observables.items():
+        if name in spec.states or name in spec.parameters:
+            raise SpecError(f"observable '{name}' has the name of a state variable or "
+                            "parameter", expression.where, "give it another name")
+        value = scope.parse(expression)
+        inputs = _inputs_of(value, builder.program) & {
+            real_symbol(n) for n in (*spec.coupling, LOCAL_COUPLING)}
+        if inputs:
+            raise SpecError(f"observable '{name}' uses {', '.join(sorted(map(str, inputs)))}",
+                            expression.where, "observables are functions of the states and "
+                            "parameters (what TVB's monitors record)")
+        observables.append((name, value))
     _check_unused_functions(spec, builder)
 
     parameters = [
@@ -542,7 +558,23 @@ def build_ir(spec: ModelSpec) -> ModelIR:
     return ModelIR(spec.name, spec.description, spec.references, parameters, states, coupling,
                    builder.program, outputs, [str(p) for p in spec.sources], spec.source_digest,
                    list(spec.resolutions), list(spec.source_sha256),
-                   list(spec.couplings.values()))
+                   list(spec.couplings.values()), observables)
+
+
+def _inputs_of(expr: sympy.Expr, program: list[tuple[sympy.Symbol, sympy.Expr]]
+               ) -> set[sympy.Symbol]:
+    """The free symbols `expr` depends on, through the program's statements."""
+    definitions = dict(program)
+    seen: set[sympy.Symbol] = set()
+    pending = list(expr.free_symbols)
+    while pending:
+        symbol = pending.pop()
+        if symbol in seen:
+            continue
+        seen.add(symbol)
+        if symbol in definitions:
+            pending.extend(definitions[symbol].free_symbols)
+    return seen
 
 
 def _check_unused_functions(spec: ModelSpec, builder: _ProgramBuilder) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -14,7 +15,7 @@ from mfgen.codegen.coupling import load_coupling_functions
 from mfgen.codegen.integrators import INTEGRATORS
 from mfgen.codegen.ir import ModelIR
 from mfgen.codegen.names import c_name
-from mfgen.codegen.optimize import Kernel
+from mfgen.codegen.optimize import Kernel, optimize
 from mfgen.codegen.printing import numpy_expression
 from mfgen.codegen.targets import C, Target
 
@@ -115,17 +116,15 @@ def render_simulator(target: Target = C) -> SimulatorSource:
     return SimulatorSource(c_source, interface, build_manifest())
 
 
-def render(ir: ModelIR, kernel: Kernel, target: Target = C) -> GeneratedSource:
-    """A model's module: its dfun kernels in C, and the NumPy reference. Every target runs
-    the same model module (its kernels compute any range of nodes)."""
-    env = _environment(target)
+def _kernel_source(env: jinja2.Environment, ir: ModelIR, kernel: Kernel, target: Target,
+                   interface: str, prefix: str, kernels_only: bool) -> str:
+    """dfun.c.j2 for one kernel: prefix_uniform[_nodes], prefix_per_node[_nodes]."""
     printed = [(c_name(s.name), target.printer(e)) for s, e in kernel.statements]
     invariant = [(n, v) for (s, _), (n, v) in zip(kernel.statements, printed)
                  if s in kernel.loop_invariant]
     per_node = [(n, v) for (s, _), (n, v) in zip(kernel.statements, printed)
                 if s not in kernel.loop_invariant]
-    interface = env.get_template("dfun.h.j2").render()
-    c_source = env.get_template("dfun.c.j2").render(
+    return env.get_template("dfun.c.j2").render(
         version=__version__,
         model_name=ir.name,
         ir_digest=ir.digest()[:16],
@@ -138,8 +137,37 @@ def render(ir: ModelIR, kernel: Kernel, target: Target = C) -> GeneratedSource:
         node_statements=per_node,
         outputs=[target.printer(e) for e in kernel.outputs],
         interface=interface,
+        prefix=prefix,
+        kernels_only=kernels_only,
     )
+
+
+OBSERVE_INTERFACE = """\
+void observe_uniform_nodes (const int64_t n, const int64_t begin, const int64_t end,
+                            const double *state, const double *coupling,
+                            const double local_coupling, const double *params, double *out);
+void observe_per_node_nodes (const int64_t n, const int64_t begin, const int64_t end,
+                             const double *state, const double *coupling,
+                             const double local_coupling, const double *params, double *out);
+"""
+
+
+def render(ir: ModelIR, kernel: Kernel, target: Target = C) -> GeneratedSource:
+    """A model's module: its dfun kernels in C, and the NumPy reference. Every target runs
+    the same model module (its kernels compute any range of nodes)."""
+    env = _environment(target)
+    interface = env.get_template("dfun.h.j2").render()
+    c_source = _kernel_source(env, ir, kernel, target, interface, "dfun", False)
+    if ir.observables:
+        # The observables: a second kernel with the dfun signature whose outputs are the
+        # observables' values (rows of `out`), so the simulator calls it as it calls dfun.
+        observed = dataclasses.replace(ir, outputs=[e for _, e in ir.observables],
+                                       _canonical="")
+        c_source += _kernel_source(env, observed, optimize(observed), target, interface,
+                                   "observe", True)
+        interface += OBSERVE_INTERFACE
     manifest = build_manifest()
+    manifest["observables"] = [name for name, _ in ir.observables]
     if ir.couplings:
         # The spec's coupling functions: exported from this module as mf_user_coupling_<i>.
         context = dict(_simulator_context(target),

@@ -30,7 +30,7 @@ MAX_VECTOR_SIZE = 256
 MAX_NAME_CHARS = 64
 TOP_LEVEL_KEYS = ["name", "description", "references", "extends", "parameters",
                   "state_variables", "coupling", "functions", "derived", "derivatives",
-                  "couplings"]
+                  "couplings", "observables"]
 PARAMETER_KEYS = ["default", "range", "unit", "description"]
 STATE_KEYS = ["range", "boundaries", "check_range", "unit", "description"]
 FUNCTION_KEYS = ["args", "derived", "return", "description", "derivatives"]
@@ -105,6 +105,8 @@ class ModelSpec:
     derivatives: dict[str, Expression] = field(default_factory=dict)
     # coupling functions the model brings (`couplings:`, the coupling file format)
     couplings: dict[str, Any] = field(default_factory=dict)
+    # expressions of the states a monitor can record (TVB's variables_of_interest x2 - x1)
+    observables: dict[str, Expression] = field(default_factory=dict)
     sources: list[Path] = field(default_factory=list)
     where: Location | None = None
     source_digest: str = ""
@@ -227,6 +229,7 @@ def _load_file(path: Path, chain: tuple[Path, ...], loading: _Loading) -> ModelS
     own.derived = _expressions(data, "derived", "derived expression")
     own.derivatives = _expressions(data, "derivatives", "derivative", check=False)
     own.couplings = _couplings(data)
+    own.observables = _expressions(data, "observables", "observable")
     _merge(spec, own)
     loading.loaded[path] = spec
     return spec
@@ -264,6 +267,7 @@ def _merge(into: ModelSpec, other: ModelSpec) -> None:
     into.derived.update(other.derived)
     into.derivatives.update(other.derivatives)
     into.couplings.update(other.couplings)
+    into.observables.update(other.observables)
     for source in other.sources:
         if source not in into.sources:
             into.sources.append(source)

@@ -303,6 +303,7 @@ class Simulation:
         self._accumulators: list[np.ndarray] = []
         kinds = {entry["name"]: entry["kind"] for entry in model.manifest["monitors"]}
         labels = set()
+        observing = False
         for index, spec in enumerate(self.monitor_specs):
             if spec.label in labels:
                 raise ValueError(f"two monitors are labelled '{spec.label}'; name them")
@@ -311,9 +312,12 @@ class Simulation:
                 raise ValueError(f"monitor '{spec.label}': unknown kind '{spec.kind}'; "
                                  f"choose one of {', '.join(kinds)}")
             variables = spec.variables or model.state_variables
-            unknown = [v for v in variables if v not in model.state_variables]
+            # States, then the spec's observables (computed in C when a monitor records one).
+            recordable = [*model.state_variables, *model.manifest.get("observables", [])]
+            unknown = [v for v in variables if v not in recordable]
             if unknown:
-                raise ValueError(f"monitor '{spec.label}': unknown variables {unknown}")
+                raise ValueError(f"monitor '{spec.label}': unknown variables {unknown}; "
+                                 f"recordable: {', '.join(recordable)}")
             period = 1
             if spec.kind != "raw":
                 try:
@@ -332,8 +336,9 @@ class Simulation:
                 if period < 1 or abs(period * self.dt - spec.period) > 1e-9 * spec.period:
                     raise ValueError(f"monitor '{spec.label}': period {spec.period} ms is not "
                                      f"a multiple of dt = {self.dt} ms")
-            voi = self._buffers.keep(np.array([model.state_variables.index(v)
-                                               for v in variables], dtype=np.int32))
+            voi = self._buffers.keep(np.array([recordable.index(v) for v in variables],
+                                              dtype=np.int32))
+            observing = observing or bool((voi >= model.n_states).any())
             accumulator = self._buffers.keep(np.zeros((len(variables), n)))
             self._accumulators.append(accumulator)
             c = self._monitors[index]
@@ -405,6 +410,18 @@ class Simulation:
         sim.noise_gain = ffi.cast("double *", gain.ctypes.data)
         sim.seed = self.seed
         sim.noise_in = ffi.NULL
+        # Observables: the model module's observe kernel, only when a monitor records one.
+        n_observed = len(model.manifest.get("observables", []))
+        if observing:
+            observed = self._buffers.keep(np.zeros((n_observed, n)))
+            zeros = self._buffers.keep(np.zeros((max(len(model.cvar), 1), n)))
+            sim.observe = ffi.cast("mf_dfun", model.function_address(
+                "observe_per_node_nodes" if per_node else "observe_uniform_nodes"))
+            sim.observed = ffi.cast("double *", observed.ctypes.data)
+            sim.observed_coupling = ffi.cast("double *", zeros.ctypes.data)
+        else:
+            sim.observe = ffi.NULL
+        sim.n_observed = n_observed if observing else 0
         sim.n_monitors = len(self.monitor_specs)
         sim.monitors = self._monitors
         stages = int(model.manifest["max_stages"])
