@@ -215,7 +215,7 @@ def test_model_class_per_node_and_boolean_parameters():
 @pytest.mark.parametrize("change, message", [
     ({"monitors": (monitors.Bold(),)}, "monitor Bold"),
     ({"integrator": integrators.Dopri5(dt=DT)}, "integrator Dopri5"),
-    ({"coupling": coupling.Kuramoto()}, "coupling Kuramoto"),
+    ({"coupling": coupling.PreSigmoidal()}, "coupling PreSigmoidal"),
     ({"integrator": integrators.HeunStochastic(dt=DT, noise=noise.Multiplicative())},
      "noise Multiplicative"),
 ])
