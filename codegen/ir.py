@@ -76,6 +76,8 @@ class ModelIR:
     couplings: list[Any] = field(default_factory=list)  # the spec's coupling functions
     # (name, expression over program symbols and inputs): computed in C for the monitors
     observables: list[tuple[str, sympy.Expr]] = field(default_factory=list)
+    # b(x) per state (None: additive): TVB's Multiplicative noise gain sqrt(2 nsig) * b(x)
+    noise_b: list[sympy.Expr | None] = field(default_factory=list)
     _canonical: str = field(default="", repr=False, compare=False)  # memo: srepr is slow
 
     @property
@@ -97,6 +99,8 @@ class ModelIR:
         lines += [f"{sym} = {sympy.srepr(expr)}" for sym, expr in self.program]
         lines += [f"d/dt {s.name} = {sympy.srepr(e)}" for s, e in zip(self.states, self.outputs)]
         lines += [f"observable {name} = {sympy.srepr(e)}" for name, e in self.observables]
+        lines += [f"noise b {s.name} = {sympy.srepr(e)}" for s, e in zip(self.states, self.noise_b)
+                  if e is not None]
         lines += [f"coupling function {f.name} {[p for p, _ in f.parameters]} {f.inputs} "
                   f"{sympy.srepr(f.pre)} {sympy.srepr(f.post)}" for f in self.couplings]
         self._canonical = "\n".join(lines)
@@ -543,6 +547,20 @@ def build_ir(spec: ModelSpec) -> ModelIR:
                             expression.where, "observables are functions of the states and "
                             "parameters (what TVB's monitors record)")
         observables.append((name, value))
+    noise_b: list[sympy.Expr | None] = [None] * len(state_names)
+    for name, expression in spec.multiplicative_noise.items():
+        if name not in spec.states:
+            raise SpecError(f"multiplicative noise for '{name}', which is not a state variable",
+                            expression.where, did_you_mean(name, list(spec.states)) or
+                            "name a state variable")
+        value = scope.parse(expression)
+        inputs = _inputs_of(value, builder.program) & {
+            real_symbol(n) for n in (*spec.coupling, LOCAL_COUPLING)}
+        if inputs:
+            raise SpecError(f"the multiplicative noise of '{name}' uses "
+                            f"{', '.join(sorted(map(str, inputs)))}", expression.where,
+                            "b(x) is a function of the states and parameters (TVB's b)")
+        noise_b[state_names.index(name)] = value
     _check_unused_functions(spec, builder)
 
     parameters = [
@@ -558,7 +576,7 @@ def build_ir(spec: ModelSpec) -> ModelIR:
     return ModelIR(spec.name, spec.description, spec.references, parameters, states, coupling,
                    builder.program, outputs, [str(p) for p in spec.sources], spec.source_digest,
                    list(spec.resolutions), list(spec.source_sha256),
-                   list(spec.couplings.values()), observables)
+                   list(spec.couplings.values()), observables, noise_b)
 
 
 def _inputs_of(expr: sympy.Expr, program: list[tuple[sympy.Symbol, sympy.Expr]]

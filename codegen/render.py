@@ -166,8 +166,18 @@ def render(ir: ModelIR, kernel: Kernel, target: Target = C) -> GeneratedSource:
         c_source += _kernel_source(env, observed, optimize(observed), target, interface,
                                    "observe", True)
         interface += OBSERVE_INTERFACE
+    if any(b is not None for b in ir.noise_b):
+        # TVB's Multiplicative noise: b(x) per state (1 where the noise is additive), a kernel
+        # with dfun's signature the simulator calls at the start of each stochastic step.
+        gains = dataclasses.replace(ir, outputs=[sympy.S.One if b is None else b
+                                                 for b in ir.noise_b], _canonical="")
+        c_source += _kernel_source(env, gains, optimize(gains), target, interface,
+                                   "noise_b", True)
+        interface += OBSERVE_INTERFACE.replace("observe_", "noise_b_")
     manifest = build_manifest()
     manifest["observables"] = [name for name, _ in ir.observables]
+    manifest["multiplicative_noise"] = [s.name for s, b in zip(ir.states, ir.noise_b)
+                                        if b is not None]
     if ir.couplings:
         # The spec's coupling functions: exported from this module as mf_user_coupling_<i>.
         context = dict(_simulator_context(target),

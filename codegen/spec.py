@@ -30,7 +30,7 @@ MAX_VECTOR_SIZE = 256
 MAX_NAME_CHARS = 64
 TOP_LEVEL_KEYS = ["name", "description", "references", "extends", "parameters",
                   "state_variables", "coupling", "functions", "derived", "derivatives",
-                  "couplings", "observables"]
+                  "couplings", "observables", "multiplicative_noise"]
 PARAMETER_KEYS = ["default", "range", "unit", "description"]
 STATE_KEYS = ["range", "boundaries", "check_range", "unit", "description"]
 FUNCTION_KEYS = ["args", "derived", "return", "description", "derivatives"]
@@ -107,6 +107,8 @@ class ModelSpec:
     couplings: dict[str, Any] = field(default_factory=dict)
     # expressions of the states a monitor can record (TVB's variables_of_interest x2 - x1)
     observables: dict[str, Expression] = field(default_factory=dict)
+    # state: b(x), TVB's Multiplicative noise: the state's noise gain is sqrt(2 nsig) * b(x)
+    multiplicative_noise: dict[str, Expression] = field(default_factory=dict)
     sources: list[Path] = field(default_factory=list)
     where: Location | None = None
     source_digest: str = ""
@@ -230,6 +232,8 @@ def _load_file(path: Path, chain: tuple[Path, ...], loading: _Loading) -> ModelS
     own.derivatives = _expressions(data, "derivatives", "derivative", check=False)
     own.couplings = _couplings(data)
     own.observables = _expressions(data, "observables", "observable")
+    own.multiplicative_noise = _expressions(data, "multiplicative_noise",
+                                            "multiplicative noise")
     _merge(spec, own)
     loading.loaded[path] = spec
     return spec
@@ -268,6 +272,7 @@ def _merge(into: ModelSpec, other: ModelSpec) -> None:
     into.derivatives.update(other.derivatives)
     into.couplings.update(other.couplings)
     into.observables.update(other.observables)
+    into.multiplicative_noise.update(other.multiplicative_noise)
     for source in other.sources:
         if source not in into.sources:
             into.sources.append(source)

@@ -410,6 +410,14 @@ class Simulation:
         sim.noise_gain = ffi.cast("double *", gain.ctypes.data)
         sim.seed = self.seed
         sim.noise_in = ffi.NULL
+        # TVB's Multiplicative noise, where the spec declares b(x) (multiplicative_noise:).
+        if model.manifest.get("multiplicative_noise") and noisy.size:
+            values = self._buffers.keep(np.zeros((model.n_states, n)))
+            sim.noise_b = ffi.cast("mf_dfun", model.function_address(
+                "noise_b_per_node_nodes" if per_node else "noise_b_uniform_nodes"))
+            sim.noise_b_values = ffi.cast("double *", values.ctypes.data)
+        else:
+            sim.noise_b = ffi.NULL
         # Observables: the model module's observe kernel, only when a monitor records one.
         n_observed = len(model.manifest.get("observables", []))
         if observing:
