@@ -176,6 +176,11 @@ def render(ir: ModelIR, kernel: Kernel, target: Target = C) -> GeneratedSource:
         interface += OBSERVE_INTERFACE.replace("observe_", "noise_b_")
     manifest = build_manifest()
     manifest["observables"] = [name for name, _ in ir.observables]
+    # Observables of the states alone, as SymPy text: the TVB bridge records a TVB
+    # variables_of_interest expression in C when it parses to the same expression.
+    states = {sympy.Symbol(s.name, real=True) for s in ir.states}
+    manifest["observable_expressions"] = {
+        name: sympy.srepr(e) for name, e in ir.observables if e.free_symbols <= states}
     manifest["multiplicative_noise"] = [s.name for s, b in zip(ir.states, ir.noise_b)
                                         if b is not None]
     if ir.couplings:

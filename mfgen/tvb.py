@@ -325,14 +325,17 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
     # A monitor of state variables whose windows start where TVB's do (no initial history
     # given, or istep divides its length - 1) runs as mfgen's own monitor; the others are
     # computed from every step's states, recorded once ("raw") for all of them.
-    native = [all(v in compiled.state_variables for v in variables)
+    # A variables_of_interest expression the spec declares as an observable (the same parsed
+    # expression) is computed in C and recorded like a state.
+    in_c = _observables_in_c(observables, compiled)
+    native = [all(v in compiled.state_variables or v in in_c for v in variables)
               and simulator.current_step % int(monitor.istep) == 0
               for monitor, variables in zip(simulator.monitors, monitor_variables)]
     needed = {name for variables, own in zip(monitor_variables, native) if not own
               for name in variables}
     needed |= {arg for v in needed if v in observables for arg in observables[v][0]}
     recorded = [v for v in compiled.state_variables if v in needed]
-    monitors = [_native_monitor(monitor, variables, index, dt)
+    monitors = [_native_monitor(monitor, [in_c.get(v, v) for v in variables], index, dt)
                 for index, (monitor, variables, own) in enumerate(
                     zip(simulator.monitors, monitor_variables, native)) if own]
     if recorded:
@@ -373,6 +376,19 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
             data = np.stack([observed(v) for v in variables], axis=1)
             outputs.append(_tvb_output(monitor, data, steps, dt))
     return outputs
+
+
+def _observables_in_c(observables: dict[str, Any], compiled: CompiledModel) -> dict[str, str]:
+    """{TVB variables_of_interest text: the spec's observable computing it in C}."""
+    by_expression = {text: name for name, text in
+                     compiled.manifest.get("observable_expressions", {}).items()}
+    found = {}
+    for text in observables:
+        expr = parse_expression(text, Location("variables_of_interest"),
+                                _StatesOnly(compiled))
+        if sympy.srepr(expr) in by_expression:
+            found[text] = by_expression[sympy.srepr(expr)]
+    return found
 
 
 def _native_monitor(monitor: Any, variables: list[str], index: int, dt: float) -> Any:

@@ -131,7 +131,7 @@ def test_booleans_open_bounds_and_constant_ranges(tmp_path):
     (("x: {range: [0, \"2*pi\"]", "x: {range: [0, .inf]"), "7:18",
      "range of 'x' must be finite, got inf"),
     (("x: {range: [0, \"2*pi\"]", "x: {range: [0, \"sqrt(-1)\"]"), "7:19",
-     "complex value"),
+     "is not a real number"),
     (("x: where(flag, 1, 2)", "x: flag * 2"), "10:6",
      "a comparison cannot be used as a number"),
 ])
