@@ -183,6 +183,10 @@ def render(ir: ModelIR, kernel: Kernel, target: Target = C) -> GeneratedSource:
         name: sympy.srepr(e) for name, e in ir.observables if e.free_symbols <= states}
     manifest["multiplicative_noise"] = [s.name for s, b in zip(ir.states, ir.noise_b)
                                         if b is not None]
+    # b(x) of states alone, as SymPy text: the TVB bridge checks TVB's b against it.
+    manifest["noise_b_expressions"] = {
+        s.name: sympy.srepr(b) for s, b in zip(ir.states, ir.noise_b)
+        if b is not None and b.free_symbols <= states}
     if ir.couplings:
         # The spec's coupling functions: exported from this module as mf_user_coupling_<i>.
         context = dict(_simulator_context(target),

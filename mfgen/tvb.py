@@ -211,8 +211,9 @@ def _noise(simulator: Any, compiled: CompiledModel
     if not isinstance(integrator, tvb_integrators.IntegratorStochastic):
         return None, None
     noise = integrator.noise
-    if type(noise) is not tvb_noise.Additive:
-        raise _refuse(f"noise {type(noise).__name__}", "mfgen runs TVB's Additive noise only")
+    if type(noise) not in (tvb_noise.Additive, tvb_noise.Multiplicative):
+        raise _refuse(f"noise {type(noise).__name__}",
+                      "mfgen runs TVB's Additive and Multiplicative noise")
     nsig = np.asarray(noise.nsig, dtype=float)
     n_state = compiled.n_states
     if nsig.size == 1:
@@ -221,9 +222,33 @@ def _noise(simulator: Any, compiled: CompiledModel
         nsig = nsig.reshape(n_state)
     else:
         raise _refuse(f"noise nsig of shape {nsig.shape}", "mfgen takes one nsig per state")
+    _check_noise_kind(noise, compiled, [s for s, v in zip(compiled.state_variables, nsig) if v])
     stream = np.random.RandomState()  # continue TVB's stream, not a copy of its seed's start
     stream.set_state(noise.random_stream.get_state())
     return dict(zip(compiled.state_variables, nsig)), stream
+
+
+def _check_noise_kind(noise: Any, compiled: CompiledModel, noisy: list[str]) -> None:
+    """The spec's noise must be TVB's: additive where TVB's is Additive; with Multiplicative,
+    the spec's multiplicative_noise b(x) of each noisy state must be TVB's b (its default,
+    Linear a = 1, b = 0, is b(x) = x)."""
+    declared = compiled.manifest.get("multiplicative_noise", [])
+    if type(noise) is tvb_noise.Additive:
+        if any(state in declared for state in noisy):
+            raise _refuse("noise Additive", f"the spec '{compiled.name}' declares "
+                          f"multiplicative noise for {', '.join(declared)}")
+        return
+    equation = noise.b
+    parameters = getattr(equation, "parameters", {}) or {}
+    if type(equation).__name__ != "Linear" or \
+            (float(parameters.get("a", 1.0)), float(parameters.get("b", 0.0))) != (1.0, 0.0):
+        raise _refuse(f"Multiplicative noise with b = {type(equation).__name__}"
+                      f"({dict(parameters)})", "mfgen maps TVB's default b, Linear(a=1, b=0)")
+    expressions = compiled.manifest.get("noise_b_expressions", {})
+    for state in noisy:
+        if expressions.get(state) != sympy.srepr(sympy.Symbol(state, real=True)):
+            raise _refuse(f"Multiplicative noise on {state}", f"the spec '{compiled.name}' "
+                          f"does not declare multiplicative_noise: {{{state}: {state}}}")
 
 
 MONITORS = (tvb_monitors.Raw, tvb_monitors.SubSample, tvb_monitors.TemporalAverage)

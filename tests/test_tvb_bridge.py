@@ -217,7 +217,7 @@ def test_model_class_per_node_and_boolean_parameters():
     ({"integrator": integrators.Dopri5(dt=DT)}, "integrator Dopri5"),
     ({"coupling": coupling.PreSigmoidal()}, "coupling PreSigmoidal"),
     ({"integrator": integrators.HeunStochastic(dt=DT, noise=noise.Multiplicative())},
-     "noise Multiplicative"),
+     "Multiplicative noise on V"),  # the bundled spec's noise is additive
 ])
 def test_what_mfgen_cannot_run_is_refused_by_name(change, message, connectivity):
     model = models.Generic2dOscillator()
