@@ -388,10 +388,11 @@ def parse_run_config(mapping: Mapping[str, Any], source: str, *,
 
 
 def _check_integrator(config: RunConfig, reader: _Reader) -> None:
-    from mfgen.runtime import simulation
+    # The generator's table: what every module's simulator exports (codegen/integrators.py).
+    from mfgen.codegen.integrators import INTEGRATORS
 
-    names = tuple(getattr(simulation, "INTEGRATOR_NAMES", ()))
-    if names and config.integrator not in names:
+    names = tuple(INTEGRATORS)
+    if config.integrator not in names:
         raise ConfigError(f"unknown integrator '{config.integrator}'",
                           config.where("integrator"),
                           did_you_mean(config.integrator, names) or

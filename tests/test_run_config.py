@@ -110,7 +110,7 @@ BAD_CONFIGS = [
     (f"spec: {SPEC}\nnoise: {{V: -1}}\n", ":2:12", "'noise.V' must not be negative"),
     (f"spec: {SPEC}\nnoise: [1, 2]\n", ":2:8", "'noise' must be a mapping, got a list"),
     (f"spec: {SPEC}\nparameters: {{d: yes}}\n", ":2:17",
-     "'parameters.d' must be a number, got the boolean True (YAML reads yes/no/on/off"),
+     "'yes' is ambiguous: YAML 1.1 reads it as the boolean True"),
     (f"spec: {SPEC}\nparameters: {{d: [1, x]}}\n", ":2:21", "'parameters.d[1]' must be a num"),
     (f"spec: {SPEC}\nmonitors: {{kind: raw}}\n", ":2:11", "'monitors' must be a list"),
     (f"spec: {SPEC}\nmonitors: [{{kind: fast}}]\n", ":2:19", "unknown monitor kind 'fast'"),
