@@ -3,10 +3,18 @@
 Each has `parameters` (name: default), `pre` (of x_i, x_j and the parameters) and `post` (of gx
 and the parameters). They are printed to C here and compiled into every model's simulation
 kernel, selected at run time by index, with parameters passed as runtime values.
+
+TVB's structure: pre(x_i, x_j) is applied per connection, summed with the weights, then post(gx).
+A pre that uses plain x_i, x_j applies to every coupled variable (one coupling row per cvar,
+TVB's SparseCoupling). A pre that indexes the coupled variables, x_j[0] - x_j[1] (TVB's
+SigmoidalJansenRit), combines them into one value per node, given to every coupling row (TVB
+broadcasts its one pre row over its per-cvar weights). Both may use n_cvar and n_nodes
+(TVB's Kuramoto divides by gx.shape[0], which is n_cvar).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -26,17 +34,48 @@ COUPLING_KEYS = ("parameters", "pre", "post", "description")
 class CouplingFunction:
     name: str
     parameters: tuple[tuple[str, float], ...]
-    pre: sympy.Expr  # over x_i, x_j and parameters
+    pre: sympy.Expr  # over x_i, x_j (or x_i_k, x_j_k) and parameters
     post: sympy.Expr  # over gx and parameters
+    inputs: tuple[int, ...] = ()  # the coupled variables pre indexes; () = elementwise
+    description: str = ""
+
+    @property
+    def needs_cvars(self) -> int:
+        """How many coupled variables the model must have for this function."""
+        return max(self.inputs) + 1 if self.inputs else 0
+
+
+BUILTINS = ("x_i", "x_j", "gx", "n_cvar", "n_nodes")
+MAX_COUPLED_INPUTS = 8  # x_j[0] .. x_j[7]
+
+
+def indexed_symbol(name: str, index: int) -> sympy.Symbol:
+    """x_j[k] in a pre: a C variable x_j_k (users cannot name a parameter x_...)."""
+    return sympy.Symbol(f"{name}_{index}", real=True)
 
 
 class _Scope:
-    def __init__(self, names: dict[str, sympy.Symbol], what: str):
+    def __init__(self, names: dict[str, sympy.Symbol], what: str, indexable: bool = False):
         self.names = names
         self.what = what
+        self.indexable = indexable
+        self.plain: set[str] = set()
+        self.used: set[int] = set()
+
+    def indexed(self, name: str, index: int, where: Location) -> sympy.Expr:
+        if not self.indexable or name not in ("x_i", "x_j"):
+            raise SpecError(f"'{name}' cannot be indexed in {self.what}", where,
+                            "only x_i[k] and x_j[k] (coupled variable k) in a pre")
+        if not 0 <= index < MAX_COUPLED_INPUTS:
+            raise SpecError(f"coupled variable index {index} out of range in {self.what}",
+                            where, f"use 0 to {MAX_COUPLED_INPUTS - 1}")
+        self.used.add(index)
+        return indexed_symbol(name, index)
 
     def symbol(self, name: str, where: Location) -> sympy.Expr | VectorRef:
         if name in self.names:
+            if name in ("x_i", "x_j"):
+                self.plain.add(name)
             return self.names[name]
         raise SpecError(f"undefined symbol '{name}' in {self.what}", where,
                         did_you_mean(name, self.names) or f"allowed: {', '.join(self.names)}")
@@ -49,9 +88,29 @@ class _Scope:
         raise SpecError("coupling functions cannot take derivatives", where)
 
 
+BUNDLED_COUPLINGS = "tvb_couplings.yaml"
+
+
+def bundled_coupling_path() -> Path:
+    return Path(str(resources.files("mfgen.specs.coupling"))) / BUNDLED_COUPLINGS
+
+
 def load_coupling_functions(path: Path | None = None) -> dict[str, CouplingFunction]:
-    path = path or Path(str(resources.files("mfgen.specs.coupling"))) / "tvb_couplings.yaml"
-    data = load_yaml(path.read_text(), str(path))
+    """The coupling functions of a coupling file (default: the bundled TVB couplings)."""
+    path = path or bundled_coupling_path()
+    return parse_coupling_functions(path.read_text(), str(path))
+
+
+def parse_coupling_functions(text: str, source: str) -> dict[str, CouplingFunction]:
+    """Coupling functions from YAML text (a file, or a model spec's `couplings` section)."""
+    data = load_yaml(text, source)
+    if not isinstance(data, PositionedDict):
+        raise SpecError("a coupling file must be a mapping of name: {parameters, pre, post}",
+                        Location(source, 1, 1))
+    return coupling_functions_from(data)
+
+
+def coupling_functions_from(data: PositionedDict) -> dict[str, CouplingFunction]:
     result = {}
     for name, entry in data.items():
         where = data.where(name)
@@ -67,16 +126,39 @@ def load_coupling_functions(path: Path | None = None) -> dict[str, CouplingFunct
             raise SpecError(f"at most {MAX_COUPLING_PARAMETERS} coupling parameters", where)
         symbols = {}
         defaults = []
+        if not isinstance(params, PositionedDict):
+            raise SpecError(f"the parameters of coupling function '{name}' must be a "
+                            "mapping name: default", entry.where("parameters"))
         for pname, value in params.items():
             check_name(pname, params.where(pname), "coupling parameter")
+            if pname in BUILTINS or pname.startswith(("x_i_", "x_j_")):
+                raise SpecError(f"coupling parameter '{pname}' clashes with a built-in name "
+                                f"({', '.join(BUILTINS)}, x_i_k, x_j_k)", params.where(pname),
+                                "rename the parameter")
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                    not math.isfinite(float(value)):
+                raise SpecError(f"coupling parameter '{pname}' of '{name}' needs a finite "
+                                f"number as default, got {value!r}", params.value_where(pname))
             symbols[pname] = sympy.Symbol(pname, real=True)
             defaults.append((pname, float(value)))
+        sizes = {"n_cvar": sympy.Symbol("n_cvar", real=True),
+                 "n_nodes": sympy.Symbol("n_nodes", real=True)}
+        for key in ("pre", "post"):
+            if key not in entry:
+                raise SpecError(f"coupling function '{name}' needs '{key}'", where,
+                                "pre: x_j  and  post: a * gx  is TVB's Linear")
         pre_names = dict(symbols, x_i=sympy.Symbol("x_i", real=True),
-                         x_j=sympy.Symbol("x_j", real=True))
-        post_names = dict(symbols, gx=sympy.Symbol("gx", real=True))
-        pre = parse_expression(entry["pre"], entry.value_where("pre"),
-                               _Scope(pre_names, f"the pre of '{name}'"))
+                         x_j=sympy.Symbol("x_j", real=True), **sizes)
+        post_names = dict(symbols, gx=sympy.Symbol("gx", real=True), **sizes)
+        pre_scope = _Scope(pre_names, f"the pre of '{name}'", indexable=True)
+        pre = parse_expression(entry["pre"], entry.value_where("pre"), pre_scope)
+        if pre_scope.used and pre_scope.plain:
+            raise SpecError(f"the pre of '{name}' mixes {' and '.join(sorted(pre_scope.plain))}"
+                            " with indexed x_i[k]/x_j[k]", entry.value_where("pre"),
+                            "index every coupled variable (x_j[0]) or none (x_j)")
         post = parse_expression(entry["post"], entry.value_where("post"),
                                 _Scope(post_names, f"the post of '{name}'"))
-        result[name] = CouplingFunction(name, tuple(defaults), pre, post)
+        description = entry.get("description", "")
+        result[name] = CouplingFunction(name, tuple(defaults), pre, post,
+                                        tuple(sorted(pre_scope.used)), str(description))
     return result

@@ -368,6 +368,14 @@ class _Parser:
         if not isinstance(node.value, ast.Name):
             raise self.fail("only named vectors can be indexed", node,
                             "index a vector parameter or argument, e.g. P[0]")
+        # A scope may index names itself (coupling functions: x_j[k] is coupled variable k).
+        indexed = getattr(self.scope, "indexed", None)
+        if indexed is not None:
+            inner = node.slice
+            if not (isinstance(inner, ast.Constant) and type(inner.value) is int):
+                raise self.fail(f"the index of '{node.value.id}' must be a non-negative "
+                                "integer literal", node, f"write e.g. {node.value.id}[0]")
+            return indexed(node.value.id, inner.value, self._loc(node))
         target = self.scope.symbol(node.value.id, self._loc(node))
         if not isinstance(target, VectorRef):
             raise self.fail(f"'{node.value.id}' is a scalar and cannot be indexed", node,

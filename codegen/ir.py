@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 import sympy
 
@@ -72,6 +73,11 @@ class ModelIR:
     source_digest: str = ""
     resolutions: list[tuple[str, str, str]] = field(default_factory=list)  # see ModelSpec
     source_sha256: list[str] = field(default_factory=list)
+    couplings: list[Any] = field(default_factory=list)  # the spec's coupling functions
+    # (name, expression over program symbols and inputs): computed in C for the monitors
+    observables: list[tuple[str, sympy.Expr]] = field(default_factory=list)
+    # b(x) per state (None: additive): TVB's Multiplicative noise gain sqrt(2 nsig) * b(x)
+    noise_b: list[sympy.Expr | None] = field(default_factory=list)
     _canonical: str = field(default="", repr=False, compare=False)  # memo: srepr is slow
 
     @property
@@ -92,6 +98,11 @@ class ModelIR:
         lines += [f"coupling {c.name} {c.state}" for c in self.coupling]
         lines += [f"{sym} = {sympy.srepr(expr)}" for sym, expr in self.program]
         lines += [f"d/dt {s.name} = {sympy.srepr(e)}" for s, e in zip(self.states, self.outputs)]
+        lines += [f"observable {name} = {sympy.srepr(e)}" for name, e in self.observables]
+        lines += [f"noise b {s.name} = {sympy.srepr(e)}" for s, e in zip(self.states, self.noise_b)
+                  if e is not None]
+        lines += [f"coupling function {f.name} {[p for p, _ in f.parameters]} {f.inputs} "
+                  f"{sympy.srepr(f.pre)} {sympy.srepr(f.post)}" for f in self.couplings]
         self._canonical = "\n".join(lines)
         return self._canonical
 
@@ -523,6 +534,33 @@ def build_ir(spec: ModelSpec) -> ModelIR:
         if function.result.where is None:
             raise SpecError(f"function '{fname}' has no return", function.where)
     outputs = [scope.parse(spec.derivatives[s]) for s in state_names]
+    observables = []
+    for name, expression in spec.observables.items():
+        if name in spec.states or name in spec.parameters:
+            raise SpecError(f"observable '{name}' has the name of a state variable or "
+                            "parameter", expression.where, "give it another name")
+        value = scope.parse(expression)
+        inputs = _inputs_of(value, builder.program) & {
+            real_symbol(n) for n in (*spec.coupling, LOCAL_COUPLING)}
+        if inputs:
+            raise SpecError(f"observable '{name}' uses {', '.join(sorted(map(str, inputs)))}",
+                            expression.where, "observables are functions of the states and "
+                            "parameters (what TVB's monitors record)")
+        observables.append((name, value))
+    noise_b: list[sympy.Expr | None] = [None] * len(state_names)
+    for name, expression in spec.multiplicative_noise.items():
+        if name not in spec.states:
+            raise SpecError(f"multiplicative noise for '{name}', which is not a state variable",
+                            expression.where, did_you_mean(name, list(spec.states)) or
+                            "name a state variable")
+        value = scope.parse(expression)
+        inputs = _inputs_of(value, builder.program) & {
+            real_symbol(n) for n in (*spec.coupling, LOCAL_COUPLING)}
+        if inputs:
+            raise SpecError(f"the multiplicative noise of '{name}' uses "
+                            f"{', '.join(sorted(map(str, inputs)))}", expression.where,
+                            "b(x) is a function of the states and parameters (TVB's b)")
+        noise_b[state_names.index(name)] = value
     _check_unused_functions(spec, builder)
 
     parameters = [
@@ -537,7 +575,24 @@ def build_ir(spec: ModelSpec) -> ModelIR:
                                     s.description))
     return ModelIR(spec.name, spec.description, spec.references, parameters, states, coupling,
                    builder.program, outputs, [str(p) for p in spec.sources], spec.source_digest,
-                   list(spec.resolutions), list(spec.source_sha256))
+                   list(spec.resolutions), list(spec.source_sha256),
+                   list(spec.couplings.values()), observables, noise_b)
+
+
+def _inputs_of(expr: sympy.Expr, program: list[tuple[sympy.Symbol, sympy.Expr]]
+               ) -> set[sympy.Symbol]:
+    """The free symbols `expr` depends on, through the program's statements."""
+    definitions = dict(program)
+    seen: set[sympy.Symbol] = set()
+    pending = list(expr.free_symbols)
+    while pending:
+        symbol = pending.pop()
+        if symbol in seen:
+            continue
+        seen.add(symbol)
+        if symbol in definitions:
+            pending.extend(definitions[symbol].free_symbols)
+    return seen
 
 
 def _check_unused_functions(spec: ModelSpec, builder: _ProgramBuilder) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -14,24 +15,28 @@ from mfgen.codegen.coupling import load_coupling_functions
 from mfgen.codegen.integrators import INTEGRATORS
 from mfgen.codegen.ir import ModelIR
 from mfgen.codegen.names import c_name
-from mfgen.codegen.optimize import Kernel
+from mfgen.codegen.optimize import Kernel, optimize
 from mfgen.codegen.printing import numpy_expression
 from mfgen.codegen.targets import C, Target
 
 # libmvec (glibc) provides SIMD versions of these; sqrt/fabs/fmax are instructions already.
-LIBMVEC_FUNCTIONS = ("exp", "log", "erf", "erfc", "tanh", "sin", "cos", "pow")
+LIBMVEC_FUNCTIONS = ("exp", "log", "erf", "erfc", "tanh", "sin", "cos", "pow", "atan2")
 
 # What the runtime's monitors are, by name: C kind 0 samples the state, 1 averages it.
 MONITOR_KINDS = {"raw": 0, "subsample": 0, "temporal_average": 1}
 
 
-def _simulator_context(target: Target) -> dict[str, Any]:
-    couplings = [
-        {"name": f.name, "parameters": [p for p, _ in f.parameters],
+def _coupling_context(functions: Any, target: Target) -> list[dict[str, Any]]:
+    return [
+        {"name": f.name, "parameters": [p for p, _ in f.parameters], "inputs": list(f.inputs),
          # Coupling functions name their own C variables (x_i, x_j, gx, parameters).
          "pre": target.printer(f.pre, mangle=False),
          "post": target.printer(f.post, mangle=False)}
-        for f in load_coupling_functions().values()]
+        for f in functions]
+
+
+def _simulator_context(target: Target) -> dict[str, Any]:
+    couplings = _coupling_context(load_coupling_functions().values(), target)
     integrators = []
     for tab in INTEGRATORS.values():
         rows = [[(j, repr(float(a))) for j, a in enumerate(row) if a] for row in tab.a]
@@ -70,7 +75,8 @@ def build_manifest() -> dict[str, Any]:
             {"name": t.name, "stages": t.stages, "stochastic": t.stochastic, "order": t.order,
              "description": t.description} for t in INTEGRATORS.values()],
         "max_stages": max(t.stages for t in INTEGRATORS.values()),
-        "couplings": [{"name": f.name, "parameters": [[p, v] for p, v in f.parameters]}
+        "couplings": [{"name": f.name, "parameters": [[p, v] for p, v in f.parameters],
+                       "needs_cvars": f.needs_cvars}
                       for f in load_coupling_functions().values()],
         "monitors": [{"name": name, "kind": kind} for name, kind in MONITOR_KINDS.items()],
     }
@@ -110,17 +116,15 @@ def render_simulator(target: Target = C) -> SimulatorSource:
     return SimulatorSource(c_source, interface, build_manifest())
 
 
-def render(ir: ModelIR, kernel: Kernel, target: Target = C) -> GeneratedSource:
-    """A model's module: its dfun kernels in C, and the NumPy reference. Every target runs
-    the same model module (its kernels compute any range of nodes)."""
-    env = _environment(target)
+def _kernel_source(env: jinja2.Environment, ir: ModelIR, kernel: Kernel, target: Target,
+                   interface: str, prefix: str, kernels_only: bool) -> str:
+    """dfun.c.j2 for one kernel: prefix_uniform[_nodes], prefix_per_node[_nodes]."""
     printed = [(c_name(s.name), target.printer(e)) for s, e in kernel.statements]
     invariant = [(n, v) for (s, _), (n, v) in zip(kernel.statements, printed)
                  if s in kernel.loop_invariant]
     per_node = [(n, v) for (s, _), (n, v) in zip(kernel.statements, printed)
                 if s not in kernel.loop_invariant]
-    interface = env.get_template("dfun.h.j2").render()
-    c_source = env.get_template("dfun.c.j2").render(
+    return env.get_template("dfun.c.j2").render(
         version=__version__,
         model_name=ir.name,
         ir_digest=ir.digest()[:16],
@@ -133,7 +137,70 @@ def render(ir: ModelIR, kernel: Kernel, target: Target = C) -> GeneratedSource:
         node_statements=per_node,
         outputs=[target.printer(e) for e in kernel.outputs],
         interface=interface,
+        prefix=prefix,
+        kernels_only=kernels_only,
     )
+
+
+OBSERVE_INTERFACE = """\
+void observe_uniform_nodes (const int64_t n, const int64_t begin, const int64_t end,
+                            const double *state, const double *coupling,
+                            const double local_coupling, const double *params, double *out);
+void observe_per_node_nodes (const int64_t n, const int64_t begin, const int64_t end,
+                             const double *state, const double *coupling,
+                             const double local_coupling, const double *params, double *out);
+"""
+
+
+def render(ir: ModelIR, kernel: Kernel, target: Target = C) -> GeneratedSource:
+    """A model's module: its dfun kernels in C, and the NumPy reference. Every target runs
+    the same model module (its kernels compute any range of nodes)."""
+    env = _environment(target)
+    interface = env.get_template("dfun.h.j2").render()
+    c_source = _kernel_source(env, ir, kernel, target, interface, "dfun", False)
+    if ir.observables:
+        # The observables: a second kernel with the dfun signature whose outputs are the
+        # observables' values (rows of `out`), so the simulator calls it as it calls dfun.
+        observed = dataclasses.replace(ir, outputs=[e for _, e in ir.observables],
+                                       _canonical="")
+        c_source += _kernel_source(env, observed, optimize(observed), target, interface,
+                                   "observe", True)
+        interface += OBSERVE_INTERFACE
+    if any(b is not None for b in ir.noise_b):
+        # TVB's Multiplicative noise: b(x) per state (1 where the noise is additive), a kernel
+        # with dfun's signature the simulator calls at the start of each stochastic step.
+        gains = dataclasses.replace(ir, outputs=[sympy.S.One if b is None else b
+                                                 for b in ir.noise_b], _canonical="")
+        c_source += _kernel_source(env, gains, optimize(gains), target, interface,
+                                   "noise_b", True)
+        interface += OBSERVE_INTERFACE.replace("observe_", "noise_b_")
+    manifest = build_manifest()
+    manifest["observables"] = [name for name, _ in ir.observables]
+    # Observables of the states alone, as SymPy text: the TVB bridge records a TVB
+    # variables_of_interest expression in C when it parses to the same expression.
+    states = {sympy.Symbol(s.name, real=True) for s in ir.states}
+    manifest["observable_expressions"] = {
+        name: sympy.srepr(e) for name, e in ir.observables if e.free_symbols <= states}
+    manifest["multiplicative_noise"] = [s.name for s, b in zip(ir.states, ir.noise_b)
+                                        if b is not None]
+    # b(x) of states alone, as SymPy text: the TVB bridge checks TVB's b against it.
+    manifest["noise_b_expressions"] = {
+        s.name: sympy.srepr(b) for s, b in zip(ir.states, ir.noise_b)
+        if b is not None and b.free_symbols <= states}
+    if ir.couplings:
+        # The spec's coupling functions: exported from this module as mf_user_coupling_<i>.
+        context = dict(_simulator_context(target),
+                       couplings=_coupling_context(ir.couplings, target))
+        c_source += env.get_template("model_couplings.c.j2").render(
+            interface=env.get_template("simulation.h.j2").render(**context), **context)
+        interface += "".join(
+            f"void mf_user_coupling_{i}(const void *sim, const double *x, double *c, "
+            "int64_t now, int64_t i0, int64_t i1, void *scratch);\n"
+            for i in range(len(ir.couplings)))
+        manifest["couplings"] = manifest["couplings"] + [
+            {"name": f.name, "parameters": [[p, v] for p, v in f.parameters],
+             "needs_cvars": f.needs_cvars, "symbol": f"mf_user_coupling_{i}"}
+            for i, f in enumerate(ir.couplings)]
     reference = env.get_template("reference.py.j2").render(
         version=__version__,
         model_name=ir.name,
@@ -143,4 +210,4 @@ def render(ir: ModelIR, kernel: Kernel, target: Target = C) -> GeneratedSource:
         statements=[(s.name, numpy_expression(e)) for s, e in ir.program],
         outputs=[numpy_expression(e) for e in ir.outputs],
     )
-    return GeneratedSource(c_source, interface, reference, build_manifest())
+    return GeneratedSource(c_source, interface, reference, manifest)

@@ -29,7 +29,8 @@ MAX_VECTOR_SIZE = 256
 # source, and the cache, grow many times faster than the spec.
 MAX_NAME_CHARS = 64
 TOP_LEVEL_KEYS = ["name", "description", "references", "extends", "parameters",
-                  "state_variables", "coupling", "functions", "derived", "derivatives"]
+                  "state_variables", "coupling", "functions", "derived", "derivatives",
+                  "couplings", "observables", "multiplicative_noise"]
 PARAMETER_KEYS = ["default", "range", "unit", "description"]
 STATE_KEYS = ["range", "boundaries", "check_range", "unit", "description"]
 FUNCTION_KEYS = ["args", "derived", "return", "description", "derivatives"]
@@ -102,6 +103,12 @@ class ModelSpec:
     functions: dict[str, FunctionSpec] = field(default_factory=dict)
     derived: dict[str, Expression] = field(default_factory=dict)
     derivatives: dict[str, Expression] = field(default_factory=dict)
+    # coupling functions the model brings (`couplings:`, the coupling file format)
+    couplings: dict[str, Any] = field(default_factory=dict)
+    # expressions of the states a monitor can record (TVB's variables_of_interest x2 - x1)
+    observables: dict[str, Expression] = field(default_factory=dict)
+    # state: b(x), TVB's Multiplicative noise: the state's noise gain is sqrt(2 nsig) * b(x)
+    multiplicative_noise: dict[str, Expression] = field(default_factory=dict)
     sources: list[Path] = field(default_factory=list)
     where: Location | None = None
     source_digest: str = ""
@@ -223,6 +230,10 @@ def _load_file(path: Path, chain: tuple[Path, ...], loading: _Loading) -> ModelS
     own.functions = _functions(data)
     own.derived = _expressions(data, "derived", "derived expression")
     own.derivatives = _expressions(data, "derivatives", "derivative", check=False)
+    own.couplings = _couplings(data)
+    own.observables = _expressions(data, "observables", "observable")
+    own.multiplicative_noise = _expressions(data, "multiplicative_noise",
+                                            "multiplicative noise")
     _merge(spec, own)
     loading.loaded[path] = spec
     return spec
@@ -259,12 +270,30 @@ def _merge(into: ModelSpec, other: ModelSpec) -> None:
     into.functions.update(other.functions)
     into.derived.update(other.derived)
     into.derivatives.update(other.derivatives)
+    into.couplings.update(other.couplings)
+    into.observables.update(other.observables)
+    into.multiplicative_noise.update(other.multiplicative_noise)
     for source in other.sources:
         if source not in into.sources:
             into.sources.append(source)
 
 
 # -- sections --------------------------------------------------------------------------------
+def _couplings(data: PositionedDict) -> dict[str, Any]:
+    """The spec's own coupling functions (codegen/coupling.py's format), compiled into the
+    model's module; their names must not hide a bundled coupling."""
+    from mfgen.codegen.coupling import coupling_functions_from, load_coupling_functions
+
+    section = _section(data, "couplings")
+    functions = coupling_functions_from(section)
+    bundled = load_coupling_functions()
+    for name in functions:
+        if name in bundled:
+            raise SpecError(f"coupling function '{name}' is already a bundled coupling",
+                            section.where(name), "give yours another name")
+    return functions
+
+
 def _section(data: PositionedDict, key: str) -> PositionedDict:
     value = data.get(key)
     if value is None:

@@ -80,6 +80,9 @@ COUPLINGS = {
     tvb_coupling.HyperbolicTangent: ("hyperbolic_tangent", {"a": "a", "b": "b",
                                                             "midpoint": "midpoint",
                                                             "sigma": "sigma"}),
+    tvb_coupling.Kuramoto: ("kuramoto", {"a": "a"}),
+    tvb_coupling.SigmoidalJansenRit: ("sigmoidal_jansen_rit", {
+        "cmin": "cmin", "cmax": "cmax", "midpoint": "midpoint", "r": "r", "a": "a"}),
 }
 INTEGRATORS = {
     tvb_integrators.EulerDeterministic: "euler",
@@ -208,8 +211,9 @@ def _noise(simulator: Any, compiled: CompiledModel
     if not isinstance(integrator, tvb_integrators.IntegratorStochastic):
         return None, None
     noise = integrator.noise
-    if type(noise) is not tvb_noise.Additive:
-        raise _refuse(f"noise {type(noise).__name__}", "mfgen runs TVB's Additive noise only")
+    if type(noise) not in (tvb_noise.Additive, tvb_noise.Multiplicative):
+        raise _refuse(f"noise {type(noise).__name__}",
+                      "mfgen runs TVB's Additive and Multiplicative noise")
     nsig = np.asarray(noise.nsig, dtype=float)
     n_state = compiled.n_states
     if nsig.size == 1:
@@ -218,9 +222,33 @@ def _noise(simulator: Any, compiled: CompiledModel
         nsig = nsig.reshape(n_state)
     else:
         raise _refuse(f"noise nsig of shape {nsig.shape}", "mfgen takes one nsig per state")
+    _check_noise_kind(noise, compiled, [s for s, v in zip(compiled.state_variables, nsig) if v])
     stream = np.random.RandomState()  # continue TVB's stream, not a copy of its seed's start
     stream.set_state(noise.random_stream.get_state())
     return dict(zip(compiled.state_variables, nsig)), stream
+
+
+def _check_noise_kind(noise: Any, compiled: CompiledModel, noisy: list[str]) -> None:
+    """The spec's noise must be TVB's: additive where TVB's is Additive; with Multiplicative,
+    the spec's multiplicative_noise b(x) of each noisy state must be TVB's b (its default,
+    Linear a = 1, b = 0, is b(x) = x)."""
+    declared = compiled.manifest.get("multiplicative_noise", [])
+    if type(noise) is tvb_noise.Additive:
+        if any(state in declared for state in noisy):
+            raise _refuse("noise Additive", f"the spec '{compiled.name}' declares "
+                          f"multiplicative noise for {', '.join(declared)}")
+        return
+    equation = noise.b
+    parameters = getattr(equation, "parameters", {}) or {}
+    if type(equation).__name__ != "Linear" or \
+            (float(parameters.get("a", 1.0)), float(parameters.get("b", 0.0))) != (1.0, 0.0):
+        raise _refuse(f"Multiplicative noise with b = {type(equation).__name__}"
+                      f"({dict(parameters)})", "mfgen maps TVB's default b, Linear(a=1, b=0)")
+    expressions = compiled.manifest.get("noise_b_expressions", {})
+    for state in noisy:
+        if expressions.get(state) != sympy.srepr(sympy.Symbol(state, real=True)):
+            raise _refuse(f"Multiplicative noise on {state}", f"the spec '{compiled.name}' "
+                          f"does not declare multiplicative_noise: {{{state}: {state}}}")
 
 
 MONITORS = (tvb_monitors.Raw, tvb_monitors.SubSample, tvb_monitors.TemporalAverage)
@@ -285,6 +313,12 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
     if type(simulator.integrator) not in INTEGRATORS:
         raise _refuse(f"integrator {type(simulator.integrator).__name__}",
                       "mfgen runs " + ", ".join(c.__name__ for c in INTEGRATORS))
+    if isinstance(simulator.coupling, tvb_coupling.PreSigmoidal):
+        # Its own __call__ sums over targets (transposed weights) and feeds the dynamic
+        # threshold from the diagonal: not TVB's pre/post structure that mfgen compiles.
+        raise _refuse("coupling PreSigmoidal", "its __call__ is not a pre/post coupling "
+                      "(sums over targets with transposed weights); mfgen runs " +
+                      ", ".join(c.__name__ for c in COUPLINGS))
     if type(simulator.coupling) not in COUPLINGS:
         raise _refuse(f"coupling {type(simulator.coupling).__name__}",
                       "mfgen runs " + ", ".join(c.__name__ for c in COUPLINGS))
@@ -316,14 +350,17 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
     # A monitor of state variables whose windows start where TVB's do (no initial history
     # given, or istep divides its length - 1) runs as mfgen's own monitor; the others are
     # computed from every step's states, recorded once ("raw") for all of them.
-    native = [all(v in compiled.state_variables for v in variables)
+    # A variables_of_interest expression the spec declares as an observable (the same parsed
+    # expression) is computed in C and recorded like a state.
+    in_c = _observables_in_c(observables, compiled)
+    native = [all(v in compiled.state_variables or v in in_c for v in variables)
               and simulator.current_step % int(monitor.istep) == 0
               for monitor, variables in zip(simulator.monitors, monitor_variables)]
     needed = {name for variables, own in zip(monitor_variables, native) if not own
               for name in variables}
     needed |= {arg for v in needed if v in observables for arg in observables[v][0]}
     recorded = [v for v in compiled.state_variables if v in needed]
-    monitors = [_native_monitor(monitor, variables, index, dt)
+    monitors = [_native_monitor(monitor, [in_c.get(v, v) for v in variables], index, dt)
                 for index, (monitor, variables, own) in enumerate(
                     zip(simulator.monitors, monitor_variables, native)) if own]
     if recorded:
@@ -364,6 +401,19 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
             data = np.stack([observed(v) for v in variables], axis=1)
             outputs.append(_tvb_output(monitor, data, steps, dt))
     return outputs
+
+
+def _observables_in_c(observables: dict[str, Any], compiled: CompiledModel) -> dict[str, str]:
+    """{TVB variables_of_interest text: the spec's observable computing it in C}."""
+    by_expression = {text: name for name, text in
+                     compiled.manifest.get("observable_expressions", {}).items()}
+    found = {}
+    for text in observables:
+        expr = parse_expression(text, Location("variables_of_interest"),
+                                _StatesOnly(compiled))
+        if sympy.srepr(expr) in by_expression:
+            found[text] = by_expression[sympy.srepr(expr)]
+    return found
 
 
 def _native_monitor(monitor: Any, variables: list[str], index: int, dt: float) -> Any:

@@ -250,6 +250,11 @@ class CompiledModel(ModelBase):
         name = "dfun_per_node_nodes" if per_node else "dfun_uniform_nodes"
         return int(self._ffi.cast("uintptr_t", self._ffi.addressof(self._lib, name)))
 
+    def function_address(self, symbol: str) -> int:
+        """The address of a function the module exports (a spec's coupling function,
+        `mf_user_coupling_<i>` in the manifest), for the simulator's context."""
+        return int(self._ffi.cast("uintptr_t", self._ffi.addressof(self._lib, symbol)))
+
     def bind_dfun(self, state: np.ndarray, coupling: np.ndarray, out: np.ndarray,
                   local_coupling: float = 0.0, **parameters: Any) -> Callable[[], None]:
         """The C kernel bound to checked buffers: a call computes dfun into `out` with no

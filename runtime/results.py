@@ -408,7 +408,8 @@ class ResultsWriter:
             group.attrs["period_ms"] = spec.period or 0.0
             group.attrs["dims"] = "time,variable,region"
             group.attrs["time_unit"] = "ms"
-            group.attrs["units"] = [model.states[v].unit for v in variables]
+            group.attrs["units"] = [model.states[v].unit if v in model.states else ""
+                                    for v in variables]  # observables have no unit
         checkpoint = simulation.checkpoint()
         for name in CHECKPOINT_GROUPS:  # two copies: one is always whole (see append)
             group = handle.create_group(name)

@@ -194,8 +194,11 @@ class RunConfig:
         from mfgen.runtime.simulation import Monitor
 
         for index, monitor in enumerate(self.monitors):
+            observables = list(model.manifest.get("observables", []))
             for variable in monitor.variables or ():
-                known(variable, states, "state variable", f"monitors.{index}")
+                known(variable, [*states, *observables],
+                      "state variable or observable" if observables else "state variable",
+                      f"monitors.{index}")
             monitors.append(Monitor(monitor.kind, monitor.period, monitor.variables,
                                     monitor.name))
         parameters = {}

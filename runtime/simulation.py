@@ -255,8 +255,13 @@ class Simulation:
         names = [c["name"] for c in couplings]
         if coupling not in names:
             raise ValueError(f"unknown coupling '{coupling}'; choose one of {', '.join(names)}")
-        values = {name: float(value) for name, value in couplings[names.index(coupling)][
-            "parameters"]}
+        entry = couplings[names.index(coupling)]
+        # A combined coupling (pre over x_j[0], x_j[1], ...) reads that many coupled variables.
+        if int(entry.get("needs_cvars", 0)) > len(model.cvar):
+            raise ValueError(f"coupling '{coupling}' combines {entry['needs_cvars']} coupled "
+                             f"variables but model '{model.name}' couples "
+                             f"{len(model.cvar)}")
+        values = {name: float(value) for name, value in entry["parameters"]}
         for key, value in (coupling_parameters or {}).items():
             if key not in values:
                 raise ValueError(f"coupling '{coupling}' has no parameter '{key}'; it has "
@@ -299,6 +304,7 @@ class Simulation:
         self._accumulators: list[np.ndarray] = []
         kinds = {entry["name"]: entry["kind"] for entry in model.manifest["monitors"]}
         labels = set()
+        observing = False
         for index, spec in enumerate(self.monitor_specs):
             if spec.label in labels:
                 raise ValueError(f"two monitors are labelled '{spec.label}'; name them")
@@ -307,9 +313,12 @@ class Simulation:
                 raise ValueError(f"monitor '{spec.label}': unknown kind '{spec.kind}'; "
                                  f"choose one of {', '.join(kinds)}")
             variables = spec.variables or model.state_variables
-            unknown = [v for v in variables if v not in model.state_variables]
+            # States, then the spec's observables (computed in C when a monitor records one).
+            recordable = [*model.state_variables, *model.manifest.get("observables", [])]
+            unknown = [v for v in variables if v not in recordable]
             if unknown:
-                raise ValueError(f"monitor '{spec.label}': unknown variables {unknown}")
+                raise ValueError(f"monitor '{spec.label}': unknown variables {unknown}; "
+                                 f"recordable: {', '.join(recordable)}")
             period = 1
             if spec.kind != "raw":
                 try:
@@ -328,8 +337,9 @@ class Simulation:
                 if period < 1 or abs(period * self.dt - spec.period) > 1e-9 * spec.period:
                     raise ValueError(f"monitor '{spec.label}': period {spec.period} ms is not "
                                      f"a multiple of dt = {self.dt} ms")
-            voi = self._buffers.keep(np.array([model.state_variables.index(v)
-                                               for v in variables], dtype=np.int32))
+            voi = self._buffers.keep(np.array([recordable.index(v) for v in variables],
+                                              dtype=np.int32))
+            observing = observing or bool((voi >= model.n_states).any())
             accumulator = self._buffers.keep(np.zeros((len(variables), n)))
             self._accumulators.append(accumulator)
             c = self._monitors[index]
@@ -391,12 +401,36 @@ class Simulation:
         sim.coupling_kind = names.index(coupling)
         sim.coupling_float32 = int(coupling_precision == "float32")
         sim.coupling_params = ffi.cast("double *", coupling_vector.ctypes.data)
+        # A coupling function of the spec (`couplings:`) lives in the model's module.
+        symbol = couplings[names.index(coupling)].get("symbol")
+        sim.user_coupling = ffi.cast("mf_user_coupling_fn", model.function_address(symbol)) \
+            if symbol else ffi.NULL
         sim.history = ffi.cast("double *", self._history.ctypes.data)
         sim.n_noisy = int(noisy.size)
         sim.noisy_states = ffi.cast("int32_t *", self._noisy.ctypes.data)
         sim.noise_gain = ffi.cast("double *", gain.ctypes.data)
         sim.seed = self.seed
         sim.noise_in = ffi.NULL
+        # TVB's Multiplicative noise, where the spec declares b(x) (multiplicative_noise:).
+        if model.manifest.get("multiplicative_noise") and noisy.size:
+            values = self._buffers.keep(np.zeros((model.n_states, n)))
+            sim.noise_b = ffi.cast("mf_dfun", model.function_address(
+                "noise_b_per_node_nodes" if per_node else "noise_b_uniform_nodes"))
+            sim.noise_b_values = ffi.cast("double *", values.ctypes.data)
+        else:
+            sim.noise_b = ffi.NULL
+        # Observables: the model module's observe kernel, only when a monitor records one.
+        n_observed = len(model.manifest.get("observables", []))
+        if observing:
+            observed = self._buffers.keep(np.zeros((n_observed, n)))
+            zeros = self._buffers.keep(np.zeros((max(len(model.cvar), 1), n)))
+            sim.observe = ffi.cast("mf_dfun", model.function_address(
+                "observe_per_node_nodes" if per_node else "observe_uniform_nodes"))
+            sim.observed = ffi.cast("double *", observed.ctypes.data)
+            sim.observed_coupling = ffi.cast("double *", zeros.ctypes.data)
+        else:
+            sim.observe = ffi.NULL
+        sim.n_observed = n_observed if observing else 0
         sim.n_monitors = len(self.monitor_specs)
         sim.monitors = self._monitors
         stages = int(model.manifest["max_stages"])

@@ -215,9 +215,9 @@ def test_model_class_per_node_and_boolean_parameters():
 @pytest.mark.parametrize("change, message", [
     ({"monitors": (monitors.Bold(),)}, "monitor Bold"),
     ({"integrator": integrators.Dopri5(dt=DT)}, "integrator Dopri5"),
-    ({"coupling": coupling.Kuramoto()}, "coupling Kuramoto"),
+    ({"coupling": coupling.PreSigmoidal()}, "coupling PreSigmoidal"),
     ({"integrator": integrators.HeunStochastic(dt=DT, noise=noise.Multiplicative())},
-     "noise Multiplicative"),
+     "Multiplicative noise on V"),  # the bundled spec's noise is additive
 ])
 def test_what_mfgen_cannot_run_is_refused_by_name(change, message, connectivity):
     model = models.Generic2dOscillator()
@@ -233,7 +233,10 @@ def test_what_mfgen_cannot_run_is_refused_by_name(change, message, connectivity)
 
 def test_expression_variables_of_interest_are_computed_as_tvb_does(connectivity):
     """Epileptor's default variables_of_interest, ('x2 - x1', 'z'): TVB's observe evaluates
-    them at every step before the monitors see them; so does the bridge."""
+    them at every step before the monitors see them; so does the bridge (in C for the Raw
+    monitor: tvb_epileptor declares the observable x2_minus_x1)."""
+    assert mftvb._observables_in_c({"x2 - x1": None, "x1 + x2": None},
+                                   mfgen.load("tvb_epileptor")) == {"x2 - x1": "x2_minus_x1"}
     history = random_history(models.Epileptor(), connectivity.horizon,
                              connectivity.number_of_regions, 5, spread=0.5)
     expected = configured(models.Epileptor(), connectivity, history).run()

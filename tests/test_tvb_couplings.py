@@ -1,0 +1,237 @@
+"""TVB 2.10's coupling functions in mfgen, against TVB's own classes on the same history, and
+coupling functions a spec declares itself (`couplings:`).
+
+A probe model (dV/dt = c_0, dW/dt = c_1, coupling c_0: V, c_1: W) makes one Euler step of
+dt = 1 ms show the coupling itself: c = (x1 - x0) / dt. TVB's side is the coupling object of a
+configured TVB Simulator (JansenRit: cvar y1, y2) called on the same delayed history.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tvb.datatypes.connectivity import Connectivity as TVBConnectivity
+from tvb.simulator import coupling, integrators, models, monitors, simulator
+
+import mfgen
+from mfgen import tvb as mftvb
+from mfgen.codegen.coupling import parse_coupling_functions
+from mfgen.errors import SpecError
+
+DT = 1.0
+SPEED = 3.0
+N = 60
+
+# A coupling file: a spec with only `couplings:`, brought in by `extends` (bundled or by path).
+COUPLING_FILE = """\
+couplings:
+  user_product:
+    pre: "x_j[0] * x_j[1] - x_i[1]"
+    post: gx / n_nodes
+"""
+
+PROBE = """\
+name: coupling_probe
+extends: probe_couplings.yaml
+description: the coupling rows, as derivatives
+state_variables:
+  V: {range: [0.0, 15.0]}
+  W: {range: [0.0, 5.0]}
+coupling:
+  c_0: V
+  c_1: W
+couplings:                # the spec's own coupling functions, compiled into its module
+  user_difference:
+    parameters: {a: 0.1}
+    pre: x_j - x_i
+    post: a * gx
+derivatives:
+  V: c_0
+  W: c_1
+"""
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory):
+    path = tmp_path_factory.mktemp("probe") / "coupling_probe.yaml"
+    path.write_text(PROBE)
+    (path.parent / "probe_couplings.yaml").write_text(COUPLING_FILE)
+    return mfgen.load(str(path))
+
+
+@pytest.fixture(scope="module")
+def network() -> mfgen.Connectivity:
+    """Rows with 0 to N - 1 afferents, delays 1 .. 10 steps."""
+    rng = np.random.default_rng(11)
+    weights = np.zeros((N, N))
+    for i, count in enumerate(rng.permutation(np.r_[0, 1, N - 1, rng.integers(2, N, N - 3)])):
+        columns = rng.choice(np.r_[0:i, i + 1:N], size=min(count, N - 1), replace=False)
+        weights[i, columns] = rng.lognormal(0.0, 1.0, columns.size)
+    lengths = rng.uniform(3.0, 30.0, (N, N))
+    return mfgen.Connectivity(weights, lengths, SPEED, centres=rng.normal(size=(N, 3)))
+
+
+def history_for(network: mfgen.Connectivity, low: tuple, high: tuple) -> np.ndarray:
+    """(horizon, 2, N): V and W uniform in [low, high), different at every step."""
+    horizon = int(np.rint(network.tract_lengths / SPEED / DT).max()) + 1
+    rng = np.random.default_rng(3)
+    return np.stack([rng.uniform(low[k], high[k], (horizon, N)) for k in range(2)], axis=1)
+
+
+def tvb_coupling_rows(network, history, tvb_function) -> np.ndarray:
+    """TVB's coupling (rows, N) at the first step, from a JansenRit simulator whose coupled
+    variables y1, y2 carry the history's V, W."""
+    connectivity = TVBConnectivity(
+        weights=network.weights.copy(), tract_lengths=network.tract_lengths.copy(),
+        centres=np.asarray(network.centres, dtype=float).copy(),
+        region_labels=np.array(network.region_labels), speed=np.array([SPEED]))
+    connectivity.configure()
+    full = np.zeros((history.shape[0], 6, N, 1))
+    full[:, 1, :, 0], full[:, 2, :, 0] = history[:, 0], history[:, 1]
+    sim = simulator.Simulator(
+        model=models.JansenRit(), connectivity=connectivity, coupling=tvb_function,
+        integrator=integrators.EulerDeterministic(dt=DT), monitors=(monitors.Raw(),),
+        initial_conditions=full, simulation_length=DT)
+    sim.configure()
+    assert sim.current_step == history.shape[0] - 1
+    return np.asarray(sim.coupling(sim.current_step + 1, sim.history))[..., 0]
+
+
+def mfgen_coupling_rows(probe, network, history, name, parameters, precision) -> np.ndarray:
+    result = mfgen.simulate(probe, network, duration=DT, dt=DT, integrator="euler",
+                            coupling=name, coupling_parameters=parameters,
+                            initial_history=history, coupling_precision=precision)
+    return (result["raw"].data[0] - history[-1]) / DT
+
+
+def delayed(network, history) -> tuple[np.ndarray, np.ndarray]:
+    """x_j as every target i sees it (i, j, cvar) and the undelayed x_i (i, cvar)."""
+    delays = np.rint(network.tract_lengths / SPEED / DT).astype(int)
+    last = history.shape[0] - 1
+    j = np.arange(N)[None, :]
+    x_j = np.stack([history[last - delays, k, j] for k in range(2)], axis=-1)
+    return x_j, history[-1].T
+
+
+def error(actual: np.ndarray, expected: np.ndarray) -> float:
+    """Largest relative difference, with a floor of 1e-3 of the largest |coupling|: sums of
+    terms of both signs can land near 0, where the relative error means nothing."""
+    floor = 1e-3 * np.abs(expected).max()
+    return float((np.abs(actual - expected) / np.maximum(np.abs(expected), floor)).max())
+
+
+# TVB keeps float32 history and weights, so its coupling carries float32 rounding (2**-24
+# ~ 6e-8 per term; up to 59 terms of both signs): mfgen's float32 mode rounds the same inputs
+# but computes sin/exp of them in float64 where TVB's NumPy works in float32 (Kuramoto), and
+# sums dense rows in CSR order (SigmoidalJansenRit). Each term differs by up to a float32 ulp
+# and sums cancel (floor 1e-3 of the largest): measured 2.1e-6; 1e-5 leaves margin, far below
+# any wrong formula (a wrong sign, delay or 1/n_cvar changes the coupling by O(1)).
+FLOAT32_TOLERANCE = 1e-5
+# mfgen's float64 mode against the same formula in float64 NumPy: rounding only.
+FLOAT64_TOLERANCE = 1e-12
+
+CASES = {
+    "kuramoto": (coupling.Kuramoto, {"a": 0.7}, (0.0, 0.0), (2 * np.pi, 2 * np.pi)),
+    "sigmoidal_jansen_rit": (coupling.SigmoidalJansenRit,
+                             {"cmin": 0.001, "cmax": 0.007, "midpoint": 5.0, "r": 0.7, "a": 2.0},
+                             (0.0, 0.0), (15.0, 5.0)),
+}
+
+
+def numpy_formula(name, p, network, history) -> np.ndarray:
+    """Each coupling's definition written out in float64 (TVB's docstrings and source)."""
+    x_j, x_i = delayed(network, history)
+    w = network.weights
+    if name == "kuramoto":  # a / gx.shape[0] * gx, gx.shape[0] = n_cvar = 2
+        terms = np.sin(x_j - x_i[:, None, :])
+        return (p["a"] / 2 * np.einsum("ij,ijk->ik", w, terms)).T
+    pre = p["cmin"] + (p["cmax"] - p["cmin"]) / (
+        1.0 + np.exp(p["r"] * (p["midpoint"] - (x_j[..., 0] - x_j[..., 1]))))
+    row = p["a"] * (w * pre).sum(axis=1)
+    return np.stack([row, row])
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_coupling_is_tvbs(name, probe, network):
+    tvb_class, parameters, low, high = CASES[name]
+    history = history_for(network, low, high)
+    expected = tvb_coupling_rows(network, history, tvb_class(
+        **{k: np.array([v]) for k, v in parameters.items()}))
+    formula = numpy_formula(name, parameters, network, history)
+    # One row per cvar; SigmoidalJansenRit's one pre row is broadcast over TVB's per-cvar
+    # weights, so both rows are the same.
+    assert expected.shape == (2, N)
+    if name == "sigmoidal_jansen_rit":
+        assert (expected[0] == expected[1]).all()
+    float32 = mfgen_coupling_rows(probe, network, history, name, parameters, "float32")
+    float64 = mfgen_coupling_rows(probe, network, history, name, parameters, "float64")
+    assert error(float32, expected) < FLOAT32_TOLERANCE
+    assert error(float64, expected) < FLOAT32_TOLERANCE
+    assert error(float64, formula) < FLOAT64_TOLERANCE
+    assert error(formula, expected) < FLOAT32_TOLERANCE  # the formula is TVB's
+    assert np.abs(expected).max() > 0.1 * np.abs(formula).max() > 0
+
+
+def test_combined_coupling_needs_enough_coupled_variables():
+    with pytest.raises(ValueError, match="combines 2 coupled variables.*couples 1"):
+        mfgen.Simulation(mfgen.load("tvb_linear"), mfgen.Connectivity.synthetic(4),
+                         coupling="sigmoidal_jansen_rit")
+
+
+@pytest.mark.parametrize("text, message", [
+    ("f: {pre: 'x_j[0] - x_j', post: gx}", "mixes x_j with indexed"),
+    ("f: {pre: 'x_j[9]', post: gx}", "index 9 out of range"),
+    ("f: {pre: 'gx', post: gx}", "undefined symbol 'gx' in the pre of 'f'"),
+    ("f: {pre: 'x_j', post: 'x_j'}", "undefined symbol 'x_j' in the post of 'f'"),
+    ("f: {parameters: {n_cvar: 1}, pre: x_j, post: gx}", "clashes with a built-in"),
+    ("f: {parameters: {a: [1]}, pre: x_j, post: gx}", "needs a finite number"),
+    ("f: {pre: x_j}", "needs 'post'"),
+    ("f: {pre: 'x_j(1)', post: gx}", "cannot call"),
+])
+def test_bad_coupling_functions_say_where(text, message):
+    with pytest.raises(SpecError, match=message) as failure:
+        parse_coupling_functions(text, "couplings.yaml")
+    assert "couplings.yaml:1" in str(failure.value)
+
+
+def tvb_default_connectivity() -> TVBConnectivity:
+    connectivity = TVBConnectivity.from_file()
+    connectivity.configure()
+    return connectivity
+
+
+# Largest relative difference over 200 steps (floor 1e-6 of each variable's largest value).
+# Kuramoto: TVB's NumPy computes sin of float32 values with its own float32 sin, mfgen with
+# libm's sinf; they differ in the last bit for some arguments, and the phases carry that
+# (measured 1.0e-5). JansenRit: TVB sums dense rows, zeros included, mfgen the CSR row
+# (measured 4.1e-8; 2e-12 of each variable's largest value).
+TRACE_TOLERANCE = {"Kuramoto": 1e-4, "JansenRit": 1e-6}
+
+
+@pytest.mark.parametrize("model_name, tvb_function", [
+    ("Kuramoto", coupling.Kuramoto(a=np.array([0.5]))),
+    ("JansenRit", coupling.SigmoidalJansenRit(a=np.array([10.0]))),
+])
+def test_tvb_simulate_runs_the_new_couplings(model_name, tvb_function):
+    """mfgen.tvb.simulate on TVB's default connectome, 20 ms of Heun: TVB's traces."""
+    def configured() -> simulator.Simulator:
+        model = getattr(models, model_name)()
+        rng = np.random.default_rng(1)
+        connectivity = tvb_default_connectivity()
+        connectivity.set_idelays(0.1)
+        history = np.stack([rng.uniform(*model.state_variable_range[s],
+                                        (connectivity.horizon, 76))
+                            for s in model.state_variables], axis=1)[..., None]
+        sim = simulator.Simulator(
+            model=model, connectivity=connectivity, coupling=tvb_function,
+            integrator=integrators.HeunDeterministic(dt=0.1), monitors=(monitors.Raw(),),
+            initial_conditions=history, simulation_length=20.0)
+        sim.configure()
+        return sim
+
+    (times, expected), = configured().run()
+    (mf_times, computed), = mftvb.simulate(configured())
+    np.testing.assert_allclose(mf_times, times, rtol=0, atol=1e-9)
+    scale = np.abs(expected).max(axis=(0, 2, 3), keepdims=True)
+    relative = np.abs(computed - expected) / np.maximum(np.abs(expected), 1e-6 * scale)
+    assert relative.max() < TRACE_TOLERANCE[model_name], relative.max()
