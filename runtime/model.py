@@ -304,10 +304,13 @@ class CompiledModel(ModelBase):
                     out = np.empty(shape)
                     usable = True
                 else:  # the kernel's arrays are `restrict`: out must not overlap its inputs
+                    # (distinct arrays that own their memory cannot overlap: no
+                    # may_share_memory, which costs more than the kernel's call overhead)
                     usable = (type(out) is np.ndarray and out.dtype is _FLOAT64
                               and out.shape == shape and out.flags.carray
-                              and not np.may_share_memory(out, state)
-                              and not np.may_share_memory(out, coupling))
+                              and out is not state and out is not coupling
+                              and out.base is None and state.base is None
+                              and coupling.base is None)
                 if usable:
                     buffer, double_array = self._from_buffer, self._double_array
                     self._uniform(shape[1], buffer(double_array, state),
