@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 from harness import ROOT, Candidate, Timing, fmt_time, log, time_interleaved
 
+from mfgen.runtime.checking import relative_error
+
 SEED_PORTS_PATH = ROOT / "tests" / "seed_ports.py"
 
 # spec name -> seed number (tests/seed_ports.py seedN_dfun)
@@ -142,16 +144,9 @@ def load_tvb(specs: list[str]) -> tuple[dict[str, ModuleType], str | None, float
 
 
 def max_rel_diff(a: np.ndarray, b: np.ndarray) -> float:
-    a = np.asarray(a, dtype=np.float64).reshape(a.shape[0], -1)
-    b = np.asarray(b, dtype=np.float64).reshape(b.shape[0], -1)
-    worst = 0.0
-    for row_a, row_b in zip(a, b):
-        finite = np.isfinite(row_a) & np.isfinite(row_b)
-        if not finite.any():
-            continue
-        scale = max(np.max(np.abs(row_b[finite])), 1e-300)
-        worst = max(worst, float(np.max(np.abs(row_a[finite] - row_b[finite])) / scale))
-    return worst
+    """Largest |a - b| over the largest |b| of its variable (finite points)."""
+    return float(relative_error(a, b, 1.0, axis=tuple(range(1, np.ndim(b))),
+                                ignore_nonfinite=True).max())
 
 
 def raw_kernel(model: Any, state: np.ndarray, coupling: np.ndarray, out: np.ndarray
