@@ -239,8 +239,9 @@ class CompiledModel(ModelBase):
         """The C time loop `simulate_<integrator>(mf_sim *, double *x, n_steps)`."""
         names = [i["name"] for i in self.manifest.get("integrators", [])]
         if integrator not in names:
-            raise ValueError(f"unknown integrator '{integrator}'; choose one of "
-                             f"{', '.join(names)}")
+            raise ValueError(f"unknown integrator '{integrator}'; "
+                             + (did_you_mean(str(integrator), names)
+                                or f"choose one of {', '.join(names)}"))
         try:
             return getattr(self.simulator_module.lib, f"simulate_{integrator}")
         except AttributeError:

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from mfgen import __version__
-from mfgen.errors import MfgenError
+from mfgen.errors import MfgenError, did_you_mean
 from mfgen.runtime.connectivity import Connectivity
 from mfgen.runtime.model import CompiledModel
 
@@ -205,8 +205,9 @@ class Simulation:
         # The integrators the module exports, as the generator described them (manifest).
         integrators = {entry["name"]: entry for entry in model.manifest["integrators"]}
         if integrator not in integrators:
-            raise ValueError(f"unknown integrator '{integrator}'; choose one of "
-                             f"{', '.join(integrators)}")
+            raise ValueError(f"unknown integrator '{integrator}'; "
+                             + (did_you_mean(str(integrator), integrators)
+                                or f"choose one of {', '.join(integrators)}"))
         try:
             dt = float(dt)
         except (TypeError, ValueError, OverflowError):
