@@ -167,7 +167,8 @@ def render_report(info: dict[str, str], command: str, settings: str, rows: list[
            "| machine | |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in info.items()]
     out += ["", "## dfun time per call (ns per node in parentheses)", "",
-            "Medians over interleaved rounds. `C out=`: compiled kernel with a preallocated "
+            "Medians of CPU time over interleaved rounds. `C out=`: compiled kernel with a "
+            "preallocated "
             "output; `C`: the same without `out=` (N <= 1000). Ratios are relative to `C out=`. "
             "Seed ports are the hand-written NumPy oracles (finite differences for seeds 5-7; "
             "their erfc is `np.vectorize(math.erfc)`). TVB is tvb-library's `dfun` at its "

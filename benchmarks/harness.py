@@ -126,7 +126,8 @@ class Timing:
 
 
 def time_interleaved(candidates: list[Candidate], timing: Timing) -> None:
-    """Median per-call time of each candidate; candidates alternate within every round.
+    """Median per-call CPU time of each candidate (single-threaded code: preemption by other
+    jobs does not count); candidates alternate within every round.
 
     Each candidate gets about `target_s` of timed calls in `rounds` batches, after one
     untimed call (TVB's numba is warmed up before this). A candidate whose single call
@@ -137,9 +138,9 @@ def time_interleaved(candidates: list[Candidate], timing: Timing) -> None:
     batch_s = target_s / rounds
     for cand in candidates:
         if np.isnan(cand.first_call):  # not already made by the caller's output check
-            start = time.perf_counter()
+            start = time.process_time()
             cand.fn()
-            cand.first_call = time.perf_counter() - start
+            cand.first_call = time.process_time() - start
         probe = cand.first_call
         if timing.first_call_only_s is not None and probe > timing.first_call_only_s:
             cand.per_call.append(probe)  # --quick: NumPy at large N, one call is enough
@@ -147,10 +148,10 @@ def time_interleaved(candidates: list[Candidate], timing: Timing) -> None:
             continue
         if probe < batch_s:  # refine the estimate for fast calls
             reps = max(1, min(1000, int(0.2 * batch_s / max(probe, 1e-9))))
-            start = time.perf_counter()
+            start = time.process_time()
             for _ in range(reps):
                 cand.fn()
-            probe = (time.perf_counter() - start) / reps
+            probe = (time.process_time() - start) / reps
         cand.calls = max(1, int(batch_s / max(probe, 1e-9)))
         min_rounds = 2 if probe > timing.very_slow_s else timing.min_rounds
         cand.rounds = rounds if probe <= batch_s else max(
@@ -165,10 +166,10 @@ def time_interleaved(candidates: list[Candidate], timing: Timing) -> None:
                 if r >= cand.rounds:
                     continue
                 fn, calls = cand.fn, cand.calls
-                start = time.perf_counter()
+                start = time.process_time()
                 for _ in range(calls):
                     fn()
-                cand.per_call.append((time.perf_counter() - start) / calls)
+                cand.per_call.append((time.process_time() - start) / calls)
     finally:
         if gc_was_enabled:
             gc.enable()
