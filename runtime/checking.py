@@ -36,13 +36,25 @@ class CheckReport:
         return self.nonfinite_mismatch == 0 and self.worst <= self.rtol
 
 
-def relative_error(computed: np.ndarray, reference: np.ndarray) -> np.ndarray:
-    """Per-row relative error with the floor described in the module docstring."""
-    finite = np.isfinite(reference) & np.isfinite(computed)
-    scale = np.where(finite, np.abs(reference), 0.0).max(axis=-1, keepdims=True)
-    floor = np.maximum(FLOOR_FRACTION * scale, np.finfo(float).tiny)
-    error = np.abs(computed - reference) / np.maximum(np.abs(reference), floor)
-    return np.where(finite, error, 0.0)
+def relative_error(actual: np.ndarray, expected: np.ndarray,
+                   floor_fraction: float = FLOOR_FRACTION,
+                   axis: int | tuple[int, ...] | None = -1,
+                   ignore_nonfinite: bool = False) -> np.ndarray:
+    """|actual - expected| / max(|expected|, floor), element-wise: mfgen's one relative-error
+    measure (checks, tests, benchmarks). The floor is `floor_fraction` of the largest finite
+    |expected| over `axis` (per state variable by default: see the module docstring); with
+    floor_fraction 0, zeros must match exactly. A point where either side is not finite
+    gives NaN (so `error <= tol` fails), or 0 with `ignore_nonfinite` (when the caller
+    compares the non-finite patterns separately)."""
+    actual = np.asarray(actual, dtype=float)
+    expected = np.asarray(expected, dtype=float)
+    finite = np.isfinite(expected) & np.isfinite(actual)
+    scale = (np.where(finite, np.abs(expected), 0.0).max(axis=axis, keepdims=True)
+             if expected.size else 0.0)
+    floor = np.maximum(floor_fraction * scale, np.finfo(float).tiny)
+    with np.errstate(invalid="ignore"):
+        error = np.abs(actual - expected) / np.maximum(np.abs(expected), floor)
+    return np.where(finite, error, 0.0 if ignore_nonfinite else np.nan)
 
 
 def random_inputs(model: ModelBase, n: int, rng: np.random.Generator
@@ -85,7 +97,7 @@ def check_model(model: CompiledModel, points: int = 2000, seed: int = 0,
         reference = model.reference.dfun(state, coupling, lc, **params)
         report.nonfinite += int((~np.isfinite(reference)).sum())
         report.nonfinite_mismatch += int((np.isfinite(computed) != np.isfinite(reference)).sum())
-        errors = relative_error(computed, reference).max(axis=1)
+        errors = relative_error(computed, reference, ignore_nonfinite=True).max(axis=1)
         for name, error in zip(model.state_variables, errors):
             report.max_error[name] = max(report.max_error.get(name, 0.0), float(error))
     return report

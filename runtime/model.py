@@ -36,6 +36,7 @@ class StateInfo:
 
 
 _FLOAT64 = np.dtype(np.float64)
+_INF = math.inf
 
 
 def _as_default(value: Any) -> float | np.ndarray:
@@ -216,8 +217,10 @@ class CompiledModel(ModelBase):
         self._reference = reference  # a factory until first use: importing SciPy costs time
         self._simulator_factory = simulator  # the shared simulator module, loaded on first use
         self._from_buffer = module.ffi.from_buffer
+        self._double_array = module.ffi.typeof("double[]")  # parsed once, not per call
         self._default_params = self._from_buffer("double[]", self._default_vector)
         self._n_coupling = len(self.coupling_variables)
+        self._n_states = len(self.state_variables)  # n_states without a property call
         self._simulator_module: Any = None
         self.module_key: str = metadata["module_key"]
 
@@ -236,8 +239,9 @@ class CompiledModel(ModelBase):
         """The C time loop `simulate_<integrator>(mf_sim *, double *x, n_steps)`."""
         names = [i["name"] for i in self.manifest.get("integrators", [])]
         if integrator not in names:
-            raise ValueError(f"unknown integrator '{integrator}'; choose one of "
-                             f"{', '.join(names)}")
+            raise ValueError(f"unknown integrator '{integrator}'; "
+                             + (did_you_mean(str(integrator), names)
+                                or f"choose one of {', '.join(names)}"))
         try:
             return getattr(self.simulator_module.lib, f"simulate_{integrator}")
         except AttributeError:
@@ -290,23 +294,35 @@ class CompiledModel(ModelBase):
         Parameters default to the spec's values; pass overrides by name as scalars (all nodes)
         or arrays of shape (n_nodes,) (vector parameters: (size,) or (size, n_nodes)).
         """
-        if (type(state) is np.ndarray and type(coupling) is np.ndarray and out is None
-                and not parameters and type(local_coupling) is float):
+        if (type(state) is np.ndarray and type(coupling) is np.ndarray and not parameters
+                and type(local_coupling) is float):
             # The common call (float64 C arrays, default parameters) checked with as few
             # attribute reads as possible: at N = 76 the wrapper costs as much as the kernel.
+            # flags.carray: C-contiguous, aligned and writeable (a read-only input takes the
+            # general path below).
             shape = state.shape
-            state_flags, coupling_flags = state.flags, coupling.flags
-            if (len(shape) == 2 and shape[0] == self.n_states and shape[1]
-                    and coupling.shape == (self._n_coupling, shape[1])
+            if (len(shape) == 2 and shape[0] == self._n_states and shape[1]
                     and state.dtype is _FLOAT64 and coupling.dtype is _FLOAT64
-                    and state_flags.c_contiguous and state_flags.aligned
-                    and coupling_flags.c_contiguous and coupling_flags.aligned
-                    and math.isfinite(local_coupling)):
-                out = np.empty(shape)
-                buffer = self._from_buffer
-                self._uniform(shape[1], buffer("double[]", state), buffer("double[]", coupling),
-                              local_coupling, self._default_params, buffer("double[]", out))
-                return out
+                    and coupling.shape == (self._n_coupling, shape[1])
+                    and state.flags.carray and coupling.flags.carray
+                    and -_INF < local_coupling < _INF):
+                if out is None:
+                    out = np.empty(shape)
+                    usable = True
+                else:  # the kernel's arrays are `restrict`: out must not overlap its inputs
+                    # (distinct arrays that own their memory cannot overlap: no
+                    # may_share_memory, which costs more than the kernel's call overhead)
+                    usable = (type(out) is np.ndarray and out.dtype is _FLOAT64
+                              and out.shape == shape and out.flags.carray
+                              and out is not state and out is not coupling
+                              and out.base is None and state.base is None
+                              and coupling.base is None)
+                if usable:
+                    buffer, double_array = self._from_buffer, self._double_array
+                    self._uniform(shape[1], buffer(double_array, state),
+                                  buffer(double_array, coupling), local_coupling,
+                                  self._default_params, buffer(double_array, out))
+                    return out
         state, coupling, lc = self._inputs(state, coupling, local_coupling)
         n_nodes = state.shape[1]
         params, per_node = self._pack(parameters, n_nodes)

@@ -206,8 +206,8 @@ class Simulation:
         integrators = {entry["name"]: entry for entry in model.manifest["integrators"]}
         if integrator not in integrators:
             raise ValueError(f"unknown integrator '{integrator}'; "
-                             + (did_you_mean(integrator, integrators) or
-                                f"choose one of {', '.join(integrators)}"))
+                             + (did_you_mean(str(integrator), integrators)
+                                or f"choose one of {', '.join(integrators)}"))
         try:
             dt = float(dt)
         except (TypeError, ValueError, OverflowError):

@@ -40,6 +40,8 @@ derivatives:
 @pytest.fixture
 def private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("MFGEN_CACHE_DIR", str(tmp_path / "cache"))
+    # Fast compiles: what is cached, reused or rebuilt does not depend on the flags.
+    monkeypatch.setenv("MFGEN_CFLAGS", "-O0")
     return tmp_path / "cache"
 
 

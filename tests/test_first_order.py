@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import seed_ports
-from helpers import FIRST_ORDER_SPECS
+from helpers import FIRST_ORDER_SPECS, relative_error
 
 import mfgen
 
@@ -25,10 +25,8 @@ def max_relative_error(computed: np.ndarray, expected: np.ndarray) -> float:
     rounding error scales with the terms (the row's scale), not with the tiny difference.
     """
     assert np.array_equal(np.isfinite(computed), np.isfinite(expected)), "NaN pattern differs"
-    finite = np.isfinite(expected)
-    scale = np.where(finite, np.abs(expected), 0).max(axis=1, keepdims=True)
-    denominator = np.maximum(np.abs(expected), 1e-2 * scale + 1e-300)
-    return float(np.where(finite, np.abs(computed - expected) / denominator, 0).max())
+    return float(relative_error(computed, expected, 1e-2, axis=1,
+                                ignore_nonfinite=True).max())
 
 
 def random_point_set(model, n, rng, widen=0.0):

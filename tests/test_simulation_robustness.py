@@ -78,6 +78,29 @@ def test_a_blow_up_names_step_node_and_variable_and_keeps_the_run_up_to_it(blowu
     np.testing.assert_allclose(raw.times, DT * np.arange(1, bad_step))
 
 
+def test_an_overflow_to_infinity_is_a_blow_up_too(write_spec):
+    """u' = u**2 overflows (inf, not NaN) at the node that starts highest."""
+    model = mfgen.load(write_spec("""
+name: explosive
+parameters:
+  r: {default: 1.0}
+state_variables:
+  u: {range: [0.0, 1.0]}
+derivatives:
+  u: r * u * u
+""", "explosive.yaml"))
+    initial = np.array([[0.1, 0.5, 2.0]])
+    with pytest.raises(mfgen.SimulationError) as caught:
+        mfgen.simulate(model, None, initial_state=initial, integrator="euler", dt=0.01,
+                       duration=100.0)
+    message = str(caught.value)
+    assert "'u'" in message and "node 2" in message and "step" in message
+    partial = caught.value.result
+    assert np.isfinite(partial["raw"].data).all()
+    assert 0 < partial.steps < 10000
+    assert partial["raw"].data.shape[0] == partial.steps
+
+
 @pytest.mark.parametrize("integrator", ["euler", "heun", "rk4", "euler_maruyama",
                                         "heun_stochastic"])
 def test_every_integrator_stops_at_the_same_step_whatever_the_chunking(blowup, integrator):
