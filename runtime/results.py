@@ -33,9 +33,7 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -45,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from mfgen.errors import MfgenError
+from mfgen.runtime.simulation import DeferredInterrupt
 
 FORMAT = "mfgen-results"
 FORMAT_VERSION = 1
@@ -531,30 +530,6 @@ def sample_times(kind: str, period_steps: int, first: int, count: int, dt: float
     return steps * dt
 
 
-class _StopRequest:
-    """Ctrl-C asks the run to stop after the chunk in progress is computed and written (the
-    C loop cannot be interrupted anyway, and a half-written checkpoint would resume wrongly);
-    a second Ctrl-C raises at once. Main thread only."""
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
-
-    def _handler(self, signum: int, frame: Any) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self) -> _StopRequest:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handler)
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-
-
 def run_to_file(config: Any, path: str | Path, *, resume: bool = False, force: bool = False,
                 progress: Callable[[int, int], None] | None = None) -> Results:
     """Run `config` (a RunConfig), writing `path` as it goes; returns the results read back.
@@ -586,7 +561,9 @@ def run_to_file(config: Any, path: str | Path, *, resume: bool = False, force: b
     layout = monitor_layout(simulation)
     started = time.perf_counter()
     status, message = "complete", ""
-    stop = _StopRequest()
+    # Ctrl-C stops after the chunk in progress is computed and written (a half-written
+    # checkpoint would resume wrongly); a second Ctrl-C raises at once.
+    stop = DeferredInterrupt()
     try:
         stop.__enter__()
         if progress is not None:

@@ -160,7 +160,7 @@ def _finite(name: str, value: Any) -> float:
     return number
 
 
-class _DeferredInterrupt:
+class DeferredInterrupt:
     """Ctrl-C during a run asks the run to stop at the end of the current C chunk instead of
     raising between Python statements, so no completed step's samples are ever dropped.
     A second Ctrl-C raises at once. Installed only over Python's default SIGINT handler,
@@ -175,7 +175,7 @@ class _DeferredInterrupt:
             raise KeyboardInterrupt
         self.requested = True
 
-    def __enter__(self) -> _DeferredInterrupt:
+    def __enter__(self) -> DeferredInterrupt:
         if threading.current_thread() is threading.main_thread() and \
                 signal.getsignal(signal.SIGINT) is signal.default_int_handler:
             self._previous = signal.signal(signal.SIGINT, self._handler)
@@ -613,7 +613,7 @@ class Simulation:
         interrupted = False
         failure = None
         completed = 0
-        with _DeferredInterrupt() as sigint:
+        with DeferredInterrupt() as sigint:
             self._begin(total)
             try:
                 while completed < total and not sigint.requested:
