@@ -12,66 +12,24 @@ from __future__ import annotations
 import ast
 import math
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 import sympy
 
+from mfgen.codegen.math_functions import LANGUAGE_FUNCTIONS
 from mfgen.errors import Location, SpecError
 
 MAX_EXPRESSION_CHARS = 20_000
 MAX_NESTING = 100
 MAX_INTEGER_EXPONENT = 64
 
-# name -> (arity, builder). Names the C and NumPy printers both know.
-BUILTIN_FUNCTIONS: dict[str, tuple[int | None, Callable[..., sympy.Expr]]] = {
-    "exp": (1, sympy.exp),
-    "log": (1, sympy.log),
-    "sqrt": (1, sympy.sqrt),
-    "erf": (1, sympy.erf),
-    "erfc": (1, sympy.erfc),
-    "tanh": (1, sympy.tanh),
-    "sin": (1, sympy.sin),
-    "cos": (1, sympy.cos),
-    "atan2": (2, sympy.atan2),  # atan2(y, x): the angle of x + iy (TVB's complex roots)
-    "abs": (1, sympy.Abs),
-    "max": (None, sympy.Max),
-    "min": (None, sympy.Min),
-}
+# The math functions a spec may call, from the one table (math_functions.py).
+BUILTIN_FUNCTIONS = LANGUAGE_FUNCTIONS
 CONSTANTS = {"pi": sympy.pi}
 # max()/min() of n arguments costs SymPy O(n**3) comparisons, every time the expression is
 # rebuilt (substitution, differentiation): 100 arguments took ~55 s.
 MAX_MINMAX_ARGUMENTS = 8
-
-
-def _real(function: Callable[[float], float]) -> Callable[[float], float]:
-    def apply(value: float) -> float:
-        try:
-            return function(value)
-        except OverflowError:
-            return math.inf
-        except ValueError:  # log(-1), sqrt(-1): not a real number
-            return math.nan
-    return apply
-
-
-# The same functions on doubles: a call on a constant is folded to the double it gives.
-# SymPy would keep exp(exp(20)) exact and, asked its sign (abs, max, a power), evaluate it to
-# ever more digits: unbounded time. Folding in floating point is also what C does.
-_FLOAT_FUNCTIONS: dict[str, Callable[..., float]] = {
-    "exp": _real(math.exp),
-    "log": _real(lambda v: math.log(v) if v > 0 else (-math.inf if v == 0 else math.nan)),
-    "sqrt": _real(math.sqrt),
-    "erf": _real(math.erf),
-    "erfc": _real(math.erfc),
-    "tanh": _real(math.tanh),
-    "sin": _real(lambda v: math.sin(v) if math.isfinite(v) else math.nan),
-    "cos": _real(lambda v: math.cos(v) if math.isfinite(v) else math.nan),
-    "abs": _real(abs),
-    "max": lambda *v: max(v),
-    "min": lambda *v: min(v),
-}
 SPECIAL_FORMS = {"where", "diff"}
 RESERVED_NAMES = frozenset(BUILTIN_FUNCTIONS) | frozenset(CONSTANTS) | SPECIAL_FORMS
 
@@ -420,7 +378,8 @@ class _Parser:
             raise self.fail("diff(F, x) names a derivative function; call it with F's "
                             "arguments", node, "write diff(F, x)(a, b)")
         if name in BUILTIN_FUNCTIONS:
-            arity, build = BUILTIN_FUNCTIONS[name]
+            function = BUILTIN_FUNCTIONS[name]
+            arity = function.arity
             args = [self.value(a) for a in node.args]
             if arity is not None and len(args) != arity:
                 raise self.fail(f"{name}() takes {arity} argument(s), got {len(args)}", node,
@@ -437,7 +396,7 @@ class _Parser:
                                 f"{name}() of those")
             if all(not a.free_symbols for a in args):
                 return self._fold(name, args, node)
-            result = build(*args)
+            result = function.sympy_function(*args)
             if result.is_Number:
                 self._check_double(result, node)
             return result
@@ -445,12 +404,16 @@ class _Parser:
         return self.scope.call(name, args, self._loc(node))
 
     def _fold(self, name: str, args: list[sympy.Expr], node: ast.AST) -> sympy.Expr:
-        """A math function of constants, computed as a double (see _FLOAT_FUNCTIONS)."""
+        """A math function of constants, computed as a double: SymPy would keep exp(exp(20))
+        exact and, asked its sign (abs, max, a power), evaluate it to ever more digits
+        (unbounded time). Folding in floating point is also what C does."""
         try:
             values = [float(a) for a in args]
         except (TypeError, ValueError, OverflowError):
             values = [math.nan]
-        value = _FLOAT_FUNCTIONS[name](*values)
+        fold = BUILTIN_FUNCTIONS[name].fold
+        assert fold is not None, f"{name} has no fold in math_functions.py"
+        value = fold(*values)
         if math.isnan(value):
             raise self.fail(f"{name}() of this constant is not a real number", node,
                             "the kernels compute with finite real numbers only")

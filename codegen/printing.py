@@ -11,6 +11,7 @@ import sympy
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.numpy import SciPyPrinter
 
+from mfgen.codegen.math_functions import MATH_FUNCTIONS, printer_names
 from mfgen.codegen.names import BUILTIN_INPUTS, c_name
 
 MAX_MULTIPLY_POWER = 8  # x**n with |n| <= 8 prints as repeated multiplication
@@ -35,6 +36,10 @@ def _double_literal(value: float, infinity: str, nan: str) -> str:
     return repr(value)
 
 
+_SQRT_C = MATH_FUNCTIONS["sqrt"].c_name
+_POW_C = MATH_FUNCTIONS["pow"].c_name
+
+
 class CPrinter(C99CodePrinter):
     """C99 with exact float literals, powers as products, no macros (M_PI) or errno traps.
 
@@ -49,6 +54,8 @@ class CPrinter(C99CodePrinter):
     def __init__(self, mangle: bool = True) -> None:
         super().__init__()
         self.mangle = mangle
+        # Only the table's functions print (sign, Heaviside, DiracDelta: rules below).
+        self.known_functions = printer_names("c_name")
 
     def _print_Symbol(self, expr: sympy.Symbol) -> str:
         if not self.mangle or expr.name in BUILTIN_INPUTS:
@@ -79,14 +86,14 @@ class CPrinter(C99CodePrinter):
         if base == sympy.E:
             return f"exp({self._print(exponent)})"
         if exponent == sympy.S.Half:
-            return f"sqrt({self._print(base)})"
+            return f"{_SQRT_C}({self._print(base)})"
         if exponent == -sympy.S.Half:
-            return f"(1.0/sqrt({self._print(base)}))"
+            return f"(1.0/{_SQRT_C}({self._print(base)}))"
         if exponent.is_Integer and 0 < abs(int(exponent)) <= MAX_MULTIPLY_POWER:
             factor = self.parenthesize(base, sympy.printing.precedence.PRECEDENCE["Mul"])
             product = "*".join([factor] * abs(int(exponent)))
             return f"({product})" if exponent > 0 else f"(1.0/({product}))"
-        return f"pow({self._print(base)}, {self._print(exponent)})"
+        return f"{_POW_C}({self._print(base)}, {self._print(exponent)})"
 
     def _print_Piecewise(self, expr: sympy.Piecewise) -> str:
         result = None
@@ -109,7 +116,7 @@ class CPrinter(C99CodePrinter):
         return f"((double)(({x}) > 0.0) - (double)(({x}) < 0.0))"
 
     def _print_Abs(self, expr: sympy.Expr) -> str:
-        return f"fabs({self._print(expr.args[0])})"
+        return f"{self.known_functions['Abs']}({self._print(expr.args[0])})"
 
     # Conditions can hold boolean constants (a where() whose condition SymPy simplified to
     # Piecewise((c, ...), (True, True))): C has no `true` without <stdbool.h>.
@@ -127,6 +134,11 @@ class CPrinter(C99CodePrinter):
 
 class NumpyPrinter(SciPyPrinter):
     """NumPy/SciPy source for the reference; elementwise everywhere (no reductions)."""
+
+    def __init__(self, settings: dict) -> None:
+        super().__init__(settings)
+        # Only the table's functions print (sign, Heaviside, DiracDelta: rules below).
+        self.known_functions = printer_names("numpy_name")
 
     def _print_Symbol(self, expr: sympy.Symbol) -> str:
         return expr.name
@@ -147,10 +159,10 @@ class NumpyPrinter(SciPyPrinter):
     # fmax/fmin, like C's: a NaN argument is ignored rather than propagated, so the reference
     # and the kernel agree wherever an argument is NaN (e.g. max(x, sqrt(x)) at x < 0).
     def _print_Max(self, expr: sympy.Expr) -> str:
-        return self._fold("numpy.fmax", expr.args)
+        return self._fold(self.known_functions["Max"], expr.args)
 
     def _print_Min(self, expr: sympy.Expr) -> str:
-        return self._fold("numpy.fmin", expr.args)
+        return self._fold(self.known_functions["Min"], expr.args)
 
     # Pairwise, not numpy.logical_and.reduce((a, b)): that builds an array from its operands
     # and fails when one is a scalar (a condition on a parameter) and the other an array.
@@ -183,6 +195,10 @@ class NumpyPrinter(SciPyPrinter):
 
     def _print_DiracDelta(self, expr: sympy.Expr) -> str:
         return "0.0"  # as in the C printer
+
+    def _print_sign(self, expr: sympy.Expr) -> str:
+        # The derivative of abs(); NumPy's sign is 0 at 0, as the C printer's.
+        return f"numpy.sign({self._print(expr.args[0])})"
 
 
 _C = CPrinter()

@@ -14,13 +14,16 @@ from mfgen import __version__
 from mfgen.codegen.coupling import load_coupling_functions
 from mfgen.codegen.integrators import INTEGRATORS
 from mfgen.codegen.ir import ModelIR
+from mfgen.codegen.math_functions import SIMD_FUNCTIONS, MathFunction
 from mfgen.codegen.names import c_name
 from mfgen.codegen.optimize import Kernel, optimize
 from mfgen.codegen.printing import numpy_expression
 from mfgen.codegen.targets import C, Target
 
-# libmvec (glibc) provides SIMD versions of these; sqrt/fabs/fmax are instructions already.
-LIBMVEC_FUNCTIONS = ("exp", "log", "erf", "erfc", "tanh", "sin", "cos", "pow", "atan2")
+# libmvec (glibc) provides SIMD versions of these (math_functions.py); sqrt/fabs/fmax are
+# instructions already.
+LIBMVEC_FUNCTIONS = tuple(SIMD_FUNCTIONS)
+_SIMD_BY_CLASS = {f.sympy_name: f for f in SIMD_FUNCTIONS.values() if f.sympy_name}
 
 # What the runtime's monitors are, by name: C kind 0 samples the state, 1 averages it.
 MONITOR_KINDS = {"raw": 0, "subsample": 0, "temporal_average": 1}
@@ -93,16 +96,19 @@ def _environment(target: Target = C) -> jinja2.Environment:
     )
 
 
-def _used_functions(exprs: list[sympy.Expr]) -> list[str]:
-    used = set()
+def _used_functions(exprs: list[sympy.Expr]) -> list[MathFunction]:
+    """The SIMD-callable functions the kernel's C calls, sorted by name (base.c.j2 declares
+    them)."""
+    used: dict[str, MathFunction] = {}
     for expr in exprs:
         for node in sympy.preorder_traversal(expr):
-            if isinstance(node, sympy.Function) and type(node).__name__ in LIBMVEC_FUNCTIONS:
-                used.add(type(node).__name__)
+            if isinstance(node, sympy.Function) and type(node).__name__ in _SIMD_BY_CLASS:
+                function = _SIMD_BY_CLASS[type(node).__name__]
+                used[function.name] = function
             elif isinstance(node, sympy.Pow) and not node.exp.is_Integer and \
                     abs(node.exp) != sympy.S.Half:
-                used.add("pow")
-    return sorted(used)
+                used["pow"] = SIMD_FUNCTIONS["pow"]  # what CPrinter._print_Pow calls
+    return [used[name] for name in sorted(used)]
 
 
 def render_simulator(target: Target = C) -> SimulatorSource:
