@@ -54,8 +54,8 @@ class CPrinter(C99CodePrinter):
     def __init__(self, mangle: bool = True) -> None:
         super().__init__()
         self.mangle = mangle
-        # Only the table's functions print (sign, Heaviside, DiracDelta: rules below).
-        self.known_functions = printer_names("c_name")
+        # The table's names win; SymPy's own stay for what differentiation may introduce.
+        self.known_functions = {**self.known_functions, **printer_names("c_name")}
 
     def _print_Symbol(self, expr: sympy.Symbol) -> str:
         if not self.mangle or expr.name in BUILTIN_INPUTS:
@@ -137,8 +137,8 @@ class NumpyPrinter(SciPyPrinter):
 
     def __init__(self, settings: dict) -> None:
         super().__init__(settings)
-        # Only the table's functions print (sign, Heaviside, DiracDelta: rules below).
-        self.known_functions = printer_names("numpy_name")
+        # The table's names win; SymPy's own stay for what differentiation may introduce.
+        self.known_functions = {**self.known_functions, **printer_names("numpy_name")}
 
     def _print_Symbol(self, expr: sympy.Symbol) -> str:
         return expr.name
@@ -195,10 +195,6 @@ class NumpyPrinter(SciPyPrinter):
 
     def _print_DiracDelta(self, expr: sympy.Expr) -> str:
         return "0.0"  # as in the C printer
-
-    def _print_sign(self, expr: sympy.Expr) -> str:
-        # The derivative of abs(); NumPy's sign is 0 at 0, as the C printer's.
-        return f"numpy.sign({self._print(expr.args[0])})"
 
 
 _C = CPrinter()
