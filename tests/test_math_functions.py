@@ -104,3 +104,14 @@ def test_the_simd_declarations_are_the_tables():
                      f"__GLIBC_MINOR__ >= {minor})\n#pragma omp declare simd notinbranch\n"
                      f"double {f.c_name}(")
             assert guard in text
+
+
+def test_the_spec_language_reference_lists_exactly_the_tables_functions():
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "docs" / "spec-language.md").read_text()
+    section = text.split("Built-in functions and constants:", 1)[1].split("\n\n", 2)[1]
+    documented = {name for row in section.splitlines()[2:]
+                  for name in re.findall(r"`(\w+)`", row.split("|")[1])}
+    others = {*expressions.CONSTANTS, *expressions.SPECIAL_FORMS, "local_coupling"}
+    assert documented - others == set(LANGUAGE_FUNCTIONS)
