@@ -27,7 +27,6 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from harness import (  # noqa: E402
@@ -36,6 +35,7 @@ from harness import (  # noqa: E402
     cpu_best,
     machine,
     per_call,
+    random_network,
     report_expectations,
     wall_best,
 )
@@ -54,15 +54,6 @@ def initial_state(model: mfgen.CompiledModel, n: int) -> np.ndarray:
     state[model.state_variables.index("E")] = 0.005
     state[model.state_variables.index("I")] = 0.01
     return state
-
-
-def random_network(n: int, degree: int, seed: int = 0) -> mfgen.Connectivity:
-    rng = np.random.default_rng(seed)
-    rows = np.repeat(np.arange(n), degree)
-    cols = rng.integers(0, n, n * degree)
-    weights = scipy.sparse.csr_matrix((rng.random(n * degree) / degree, (rows, cols)), (n, n))
-    lengths = scipy.sparse.csr_matrix((rng.uniform(10, 150, n * degree), (rows, cols)), (n, n))
-    return mfgen.Connectivity(weights, lengths, source=f"random(n={n}, degree={degree})")
 
 
 def step_split(model: mfgen.CompiledModel, connectome: mfgen.Connectivity, precision: str,

@@ -21,10 +21,16 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from harness import Expectation, command, cpu_best, machine, report_expectations  # noqa: E402
+from harness import (  # noqa: E402
+    Expectation,
+    command,
+    cpu_best,
+    machine,
+    random_network,
+    report_expectations,
+)
 
 import mfgen  # noqa: E402
 
@@ -106,15 +112,6 @@ def tvb_run(class_name: str, connectivity, stochastic: bool, noisy: str, paramet
         sim.configure()
         sim.run()
     return run
-
-
-def random_network(n: int, degree: int, seed: int = 0) -> mfgen.Connectivity:
-    rng = np.random.default_rng(seed)
-    rows = np.repeat(np.arange(n), degree)
-    cols = rng.integers(0, n, n * degree)
-    weights = scipy.sparse.csr_matrix((rng.random(n * degree) / degree, (rows, cols)), (n, n))
-    lengths = scipy.sparse.csr_matrix((rng.uniform(10, 150, n * degree), (rows, cols)), (n, n))
-    return mfgen.Connectivity(weights, lengths, source=f"random(n={n}, degree={degree})")
 
 
 def main() -> int:

@@ -26,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse
+
+import mfgen
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,6 +69,16 @@ def interleaved(variants: dict[str, Callable[[], float]], rounds: int = 3) -> di
         for name, measure in variants.items():
             best[name] = min(best[name], measure())
     return best
+
+
+def random_network(n: int, degree: int, seed: int = 0) -> mfgen.Connectivity:
+    """n nodes, `degree` random sources each, weights in [0, 1/degree), tracts 10-150 mm."""
+    rng = np.random.default_rng(seed)
+    rows = np.repeat(np.arange(n), degree)
+    cols = rng.integers(0, n, n * degree)
+    weights = scipy.sparse.csr_matrix((rng.random(n * degree) / degree, (rows, cols)), (n, n))
+    lengths = scipy.sparse.csr_matrix((rng.uniform(10, 150, n * degree), (rows, cols)), (n, n))
+    return mfgen.Connectivity(weights, lengths, source=f"random(n={n}, degree={degree})")
 
 
 def machine() -> str:
