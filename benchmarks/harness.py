@@ -33,24 +33,23 @@ import mfgen
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def cpu_best(run: Callable[[], object], repeats: int = 5) -> float:
-    """Best CPU time of `repeats` calls of run() (s)."""
+def _best(run: Callable[[], object], repeats: int, clock: Callable[[], float]) -> float:
     best = float("inf")
     for _ in range(repeats):
-        start = time.process_time()
+        start = clock()
         run()
-        best = min(best, time.process_time() - start)
+        best = min(best, clock() - start)
     return best
+
+
+def cpu_best(run: Callable[[], object], repeats: int = 5) -> float:
+    """Best CPU time of `repeats` calls of run() (s)."""
+    return _best(run, repeats, time.process_time)
 
 
 def wall_best(run: Callable[[], object], repeats: int = 5) -> float:
     """Best wall time of `repeats` calls of run() (s): for threaded code."""
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return best
+    return _best(run, repeats, time.perf_counter)
 
 
 def per_call(call: Callable[[], object], calls: int, repeats: int = 5) -> float:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 # The one relative-error measure, shared with `mfgen check` and the benchmarks.
 from mfgen.runtime.checking import relative_error  # noqa: F401
 
@@ -31,3 +33,41 @@ def run_in_processes(target: Callable[..., Any], args: tuple, count: int) -> lis
         worker.join(timeout=60)
         assert worker.exitcode == 0
     return results
+
+
+def narray_traits(cls: type) -> dict:
+    """A TVB model class's NArray traits (its parameters), by name."""
+    from tvb.basic.neotraits.api import NArray
+    return {name: getattr(cls, name) for name in cls.declarative_attrs
+            if isinstance(getattr(cls, name), NArray)}
+
+
+def open_bound(value: float) -> float | None:
+    """TVB writes an open boundary as +-float max (sys.float_info.max) or inf; mfgen as None."""
+    return None if abs(value) >= np.finfo(float).max else float(value)
+
+
+def assert_traits_are_tvbs(model: Any, cls: type, left_out: set[str] = frozenset()) -> None:
+    """The spec's parameters (defaults, ranges), states (ranges, boundaries) and cvar are the
+    TVB class's, `left_out` parameters excepted."""
+    tvb = cls()
+    tvb.configure()
+    traits = narray_traits(cls)
+    assert set(model.parameters) == set(traits) - set(left_out)
+    for name in model.parameters:
+        trait = traits[name]
+        np.testing.assert_array_equal(model.parameters[name], getattr(tvb, name), err_msg=name)
+        domain = (trait.domain.lo, trait.domain.hi) if trait.domain is not None else None
+        if trait.dtype == bool:
+            domain = None
+        assert model.parameter_info[name].range == domain, name
+    assert list(model.state_variables) == list(tvb.state_variables)
+    assert list(model.cvar) == list(tvb.cvar)
+    for name, (low, high) in tvb.state_variable_range.items():
+        assert model.states[name].range == (low, high), name
+    boundaries = getattr(tvb, "state_variable_boundaries", None) or {}
+    for name in model.state_variables:
+        expected = (None, None)
+        if name in boundaries:
+            expected = (open_bound(boundaries[name][0]), open_bound(boundaries[name][1]))
+        assert model.states[name].boundaries == expected, name

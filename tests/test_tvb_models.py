@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from tvb.basic.neotraits.api import NArray
+from helpers import assert_traits_are_tvbs, narray_traits
 from tvb.simulator.models import oscillator, zerlaut
 
 import mfgen
@@ -19,29 +19,9 @@ TVB_CLASSES = {
 }
 
 
-def tvb_parameters(cls) -> dict[str, NArray]:
-    return {name: getattr(cls, name) for name in cls.declarative_attrs
-            if isinstance(getattr(cls, name), NArray)}
-
-
 @pytest.mark.parametrize("spec", TVB_CLASSES)
 def test_parameters_states_and_ranges_are_tvbs(spec):
-    model, cls = mfgen.load(spec), TVB_CLASSES[spec]
-    tvb = cls()
-    traits = tvb_parameters(cls)
-    assert set(model.parameters) == set(traits)
-    for name, trait in traits.items():
-        np.testing.assert_array_equal(model.parameters[name], getattr(tvb, name), err_msg=name)
-        domain = (trait.domain.lo, trait.domain.hi) if trait.domain is not None else None
-        assert model.parameter_info[name].range == domain, name
-    assert list(model.state_variables) == list(tvb.state_variables)
-    assert list(model.cvar) == list(tvb.cvar)
-    for name, (low, high) in tvb.state_variable_range.items():
-        assert model.states[name].range == (low, high), name
-    boundaries = getattr(tvb, "state_variable_boundaries", None) or {}
-    for name in model.state_variables:
-        expected = tuple(boundaries[name]) if name in boundaries else (None, None)
-        assert model.states[name].boundaries == expected, name
+    assert_traits_are_tvbs(mfgen.load(spec), TVB_CLASSES[spec])
 
 
 def random_tvb_inputs(model, cls, n: int, rng: np.random.Generator):
@@ -55,7 +35,7 @@ def random_tvb_inputs(model, cls, n: int, rng: np.random.Generator):
         state[k] = rng.uniform(low, high, n)
     coupling = rng.uniform(0.0, 0.01, (1, n))
     parameters = {}
-    for name, trait in tvb_parameters(cls).items():
+    for name, trait in narray_traits(cls).items():
         if trait.domain is None:
             continue
         if trait.dtype == np.int64:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import assert_traits_are_tvbs, narray_traits
 
 import mfgen
 from mfgen.errors import SpecError
@@ -192,41 +193,9 @@ def tvb_class(spec: str) -> type:
     return getattr(models, ZOO[spec])
 
 
-def narray_traits(cls: type) -> dict:
-    from tvb.basic.neotraits.api import NArray
-    return {name: getattr(cls, name) for name in cls.declarative_attrs
-            if isinstance(getattr(cls, name), NArray)}
-
-
-def open_bound(value: float, side: int) -> float | None:
-    """TVB writes an open boundary as +-float max (sys.float_info.max) or inf; mfgen as None."""
-    return None if abs(value) >= np.finfo(float).max else float(value)
-
-
 @pytest.mark.parametrize("spec", ZOO)
 def test_zoo_spec_has_tvbs_names_defaults_ranges_and_boundaries(spec):
-    model, cls = mfgen.load(spec), tvb_class(spec)
-    tvb = cls()
-    tvb.configure()
-    traits = narray_traits(cls)
-    assert set(model.parameters) == set(traits) - LEFT_OUT.get(spec, set())
-    for name in model.parameters:
-        trait = traits[name]
-        np.testing.assert_array_equal(model.parameters[name], getattr(tvb, name), err_msg=name)
-        domain = (trait.domain.lo, trait.domain.hi) if trait.domain is not None else None
-        if trait.dtype == bool:
-            domain = None
-        assert model.parameter_info[name].range == domain, name
-    assert list(model.state_variables) == list(tvb.state_variables)
-    assert list(model.cvar) == list(tvb.cvar)
-    for name, (low, high) in tvb.state_variable_range.items():
-        assert model.states[name].range == (low, high), name
-    boundaries = getattr(tvb, "state_variable_boundaries", None) or {}
-    for name in model.state_variables:
-        expected = (None, None)
-        if name in boundaries:
-            expected = (open_bound(boundaries[name][0], -1), open_bound(boundaries[name][1], 1))
-        assert model.states[name].boundaries == expected, name
+    assert_traits_are_tvbs(mfgen.load(spec), tvb_class(spec), LEFT_OUT.get(spec, set()))
 
 
 def uses_numba(cls: type) -> bool:
