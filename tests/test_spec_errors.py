@@ -590,6 +590,7 @@ def test_an_unreadable_spec_is_one_line_from_the_command_line(tmp_path):
         script = ("import os, sys, mfgen.cli, mfgen.codegen.locate, mfgen.codegen.spec\n"
                   "from mfgen.runtime import cache, toolchain\n"
                   "cache.generator_identity(), toolchain.detect_toolchain().identity()\n"
+                  "mfgen.cli.parser()\n"  # imports what the subcommands need
                   "if os.getuid() == 0:\n    os.setgid(65534)\n    os.setuid(65534)\n"
                   f"sys.exit(mfgen.cli.main(['build', {str(path)!r}]))\n")
         env = dict(os.environ, MFGEN_CACHE_DIR=str(folder / "cache"), HOME=str(folder))
