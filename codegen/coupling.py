@@ -10,6 +10,13 @@ TVB's SparseCoupling). A pre that indexes the coupled variables, x_j[0] - x_j[1]
 SigmoidalJansenRit), combines them into one value per node, given to every coupling row (TVB
 broadcasts its one pre row over its per-cvar weights). Both may use n_cvar and n_nodes
 (TVB's Kuramoto divides by gx.shape[0], which is n_cvar).
+
+Two additions reproduce TVB's PreSigmoidal, whose own __call__ is not pre/post, for combined
+functions: `sum: efferent` sums each node's outgoing connections instead of its incoming ones
+(node j receives sum_i w_ij pre(x_j delayed by d_ij), TVB summing its (to, from) weights over
+axis 0), and `own:` gives chosen coupling rows an expression of the node's own coupled
+variables x_own[k] (delayed by its self-connection's delay; 0 without one: TVB's sparse history
+holds only connections with a weight) instead of post(gx).
 """
 
 from __future__ import annotations
@@ -23,11 +30,12 @@ import sympy
 
 from mfgen.codegen.expressions import Argument, VectorRef, parse_expression
 from mfgen.codegen.names import check_name
-from mfgen.codegen.yaml_source import PositionedDict, load_yaml
+from mfgen.codegen.yaml_source import PositionedDict, PositionedList, load_yaml
 from mfgen.errors import Location, SpecError, did_you_mean
 
 MAX_COUPLING_PARAMETERS = 8
-COUPLING_KEYS = ("parameters", "pre", "post", "description")
+COUPLING_KEYS = ("parameters", "pre", "post", "description", "sum", "own")
+SUMS = ("afferent", "efferent")
 
 
 @dataclass(frozen=True)
@@ -38,14 +46,18 @@ class CouplingFunction:
     post: sympy.Expr  # over gx and parameters
     inputs: tuple[int, ...] = ()  # the coupled variables pre indexes; () = elementwise
     description: str = ""
+    efferent: bool = False  # sum over each node's outgoing connections (TVB's PreSigmoidal)
+    own: tuple[tuple[int, sympy.Expr], ...] = ()  # (row, expression of x_own_k) replacing post
+    own_inputs: tuple[int, ...] = ()  # the coupled variables the own expressions index
 
     @property
     def needs_cvars(self) -> int:
         """How many coupled variables the model must have for this function."""
-        return max(self.inputs) + 1 if self.inputs else 0
+        used = self.inputs + self.own_inputs + tuple(row for row, _ in self.own)
+        return max(used) + 1 if used else 0
 
 
-BUILTINS = ("x_i", "x_j", "gx", "n_cvar", "n_nodes")
+BUILTINS = ("x_i", "x_j", "x_own", "gx", "n_cvar", "n_nodes")
 MAX_COUPLED_INPUTS = 8  # x_j[0] .. x_j[7]
 
 
@@ -55,26 +67,30 @@ def indexed_symbol(name: str, index: int) -> sympy.Symbol:
 
 
 class _Scope:
-    def __init__(self, names: dict[str, sympy.Symbol], what: str, indexable: bool = False):
+    def __init__(self, names: dict[str, sympy.Symbol], what: str,
+                 indexable: tuple[str, ...] = ()):
         self.names = names
         self.what = what
         self.indexable = indexable
         self.plain: set[str] = set()
         self.used: set[int] = set()
+        self.indexed_names: set[str] = set()
 
     def indexed(self, name: str, index: int, where: Location) -> sympy.Expr:
-        if not self.indexable or name not in ("x_i", "x_j"):
+        if name not in self.indexable:
             raise SpecError(f"'{name}' cannot be indexed in {self.what}", where,
-                            "only x_i[k] and x_j[k] (coupled variable k) in a pre")
+                            "only x_i[k], x_j[k] in a pre and x_own[k] in an own row "
+                            "(coupled variable k)")
         if not 0 <= index < MAX_COUPLED_INPUTS:
             raise SpecError(f"coupled variable index {index} out of range in {self.what}",
                             where, f"use 0 to {MAX_COUPLED_INPUTS - 1}")
         self.used.add(index)
+        self.indexed_names.add(name)
         return indexed_symbol(name, index)
 
     def symbol(self, name: str, where: Location) -> sympy.Expr | VectorRef:
         if name in self.names:
-            if name in ("x_i", "x_j"):
+            if name in ("x_i", "x_j", "x_own"):
                 self.plain.add(name)
             return self.names[name]
         raise SpecError(f"undefined symbol '{name}' in {self.what}", where,
@@ -131,9 +147,10 @@ def coupling_functions_from(data: PositionedDict) -> dict[str, CouplingFunction]
                             "mapping name: default", entry.where("parameters"))
         for pname, value in params.items():
             check_name(pname, params.where(pname), "coupling parameter")
-            if pname in BUILTINS or pname.startswith(("x_i_", "x_j_")):
+            if pname in BUILTINS or pname.startswith(("x_i_", "x_j_", "x_own_")):
                 raise SpecError(f"coupling parameter '{pname}' clashes with a built-in name "
-                                f"({', '.join(BUILTINS)}, x_i_k, x_j_k)", params.where(pname),
+                                f"({', '.join(BUILTINS)}, x_i_k, x_j_k, x_own_k)",
+                                params.where(pname),
                                 "rename the parameter")
             if isinstance(value, bool) or not isinstance(value, (int, float)) or \
                     not math.isfinite(float(value)):
@@ -150,7 +167,7 @@ def coupling_functions_from(data: PositionedDict) -> dict[str, CouplingFunction]
         pre_names = dict(symbols, x_i=sympy.Symbol("x_i", real=True),
                          x_j=sympy.Symbol("x_j", real=True), **sizes)
         post_names = dict(symbols, gx=sympy.Symbol("gx", real=True), **sizes)
-        pre_scope = _Scope(pre_names, f"the pre of '{name}'", indexable=True)
+        pre_scope = _Scope(pre_names, f"the pre of '{name}'", indexable=("x_i", "x_j"))
         pre = parse_expression(entry["pre"], entry.value_where("pre"), pre_scope)
         if pre_scope.used and pre_scope.plain:
             raise SpecError(f"the pre of '{name}' mixes {' and '.join(sorted(pre_scope.plain))}"
@@ -158,7 +175,62 @@ def coupling_functions_from(data: PositionedDict) -> dict[str, CouplingFunction]
                             "index every coupled variable (x_j[0]) or none (x_j)")
         post = parse_expression(entry["post"], entry.value_where("post"),
                                 _Scope(post_names, f"the post of '{name}'"))
+        efferent = _sum_kind(entry, name, combined=bool(pre_scope.used),
+                             uses_x_i="x_i" in pre_scope.indexed_names)
+        own, own_inputs = _own_rows(entry, name, dict(symbols, **sizes),
+                                    combined=bool(pre_scope.used))
         description = entry.get("description", "")
         result[name] = CouplingFunction(name, tuple(defaults), pre, post,
-                                        tuple(sorted(pre_scope.used)), str(description))
+                                        tuple(sorted(pre_scope.used)), str(description),
+                                        efferent, own, own_inputs)
     return result
+
+
+def _sum_kind(entry: PositionedDict, name: str, combined: bool, uses_x_i: bool) -> bool:
+    """`sum: afferent` (default: node i receives sum_j w_ij pre(x_i, x_j delayed by d_ij)) or
+    `efferent` (node j receives sum_i w_ij pre(x_j delayed by d_ij), as TVB's PreSigmoidal)."""
+    kind = entry.get("sum", "afferent")
+    where = entry.value_where("sum")
+    if kind not in SUMS:
+        raise SpecError(f"'sum' of coupling function '{name}' must be one of "
+                        f"{', '.join(SUMS)}, got {kind!r}", where)
+    if kind == "efferent" and not combined:
+        raise SpecError(f"'sum: efferent' of '{name}' needs a pre that indexes the coupled "
+                        "variables (x_j[0], ...)", where, "write x_j[0] for one variable")
+    if kind == "efferent" and uses_x_i:
+        raise SpecError(f"the efferent pre of '{name}' cannot use x_i[k]: it sums the node's "
+                        "own delayed values x_j[k] over its outgoing connections", where)
+    return kind == "efferent"
+
+
+def _own_rows(entry: PositionedDict, name: str, names: dict[str, sympy.Symbol],
+              combined: bool) -> tuple[tuple[tuple[int, sympy.Expr], ...], tuple[int, ...]]:
+    """`own: [null, expr, ...]`: one item per coupling row (cvar order); an expression of the
+    node's own coupled variables x_own[k] replaces post(gx) in its row, null keeps post(gx)."""
+    if "own" not in entry:
+        return (), ()
+    items = entry["own"]
+    where = entry.value_where("own")
+    if not isinstance(items, PositionedList) or not items:
+        raise SpecError(f"'own' of coupling function '{name}' must be a list with one item "
+                        "per coupling row: an expression of x_own[k], or null for post(gx)",
+                        where, "own: [null, 'x_own[0] - x_own[1]']")
+    if not combined:
+        raise SpecError(f"'own' rows of '{name}' need a pre that indexes the coupled "
+                        "variables (x_j[0], ...)", where)
+    if len(items) > MAX_COUPLED_INPUTS:
+        raise SpecError(f"'own' of '{name}' has {len(items)} rows; at most "
+                        f"{MAX_COUPLED_INPUTS}", where)
+    rows, used = [], set()
+    for row, (text, location) in enumerate(zip(items, items.locations)):
+        if text is None:
+            continue
+        scope = _Scope(dict(names, x_own=sympy.Symbol("x_own", real=True)),
+                       f"own row {row} of '{name}'", indexable=("x_own",))
+        expression = parse_expression(text, location, scope)
+        if scope.plain:
+            raise SpecError(f"own row {row} of '{name}' uses plain x_own", location,
+                            "index the coupled variable: x_own[0]")
+        rows.append((row, expression))
+        used |= scope.used
+    return tuple(rows), tuple(sorted(used))

@@ -102,7 +102,11 @@ class ModelIR:
         lines += [f"noise b {s.name} = {sympy.srepr(e)}" for s, e in zip(self.states, self.noise_b)
                   if e is not None]
         lines += [f"coupling function {f.name} {[p for p, _ in f.parameters]} {f.inputs} "
-                  f"{sympy.srepr(f.pre)} {sympy.srepr(f.post)}" for f in self.couplings]
+                  f"{sympy.srepr(f.pre)} {sympy.srepr(f.post)}"
+                  # efferent sums and own rows only where used: other digests stay as they were
+                  + (f" efferent={f.efferent} own={[(r, sympy.srepr(e)) for r, e in f.own]}"
+                     if f.efferent or f.own else "")
+                  for f in self.couplings]
         self._canonical = "\n".join(lines)
         return self._canonical
 

@@ -261,6 +261,11 @@ class Simulation:
             raise ValueError(f"coupling '{coupling}' combines {entry['needs_cvars']} coupled "
                              f"variables but model '{model.name}' couples "
                              f"{len(model.cvar)}")
+        if entry.get("efferent"):
+            # `sum: efferent` (TVB's PreSigmoidal): each node sums its outgoing connections,
+            # so its C function gets the transposed connection lists (codegen/coupling.py).
+            row_ptr, col, weight, delay = _transposed(row_ptr, col, weight, delay)
+        self._efferent = bool(entry.get("efferent"))
         values = {name: float(value) for name, value in entry["parameters"]}
         for key, value in (coupling_parameters or {}).items():
             if key not in values:
@@ -863,11 +868,24 @@ def run_batch(simulations: Sequence[Simulation], duration: float, *, threads: in
     return outcomes  # type: ignore[return-value]
 
 
+def _transposed(row_ptr: np.ndarray, col: np.ndarray, weight: np.ndarray, delay: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The CSR of the transposed connectome: row j lists the connections j -> i by target i
+    (a stable sort keeps each column's targets ascending, the order TVB sums them in)."""
+    n = row_ptr.size - 1
+    rows = np.repeat(np.arange(n, dtype=np.int32), np.diff(row_ptr))
+    order = np.argsort(col, kind="stable")
+    transposed_ptr = np.zeros(n + 1, dtype=np.int64)
+    np.add.at(transposed_ptr, col.astype(np.int64) + 1, 1)
+    return (np.cumsum(transposed_ptr), rows[order], np.ascontiguousarray(weight[order]),
+            np.ascontiguousarray(delay[order]))
+
+
 def _share_network(first: Simulation, other: Simulation) -> None:
     """Point `other`'s C context at `first`'s connectome arrays when they are the same
     network (one copy in the cache for the whole batch instead of one per set)."""
     if other is first or other.connectivity is not first.connectivity or \
-            other.horizon != first.horizon:
+            other.horizon != first.horizon or other._efferent != first._efferent:
         return
     source, target = first._sim, other._sim
     for name in ("row_ptr", "offset", "weight", "weight32"):

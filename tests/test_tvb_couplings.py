@@ -172,6 +172,57 @@ def test_coupling_is_tvbs(name, probe, network):
     assert np.abs(expected).max() > 0.1 * np.abs(formula).max() > 0
 
 
+PRE_SIGMOIDAL = {"H": 0.7, "Q": 0.4, "G": 3.0, "P": 1.3}
+
+
+@pytest.fixture(scope="module")
+def network_with_self_connections(network) -> mfgen.Connectivity:
+    """The network plus self-connections at every third node (TVB's PreSigmoidal reads the
+    dynamic threshold's row from the diagonal of its delayed history)."""
+    weights = network.weights.copy()
+    weights[np.arange(0, N, 3), np.arange(0, N, 3)] = 0.5 + np.arange(0, N, 3) / N
+    return mfgen.Connectivity(weights, network.tract_lengths, SPEED, centres=network.centres)
+
+
+def pre_sigmoidal_formula(p, network, history) -> np.ndarray:
+    """TVB 2.10's PreSigmoidal.__call__ (dynamic=True, globalT=False) written out in float64:
+    A_ij = H (Q + tanh(G (P x_j[0] - x_j[1]))) with x_j delayed by d_ij; row 0 sums A with the
+    (to, from) weights over axis 0 (the targets i, each node's own values); row 1 is the
+    diagonal A_jj, with x = 0 where w_jj = 0 (TVB's sparse history keeps weighted pairs only)."""
+    x_j, _ = delayed(network, history)  # (i, j, cvar): node j's values delayed by d_ij
+    x_j = np.where((network.weights != 0)[..., None], x_j, 0.0)
+    a = p["H"] * (p["Q"] + np.tanh(p["G"] * (p["P"] * x_j[..., 0] - x_j[..., 1])))
+    return np.stack([(network.weights * a).sum(axis=0), np.diag(a)])
+
+
+def test_pre_sigmoidal_is_tvbs(probe, network_with_self_connections):
+    network = network_with_self_connections
+    history = history_for(network, (0.0, 0.0), (1.0, 1.0))
+    expected = tvb_coupling_rows(network, history, coupling.PreSigmoidal(
+        **{k: np.array([v]) for k, v in PRE_SIGMOIDAL.items()}))
+    formula = pre_sigmoidal_formula(PRE_SIGMOIDAL, network, history)
+    float32 = mfgen_coupling_rows(probe, network, history, "pre_sigmoidal", PRE_SIGMOIDAL,
+                                  "float32")
+    float64 = mfgen_coupling_rows(probe, network, history, "pre_sigmoidal", PRE_SIGMOIDAL,
+                                  "float64")
+    # TVB's float32 history and weights, its float64 pre and its sequential float64 sum over
+    # axis 0 are what mfgen's float32 mode computes: equal to rounding of (x1 - x0) / dt.
+    assert error(float32, expected) < 1e-12
+    assert error(float64, formula) < FLOAT64_TOLERANCE
+    assert error(float64, expected) < FLOAT32_TOLERANCE  # float32 inputs vs float64 ones
+    # the formula is TVB's, and the cases it covers are there: self-connected nodes read
+    # their delayed values in row 1, the others H Q; row 0 differs from the sum over j
+    assert error(formula, expected) < FLOAT32_TOLERANCE
+    has_self = np.diag(network.weights) != 0
+    assert has_self.any() and (~has_self).any()
+    np.testing.assert_array_equal(expected[1, ~has_self], PRE_SIGMOIDAL["H"] * PRE_SIGMOIDAL["Q"])
+    assert np.ptp(expected[1, has_self]) > 0.1
+    x_j, _ = delayed(network, history)
+    a = PRE_SIGMOIDAL["H"] * (PRE_SIGMOIDAL["Q"] + np.tanh(PRE_SIGMOIDAL["G"] * (
+        PRE_SIGMOIDAL["P"] * x_j[..., 0] - x_j[..., 1])))
+    assert error((network.weights * a).sum(axis=1), expected[0]) > 0.1
+
+
 def test_combined_coupling_needs_enough_coupled_variables():
     with pytest.raises(ValueError, match="combines 2 coupled variables.*couples 1"):
         mfgen.Simulation(mfgen.load("tvb_linear"), mfgen.Connectivity.synthetic(4),
