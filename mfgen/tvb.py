@@ -83,6 +83,8 @@ COUPLINGS = {
     tvb_coupling.Kuramoto: ("kuramoto", {"a": "a"}),
     tvb_coupling.SigmoidalJansenRit: ("sigmoidal_jansen_rit", {
         "cmin": "cmin", "cmax": "cmax", "midpoint": "midpoint", "r": "r", "a": "a"}),
+    # dynamic=True, globalT=False only (_check_pre_sigmoidal)
+    tvb_coupling.PreSigmoidal: ("pre_sigmoidal", {"H": "H", "Q": "Q", "G": "G", "P": "P"}),
 }
 INTEGRATORS = {
     tvb_integrators.EulerDeterministic: "euler",
@@ -203,6 +205,25 @@ def _refuse(what: str, why: str) -> UnsupportedByMfgen:
     return UnsupportedByMfgen(f"{what}: {why}; run it with TVB's own Simulator.run()")
 
 
+def _check_pre_sigmoidal(function: Any, compiled: CompiledModel) -> None:
+    """mfgen's pre_sigmoidal is TVB's PreSigmoidal with dynamic=True, globalT=False, on a
+    model coupling exactly two variables (TVB's __call__ returns two rows)."""
+    if not function.dynamic:
+        raise _refuse("coupling PreSigmoidal(dynamic=False)", "TVB's static-threshold branch "
+                      "weighs each node's own values delayed by d_ij with the weights w_ji of "
+                      "the opposite direction (a transposed weight matrix against untransposed "
+                      "delays); mfgen pairs every weight with its own connection's delay")
+    if function.globalT:
+        raise _refuse("coupling PreSigmoidal(globalT=True)", "its threshold row is the mean "
+                      "over all nodes and its threshold node 0's delayed as seen from each "
+                      "node, a reduction across the network that mfgen's per-node coupling "
+                      "rows do not compute")
+    if len(compiled.cvar) != 2:
+        raise _refuse(f"coupling PreSigmoidal on {len(compiled.cvar)} coupled variables",
+                      "TVB's PreSigmoidal returns two rows, activity and dynamic threshold; "
+                      f"the spec '{compiled.name}' couples {len(compiled.cvar)}")
+
+
 def _noise(simulator: Any, compiled: CompiledModel
            ) -> tuple[dict[str, float] | None, np.random.RandomState | None]:
     """TVB's Additive noise as mfgen's nsig per state, with TVB's own normal stream (one
@@ -314,11 +335,7 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
         raise _refuse(f"integrator {type(simulator.integrator).__name__}",
                       "mfgen runs " + ", ".join(c.__name__ for c in INTEGRATORS))
     if isinstance(simulator.coupling, tvb_coupling.PreSigmoidal):
-        # Its own __call__ sums over targets (transposed weights) and feeds the dynamic
-        # threshold from the diagonal: not TVB's pre/post structure that mfgen compiles.
-        raise _refuse("coupling PreSigmoidal", "its __call__ is not a pre/post coupling "
-                      "(sums over targets with transposed weights); mfgen runs " +
-                      ", ".join(c.__name__ for c in COUPLINGS))
+        _check_pre_sigmoidal(simulator.coupling, compiled)
     if type(simulator.coupling) not in COUPLINGS:
         raise _refuse(f"coupling {type(simulator.coupling).__name__}",
                       "mfgen runs " + ", ".join(c.__name__ for c in COUPLINGS))

@@ -215,7 +215,10 @@ def test_model_class_per_node_and_boolean_parameters():
 @pytest.mark.parametrize("change, message", [
     ({"monitors": (monitors.Bold(),)}, "monitor Bold"),
     ({"integrator": integrators.Dopri5(dt=DT)}, "integrator Dopri5"),
-    ({"coupling": coupling.PreSigmoidal()}, "coupling PreSigmoidal"),
+    # Generic2dOscillator couples V only; TVB's PreSigmoidal needs activity and threshold
+    ({"coupling": coupling.PreSigmoidal()}, "coupling PreSigmoidal on 1 coupled variables"),
+    ({"coupling": coupling.PreSigmoidal(dynamic=False)}, r"PreSigmoidal\(dynamic=False\)"),
+    ({"coupling": coupling.PreSigmoidal(globalT=True)}, r"PreSigmoidal\(globalT=True\)"),
     ({"integrator": integrators.HeunStochastic(dt=DT, noise=noise.Multiplicative())},
      "Multiplicative noise on V"),  # the bundled spec's noise is additive
 ])
