@@ -224,10 +224,10 @@ def _check_pre_sigmoidal(function: Any, compiled: CompiledModel) -> None:
                       f"the spec '{compiled.name}' couples {len(compiled.cvar)}")
 
 
-def _noise(simulator: Any, compiled: CompiledModel
+def _noise(simulator: Any, compiled: CompiledModel, parameters: dict[str, Any]
            ) -> tuple[dict[str, float] | None, np.random.RandomState | None]:
-    """TVB's Additive noise as mfgen's nsig per state, with TVB's own normal stream (one
-    normal(size=(n_state, n_nodes, 1)) per step, from where its stream stands)."""
+    """TVB's Additive or Multiplicative noise as mfgen's nsig per state, with TVB's own normal
+    stream (one normal(size=(n_state, n_nodes, 1)) per step, from where its stream stands)."""
     integrator = simulator.integrator
     if not isinstance(integrator, tvb_integrators.IntegratorStochastic):
         return None, None
@@ -243,33 +243,72 @@ def _noise(simulator: Any, compiled: CompiledModel
         nsig = nsig.reshape(n_state)
     else:
         raise _refuse(f"noise nsig of shape {nsig.shape}", "mfgen takes one nsig per state")
-    _check_noise_kind(noise, compiled, [s for s, v in zip(compiled.state_variables, nsig) if v])
+    _check_noise_kind(noise, compiled, [s for s, v in zip(compiled.state_variables, nsig) if v],
+                      simulator, parameters)
     stream = np.random.RandomState()  # continue TVB's stream, not a copy of its seed's start
     stream.set_state(noise.random_stream.get_state())
     return dict(zip(compiled.state_variables, nsig)), stream
 
 
-def _check_noise_kind(noise: Any, compiled: CompiledModel, noisy: list[str]) -> None:
+# TVB's b and the spec's b(x) agree where both are one formula: rounding of a few operations
+# (1e-15), with a floor for values near 0 where a + b x cancels. A different formula or
+# coefficient differs by orders of magnitude more at some of the sampled states.
+NOISE_B_TOLERANCE = 1e-12
+NOISE_B_SAMPLES = 16  # random states per node in the spec's state ranges, plus TVB's current
+
+
+def _check_noise_kind(noise: Any, compiled: CompiledModel, noisy: list[str], simulator: Any,
+                      parameters: dict[str, Any]) -> None:
     """The spec's noise must be TVB's: additive where TVB's is Additive; with Multiplicative,
-    the spec's multiplicative_noise b(x) of each noisy state must be TVB's b (its default,
-    Linear a = 1, b = 0, is b(x) = x)."""
+    the spec must declare multiplicative_noise for each noisy state, and its b(x), with the
+    model's parameter values, must give what TVB's own `b.evaluate` gives (any TVB equation:
+    its default Linear(a=1, b=0) is b(x) = x), compared at the simulator's current state and
+    at random states in the spec's state ranges."""
     declared = compiled.manifest.get("multiplicative_noise", [])
     if type(noise) is tvb_noise.Additive:
         if any(state in declared for state in noisy):
             raise _refuse("noise Additive", f"the spec '{compiled.name}' declares "
                           f"multiplicative noise for {', '.join(declared)}")
         return
-    equation = noise.b
-    parameters = getattr(equation, "parameters", {}) or {}
-    if type(equation).__name__ != "Linear" or \
-            (float(parameters.get("a", 1.0)), float(parameters.get("b", 0.0))) != (1.0, 0.0):
-        raise _refuse(f"Multiplicative noise with b = {type(equation).__name__}"
-                      f"({dict(parameters)})", "mfgen maps TVB's default b, Linear(a=1, b=0)")
-    expressions = compiled.manifest.get("noise_b_expressions", {})
     for state in noisy:
-        if expressions.get(state) != sympy.srepr(sympy.Symbol(state, real=True)):
+        if state not in declared:
             raise _refuse(f"Multiplicative noise on {state}", f"the spec '{compiled.name}' "
-                          f"does not declare multiplicative_noise: {{{state}: {state}}}")
+                          f"does not declare multiplicative_noise for {state} (TVB's default "
+                          f"b is {{{state}: {state}}})")
+    n_nodes = int(simulator.number_of_nodes)
+    rng = np.random.default_rng(0)
+    low = np.array([info.range[0] for info in compiled.states.values()])
+    high = np.array([info.range[1] for info in compiled.states.values()])
+    samples = [np.asarray(simulator.current_state, dtype=float)[..., 0]] + [
+        rng.uniform(low[:, None], high[:, None], (compiled.n_states, n_nodes))
+        for _ in range(NOISE_B_SAMPLES)]
+    packed, per_node = compiled.pack_parameters(parameters, n_nodes)
+    kernel = compiled.function_address(
+        "noise_b_per_node_nodes" if per_node else "noise_b_uniform_nodes")
+    ffi = compiled.simulator_module.ffi
+    call = ffi.cast("mf_dfun", kernel)
+    coupling = np.zeros((max(len(compiled.cvar), 1), n_nodes))
+    rows = [compiled.state_variables.index(state) for state in noisy]
+    for state_values in samples:
+        state_values = np.ascontiguousarray(state_values)
+        ours = np.empty_like(state_values)
+        call(n_nodes, 0, n_nodes, ffi.from_buffer("double[]", state_values),
+             ffi.from_buffer("double[]", coupling), 0.0, ffi.from_buffer("double[]", packed),
+             ffi.from_buffer("double[]", ours, require_writable=True))
+        theirs = np.broadcast_to(np.asarray(noise.b.evaluate(state_values[..., None]),
+                                            dtype=float)[..., 0], state_values.shape)
+        for row in rows:
+            floor = NOISE_B_TOLERANCE * max(np.abs(theirs[row]).max(), 1e-300)
+            difference = np.abs(ours[row] - theirs[row])
+            if not (difference <= NOISE_B_TOLERANCE * np.abs(theirs[row]) + floor).all():
+                node = int(np.argmax(difference))
+                state = compiled.state_variables[row]
+                raise _refuse(
+                    f"Multiplicative noise on {state} with b = {type(noise.b).__name__}"
+                    f"({dict(noise.b.parameters)})",
+                    f"the spec '{compiled.name}' declares another b({state}): at {state} = "
+                    f"{state_values[row, node]:.6g} TVB's b gives {theirs[row, node]:.6g}, "
+                    f"the spec's {ours[row, node]:.6g}")
 
 
 MONITORS = (tvb_monitors.Raw, tvb_monitors.SubSample, tvb_monitors.TemporalAverage)
@@ -362,7 +401,8 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
     n_steps = int(math.ceil(simulator.simulation_length / dt))  # as Simulator.run
     horizon = int(simulator.connectivity.horizon)
     history = _initial_history(simulator, compiled, horizon)
-    nsig, stream = _noise(simulator, compiled)
+    parameters = _parameter_values(model, compiled, network.n_regions)
+    nsig, stream = _noise(simulator, compiled, parameters)
     monitor_variables = _monitor_variables(simulator)
     # A monitor of state variables whose windows start where TVB's do (no initial history
     # given, or istep divides its length - 1) runs as mfgen's own monitor; the others are
@@ -382,7 +422,6 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
                     zip(simulator.monitors, monitor_variables, native)) if own]
     if recorded:
         monitors.append(Raw(recorded, name="raw"))
-    parameters = _parameter_values(model, compiled, network.n_regions)
     run = Simulation(
         compiled, network, coupling=coupling_name, coupling_parameters=coupling_parameters,
         integrator=INTEGRATORS[type(integrator)], dt=dt, noise=nsig,

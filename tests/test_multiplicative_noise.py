@@ -1,12 +1,14 @@
 """TVB's Multiplicative noise (`multiplicative_noise:` in a spec): the increment of a noisy
 state is sqrt(dt) N sqrt(2 nsig) b(x), b evaluated at the state at the start of the step, in
 TVB's stochastic Heun and Euler-Maruyama schemes. Checked against TVB's Simulator with its
-default b (Linear: a = 1, b = 0, so b(S) = S) on the same history and the same normals."""
+default b (Linear: a = 1, b = 0, so b(S) = S) and with another b (Linear a = 0.5, b = 0.2) on
+the same history and the same normals."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from tvb.datatypes import equations
 from tvb.datatypes.connectivity import Connectivity as TVBConnectivity
 from tvb.simulator import coupling, integrators, models, monitors, noise, simulator
 
@@ -130,3 +132,38 @@ def test_the_tvb_bridge_runs_multiplicative_noise(model, network, tmp_path_facto
     with pytest.raises(mftvb.UnsupportedByMfgen, match="declares multiplicative noise for S"):
         mftvb.simulate(tvb_simulator(ours(), network, noise.Additive(
             nsig=np.array([NSIG]), noise_seed=5)))
+
+
+AFFINE_SPEC = """\
+name: rww_affine_noise
+extends: tvb_reduced_wong_wang
+multiplicative_noise:
+  S: 0.5 * S + 0.2     # TVB's Multiplicative(b=Linear(parameters={'a': 0.5, 'b': 0.2}))
+"""
+
+
+def test_the_tvb_bridge_runs_multiplicative_noise_with_another_b(network, tmp_path_factory):
+    """TVB's Multiplicative noise with a non-default b equation, on a spec whose
+    multiplicative_noise declares that b: TVB's traces; a TVB b the spec does not declare
+    (other coefficients, another equation) is refused, naming both values."""
+    from mfgen import tvb as mftvb
+
+    path = tmp_path_factory.mktemp("affine") / "rww_affine_noise.yaml"
+    path.write_text(AFFINE_SPEC)
+    ours = mftvb.model_class(str(path))
+
+    def noise_(b):
+        return noise.Multiplicative(nsig=np.array([NSIG]), noise_seed=5, b=b)
+
+    affine = equations.Linear(parameters={"a": 0.5, "b": 0.2})
+    (_, expected), = tvb_simulator(models.ReducedWongWang(), network, noise_(affine)).run()
+    (_, computed), = mftvb.simulate(tvb_simulator(ours(), network, noise_(affine)))
+    scale = np.abs(expected).max()
+    assert np.abs(computed - expected).max() <= 1e-10 * scale  # as above
+    # b matters here: TVB's default b gives other traces, far beyond the tolerance
+    (_, default_b), = tvb_simulator(models.ReducedWongWang(), network, noise_(
+        equations.Linear())).run()
+    assert np.abs(default_b - expected).max() > 1e-6 * scale
+    for other in (equations.Linear(parameters={"a": 0.5, "b": 0.3}), equations.Gaussian()):
+        with pytest.raises(mftvb.UnsupportedByMfgen, match="declares another b"):
+            mftvb.simulate(tvb_simulator(ours(), network, noise_(other)))
