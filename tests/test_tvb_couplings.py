@@ -45,6 +45,12 @@ couplings:                # the spec's own coupling functions, compiled into its
     parameters: {a: 0.1}
     pre: x_j - x_i
     post: a * gx
+  user_pre_sigmoidal:     # the bundled pre_sigmoidal, written by a user
+    parameters: {H: 0.5, Q: 1.0, G: 60.0, P: 1.0}
+    sum: efferent
+    pre: H * (Q + tanh(G * (P * x_j[0] - x_j[1])))
+    post: gx
+    own: [~, "H * (Q + tanh(G * (P * x_own[0] - x_own[1])))"]
 derivatives:
   V: c_0
   W: c_1
@@ -122,8 +128,9 @@ def error(actual: np.ndarray, expected: np.ndarray) -> float:
 
 # TVB keeps float32 history and weights, so its coupling carries float32 rounding (2**-24
 # ~ 6e-8 per term; up to 59 terms of both signs): mfgen's float32 mode rounds the same inputs
-# but computes sin/exp of them in float64 where TVB's NumPy works in float32 (Kuramoto), and
-# sums dense rows in CSR order (SigmoidalJansenRit). Each term differs by up to a float32 ulp
+# but computes sin of the float32 difference with libm's sinf where TVB's NumPy runs its own
+# float32 sin kernel (Kuramoto; see TRACE_TOLERANCE), and sums dense rows in CSR order
+# (SigmoidalJansenRit). Each term differs by up to a float32 ulp
 # and sums cancel (floor 1e-3 of the largest): measured 2.1e-6; 1e-5 leaves margin, far below
 # any wrong formula (a wrong sign, delay or 1/n_cvar changes the coupling by O(1)).
 FLOAT32_TOLERANCE = 1e-5
@@ -223,6 +230,21 @@ def test_pre_sigmoidal_is_tvbs(probe, network_with_self_connections):
     assert error((network.weights * a).sum(axis=1), expected[0]) > 0.1
 
 
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+def test_a_specs_own_couplings_are_the_bundled_ones_bit_for_bit(
+        precision, probe, network_with_self_connections):
+    """The spec's own functions are compiled into its module and called through a pointer
+    (an efferent one on the transposed connection lists): the same numbers as the bundled."""
+    network = network_with_self_connections
+    history = history_for(network, (0.0, 0.0), (1.0, 1.0))
+    for own, bundled, parameters in (("user_difference", "difference", {"a": 0.3}),
+                                     ("user_pre_sigmoidal", "pre_sigmoidal", PRE_SIGMOIDAL)):
+        expected = mfgen_coupling_rows(probe, network, history, bundled, parameters, precision)
+        computed = mfgen_coupling_rows(probe, network, history, own, parameters, precision)
+        np.testing.assert_array_equal(computed, expected)
+        assert np.abs(expected).max() > 0
+
+
 def test_combined_coupling_needs_enough_coupled_variables():
     with pytest.raises(ValueError, match="combines 2 coupled variables.*couples 1"):
         mfgen.Simulation(mfgen.load("tvb_linear"), mfgen.Connectivity.synthetic(4),
@@ -238,6 +260,14 @@ def test_combined_coupling_needs_enough_coupled_variables():
     ("f: {parameters: {a: [1]}, pre: x_j, post: gx}", "needs a finite number"),
     ("f: {pre: x_j}", "needs 'post'"),
     ("f: {pre: 'x_j(1)', post: gx}", "cannot call"),
+    ("f: {pre: 'x_j[0]', post: gx, sum: sideways}", "'sum' of coupling function 'f' must be"),
+    ("f: {pre: x_j, post: gx, sum: efferent}", "'sum: efferent' of 'f' needs a pre that ind"),
+    ("f: {pre: 'x_i[0]', post: gx, sum: efferent}", "efferent pre of 'f' cannot use x_i"),
+    ("f: {pre: 'x_j[0]', post: gx, own: 'x_own[0]'}", "'own' of coupling function 'f' must"),
+    ("f: {pre: 'x_j[0]', post: gx, own: [x_own]}", "own row 0 of 'f' uses plain x_own"),
+    ("f: {pre: 'x_j[0]', post: gx, own: [~, 'x_j[0]']}", "'x_j' cannot be indexed in own row 1"),
+    ("f: {pre: 'x_j[0]', post: gx, own: [gx]}", "undefined symbol 'gx' in own row 0"),
+    ("f: {pre: x_j, post: gx, own: ['x_own[0]']}", "'own' rows of 'f' need a pre that"),
 ])
 def test_bad_coupling_functions_say_where(text, message):
     with pytest.raises(SpecError, match=message) as failure:
@@ -252,10 +282,14 @@ def tvb_default_connectivity() -> TVBConnectivity:
 
 
 # Largest relative difference over 200 steps (floor 1e-6 of each variable's largest value).
-# Kuramoto: TVB's NumPy computes sin of float32 values with its own float32 sin, mfgen with
-# libm's sinf; they differ in the last bit for some arguments, and the phases carry that
-# (measured 1.0e-5). JansenRit: TVB sums dense rows, zeros included, mfgen the CSR row
-# (measured 4.1e-8; 2e-12 of each variable's largest value).
+# Kuramoto: TVB's sin(x_j - x_i) sees float32 arguments (its float32 history), so NumPy 2.x
+# runs its own float32 kernel (on FMA3 CPUs: Cody-Waite reduction and a polynomial, up to
+# 1.49 ulp); mfgen gives the same float32 arguments to libm's sinf (correctly rounded in
+# almost all cases). They differ in the last bit for 12% of arguments in [-2 pi, 2 pi]
+# (NumPy 2.4.6), and the phases carry these 6e-8 steps to 1.0e-5 (measured). 1e-8 would need
+# NumPy's kernel itself compiled in, chosen as NumPy's build and the CPU choose; mfgen does
+# not. JansenRit: TVB sums dense rows, zeros included, mfgen the CSR row (measured 4.1e-8;
+# 2e-12 of each variable's largest value).
 TRACE_TOLERANCE = {"Kuramoto": 1e-4, "JansenRit": 1e-6}
 
 
