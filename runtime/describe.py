@@ -101,7 +101,9 @@ class _LatexScope:
     program (the parser still refuses anything outside the expression language)."""
 
     def __init__(self, spec: Any, function: Any):
-        self.vectors = {name: p.size for name, p in spec.parameters.items() if p.size}
+        # [modes] parameters read as one mode's value in an equation, like scalars
+        self.vectors = {name: p.size for name, p in spec.parameters.items()
+                        if p.size and not p.modes}
         if function is not None:
             self.vectors.update({name: size for name, size in function.args if size})
             for name, size in function.args:
@@ -132,6 +134,16 @@ class _LatexScope:
         import sympy
 
         return sympy.Function(rf"\partial_{{{' '.join(wrt)}}} {name}")(*self._args(args))
+
+    def mode_sum(self, name: str, where: Any) -> Any:  # modes: written as called
+        import sympy
+
+        return sympy.Function(r"\mathrm{mode\_sum}")(sympy.Symbol(name))
+
+    def mode_dot(self, name: str, matrix: str, where: Any) -> Any:
+        import sympy
+
+        return sympy.Function(r"\mathrm{mode\_dot}")(sympy.Symbol(name), sympy.Symbol(matrix))
 
 
 STARTER_SPEC = '''\

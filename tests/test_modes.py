@@ -333,3 +333,10 @@ def test_reduced_set_with_tvbs_noise_and_as_a_model_class():
         np.testing.assert_array_equal(times, tvb_times)
         assert trace_error(data, tvb_data) <= TOLERANCE
 
+
+
+def test_mfgen_check_compares_a_modes_kernel_with_its_reference(two_modes):
+    from mfgen.runtime.checking import check_model
+
+    report = check_model(two_modes, points=200)
+    assert report.passed and set(report.max_error) == {"x[0]", "x[1]", "y[0]", "y[1]"}
