@@ -431,7 +431,7 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
         if variable not in observables:
             return np.swapaxes(raw[:, [recorded.index(row) for row in rows(variable)]], 1, 2)
         args, function = observables[variable]
-        return function(*(raw[:, recorded.index(a)] for a in args))
+        return function(*(observed(a) for a in args))
 
     outputs = []
     for index, (monitor, variables, own) in enumerate(
