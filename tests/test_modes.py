@@ -340,3 +340,29 @@ def test_mfgen_check_compares_a_modes_kernel_with_its_reference(two_modes):
 
     report = check_model(two_modes, points=200)
     assert report.passed and set(report.max_error) == {"x[0]", "x[1]", "y[0]", "y[1]"}
+
+
+# -- issue 8: one record type per concept from spec to runtime ---------------------------------
+@pytest.mark.parametrize("spec", ["tvb_reduced_set_fitz_hugh_nagumo", "tvb_wilson_cowan"])
+def test_one_parameter_and_state_record_from_spec_to_runtime(spec):
+    import dataclasses
+
+    from mfgen.codegen.ir import build_ir
+    from mfgen.codegen.records import Parameter, State
+    from mfgen.codegen.spec import load_spec
+
+    declared = load_spec(spec)
+    ir = build_ir(declared)
+    model = mfgen.load(spec)  # read back from the cache index (JSON)
+    assert [p.name for p in ir.parameters] == list(declared.parameters) == list(model.parameters)
+    for in_ir, (name, written) in zip(ir.parameters, declared.parameters.items()):
+        assert type(written) is Parameter and in_ir is written  # passed on, not copied
+        assert model.parameter_info[name] == written  # the same fields (`where` aside)
+        assert type(model.parameter_info[name]) is Parameter
+    for in_ir, (name, written) in zip(ir.declared_states, declared.states.items()):
+        assert type(written) is State and type(model.states[name]) is State
+        # the IR fills in where `mfgen check` samples a state when the spec does not say
+        assert in_ir == dataclasses.replace(written, check_range=in_ir.check_range)
+        assert model.states[name] == in_ir
+    if spec == "tvb_wilson_cowan":
+        assert model.parameter_info["shift_sigmoid"].boolean
