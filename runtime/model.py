@@ -70,7 +70,8 @@ class ModelBase:
         self._default_vector.setflags(write=False)
 
     def __repr__(self) -> str:
-        return (f"<mfgen model '{self.name}' ({self.backend}): states "
+        modes = f", {self.n_modes} modes" if self.n_modes != 1 else ""
+        return (f"<mfgen model '{self.name}' ({self.backend}{modes}): states "
                 f"{', '.join(self.state_variables)}; coupling "
                 f"{', '.join(self.coupling_variables) or 'none'}; "
                 f"{len(self.parameters)} parameters>")
