@@ -366,3 +366,16 @@ def test_one_parameter_and_state_record_from_spec_to_runtime(spec):
         assert model.states[name] == in_ir
     if spec == "tvb_wilson_cowan":
         assert model.parameter_info["shift_sigmoid"].boolean
+
+
+def test_show_names_the_modes_and_prints_mode_tables_by_rows():
+    from mfgen.runtime.describe import describe_model
+
+    spec = "tvb_reduced_set_fitz_hugh_nagumo"
+    metadata = mfgen.load(spec).metadata
+    text = describe_model(spec, metadata)
+    assert "modes: 3 (arrays are (n_state, n_nodes, 3)" in text
+    assert "[[0.332817, 0.185252, 0.332817], [0.598454, 0.333111, 0.598454]," in text  # Aik
+    assert "mode_dot(xi, Aik)" in text
+    assert r"\mathrm{mode\_dot}{\left(\mathrm{xi},\mathrm{Aik} \right)}" in \
+        describe_model(spec, metadata, latex=True)
