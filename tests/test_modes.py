@@ -379,3 +379,20 @@ def test_show_names_the_modes_and_prints_mode_tables_by_rows():
     assert "mode_dot(xi, Aik)" in text
     assert r"\mathrm{mode\_dot}{\left(\mathrm{xi},\mathrm{Aik} \right)}" in \
         describe_model(spec, metadata, latex=True)
+
+
+def test_a_child_that_changes_modes_restates_the_mode_parameters(tmp_path):
+    (tmp_path / "parent.yaml").write_text(TWO_MODES)
+    child = tmp_path / "child.yaml"
+    child.write_text("extends: parent.yaml\nname: three_modes\nmodes: 3\n")
+    with pytest.raises(SpecError, match=r"parent.yaml:4:3: parameter 'k' has shape \[2\] but "
+                                        r"the model has 3 modes"):
+        mfgen.load(child)
+    child.write_text("extends: parent.yaml\nname: three_modes\nmodes: 3\nparameters:\n"
+                     "  k: {shape: [modes], default: [1.0, 2.0, 3.0]}\n"
+                     "  A: {shape: [modes, modes], default: [[1, 0, 0], [0, 1, 0], [0, 0, 1]]}\n")
+    model = mfgen.load(child)
+    state = np.ones((2, 1, 3))
+    # x'_i = k_i * 1 + y_i (A = identity); y'_i = sum of the three coupling values = 0
+    np.testing.assert_array_equal(model.dfun(state, np.zeros((1, 1, 3))),
+                                  [[[2.0, 3.0, 4.0]], [[0.0, 0.0, 0.0]]])
