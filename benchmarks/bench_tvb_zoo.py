@@ -49,7 +49,8 @@ def main() -> None:
             middle, half = (low + high) / 2, 0.1 * (high - low)
             columns.append(rng.uniform(middle - half, middle + half,
                                        (connectivity.horizon, connectivity.number_of_regions)))
-        history = np.stack(columns, axis=1)[..., None]
+        # (horizon, n_state, n_nodes, n_modes): the ReducedSet models have three modes
+        history = np.repeat(np.stack(columns, axis=1)[..., None], probe.number_of_modes, -1)
 
         def configured(length: float, cls=cls, history=history) -> simulator.Simulator:
             model = cls()

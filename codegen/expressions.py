@@ -30,7 +30,10 @@ CONSTANTS = {"pi": sympy.pi}
 # max()/min() of n arguments costs SymPy O(n**3) comparisons, every time the expression is
 # rebuilt (substitution, differentiation): 100 arguments took ~55 s.
 MAX_MINMAX_ARGUMENTS = 8
-SPECIAL_FORMS = {"where", "diff"}
+# Mode mixing (models with `modes:`): mode_sum(x) = sum over modes of x, TVB's
+# coupling[0].sum(axis=1); mode_dot(x, A) = sum_k x_k A[k, i] in mode i, TVB's numpy.dot(x, A).
+MODE_FORMS = {"mode_sum": 1, "mode_dot": 2}
+SPECIAL_FORMS = {"where", "diff", *MODE_FORMS}
 RESERVED_NAMES = frozenset(BUILTIN_FUNCTIONS) | frozenset(CONSTANTS) | SPECIAL_FORMS
 
 _COMPARISONS = {
@@ -374,6 +377,8 @@ class _Parser:
         if name in CONSTANTS:
             raise self.fail(f"'{name}' is a constant, not a function", node,
                             f"write '*' to multiply: {name} * (...)")
+        if name in MODE_FORMS:
+            return self._mode_form(name, node)
         if name == "diff":
             raise self.fail("diff(F, x) names a derivative function; call it with F's "
                             "arguments", node, "write diff(F, x)(a, b)")
@@ -402,6 +407,21 @@ class _Parser:
             return result
         args = [self.argument(a) for a in node.args]
         return self.scope.call(name, args, self._loc(node))
+
+    def _mode_form(self, name: str, node: ast.Call) -> sympy.Expr:
+        """mode_sum(x) and mode_dot(x, A): names only (they read x in every mode)."""
+        arity = MODE_FORMS[name]
+        usage = "mode_sum(x)" if arity == 1 else "mode_dot(x, A)"
+        if len(node.args) != arity or not all(isinstance(a, ast.Name) for a in node.args):
+            raise self.fail(f"{name}() takes {arity} name(s)", node,
+                            f"write {usage} with a per-mode value x"
+                            + (" and a [modes, modes] parameter A" if arity == 2 else ""))
+        handler = getattr(self.scope, name, None)
+        if handler is None:
+            raise self.fail(f"{name}() mixes the modes of a model-level value", node,
+                            "use it in the model's derived expressions or derivatives, not "
+                            "inside a function or coupling")
+        return handler(*[a.id for a in node.args], self._loc(node))  # type: ignore[attr-defined]
 
     def _fold(self, name: str, args: list[sympy.Expr], node: ast.AST) -> sympy.Expr:
         """A math function of constants, computed as a double: SymPy would keep exp(exp(20))

@@ -9,6 +9,7 @@ with the place they were written.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from typing import Any
 import sympy
 
 from mfgen.codegen.expressions import Argument, VectorRef, parse_expression
+from mfgen.codegen.records import Parameter, State
 from mfgen.codegen.spec import Expression, FunctionSpec, ModelSpec
 from mfgen.errors import Location, SpecError, did_you_mean
 
@@ -31,25 +33,14 @@ def real_symbol(name: str) -> sympy.Symbol:
     return sympy.Symbol(name, real=True)
 
 
-@dataclass(frozen=True)
-class Parameter:
-    name: str
-    default: float | tuple[float, ...]
-    size: int | None  # None: scalar
-    range: tuple[float, float] | None
-    unit: str
-    description: str
-    slots: tuple[str, ...]  # one generated name per element, in the packed parameter vector
+# One record type per concept from spec to runtime (codegen/records.py): a parameter's
+# slots in the packed vector are `Parameter.slots`, derived from its name and shape.
+StateVariable = State
 
 
-@dataclass(frozen=True)
-class StateVariable:
-    name: str
-    range: tuple[float, float]
-    boundaries: tuple[float | None, float | None]
-    check_range: tuple[float, float]
-    unit: str
-    description: str
+def mode_name(name: str, mode: int, modes: int) -> str:
+    """The generated name of a per-mode value (`xi__m2`); the name itself with one mode."""
+    return name if modes == 1 else f"{name}__m{mode}"
 
 
 @dataclass(frozen=True)
@@ -65,7 +56,9 @@ class ModelIR:
     description: str
     references: list[str]
     parameters: list[Parameter]
-    states: list[StateVariable]
+    # The kernel's rows: with modes, state s of mode m is row s * modes + m (named xi__m0...),
+    # and so are the coupling inputs; `declared_*` are the spec's, as the user sees them.
+    states: list[State]
     coupling: list[CouplingInput]
     program: list[tuple[sympy.Symbol, sympy.Expr]]  # in order; each may use earlier ones
     outputs: list[sympy.Expr]  # d(state)/dt, one per state, over program symbols and inputs
@@ -78,6 +71,9 @@ class ModelIR:
     observables: list[tuple[str, sympy.Expr]] = field(default_factory=list)
     # b(x) per state (None: additive): TVB's Multiplicative noise gain sqrt(2 nsig) * b(x)
     noise_b: list[sympy.Expr | None] = field(default_factory=list)
+    modes: int = 1
+    declared_states: list[State] = field(default_factory=list)
+    declared_coupling: list[CouplingInput] = field(default_factory=list)
     _canonical: str = field(default="", repr=False, compare=False)  # memo: srepr is slow
 
     @property
@@ -92,7 +88,7 @@ class ModelIR:
         """
         if self._canonical:
             return self._canonical
-        lines = [f"model {self.name}"]
+        lines = [f"model {self.name}"] + ([f"modes {self.modes}"] if self.modes > 1 else [])
         lines += [f"param {p.name} {p.size}" for p in self.parameters]
         lines += [f"state {s.name}" for s in self.states]
         lines += [f"coupling {c.name} {c.state}" for c in self.coupling]
@@ -143,19 +139,23 @@ class _ProgramBuilder:
 
 
 class _ModelScope:
-    """Resolves names at model level: inputs, parameters, derived expressions (lazily)."""
+    """Resolves names at model level for one mode: inputs, parameters, derived expressions
+    (lazily). With modes, every mode has its scope; `siblings` are all of them, for
+    mode_sum and mode_dot, which read a value in every mode."""
 
-    def __init__(self, spec: ModelSpec, builder: _ProgramBuilder, functions: _Functions):
+    def __init__(self, spec: ModelSpec, builder: _ProgramBuilder, functions: _Functions,
+                 mode: int = 0, siblings: list[_ModelScope] | None = None):
         self.spec = spec
         self.builder = builder
         self.functions = functions
+        self.mode = mode
+        self.modes = spec.modes or 1
+        self.siblings = siblings if siblings is not None else [self]
         self.values: dict[str, sympy.Expr | VectorRef] = {}
-        for name in spec.states:
-            self.values[name] = real_symbol(name)
-        for name in spec.coupling:
-            self.values[name] = real_symbol(name)
+        for name in (*spec.states, *spec.coupling):
+            self.values[name] = real_symbol(mode_name(name, mode, self.modes))
         self.values[LOCAL_COUPLING] = real_symbol(LOCAL_COUPLING)
-        self.values.update(parameter_values(spec))
+        self.values.update(parameter_values(spec, mode))
         self.in_progress: list[str] = []
 
     def visible_names(self) -> list[str]:
@@ -169,6 +169,9 @@ class _ModelScope:
         if name in self.spec.functions:
             raise SpecError(f"'{name}' is a function; call it with arguments", where,
                             f"write {name}(...)")
+        if name in self.spec.parameters:  # only mode matrices are not values
+            raise SpecError(f"'{name}' is a mode matrix ([modes, modes]), not a value", where,
+                            f"mix modes with it: mode_dot(x, {name})")
         raise SpecError(f"undefined symbol '{name}'", where,
                         did_you_mean(name, self.visible_names())
                         or "declare it under parameters, state_variables, coupling or derived")
@@ -182,9 +185,46 @@ class _ModelScope:
         self.in_progress.append(name)
         expr = self.parse(self.spec.derived[name])
         self.in_progress.pop()
-        symbol = self.builder.emit(name, expr, self.spec.derived[name].where)
+        symbol = self.builder.emit(mode_name(name, self.mode, self.modes), expr,
+                                   self.spec.derived[name].where)
         self.values[name] = symbol
         return symbol
+
+    # -- the mode builtins (expressions.MODE_FORMS) ---------------------------------------
+    def _all_modes(self, name: str, where: Location, form: str) -> list[sympy.Expr]:
+        """`name`'s value in every mode: a state, coupling input, derived expression or
+        [modes] parameter."""
+        parameter = self.spec.parameters.get(name)
+        per_mode = name in self.spec.states or name in self.spec.coupling or \
+            name in self.spec.derived or (parameter is not None and parameter.modes
+                                          and len(parameter.shape) == 1)
+        if not per_mode:
+            raise SpecError(f"{form}() needs a per-mode value, and '{name}' is not one", where,
+                            "pass a state variable, coupling input, derived expression or "
+                            "[modes] parameter by name")
+        values = []
+        for scope in self.siblings:
+            value = scope.symbol(name, where)
+            assert isinstance(value, sympy.Expr)
+            values.append(value)
+        return values
+
+    def mode_sum(self, name: str, where: Location) -> sympy.Expr:
+        """The sum of `name` over the modes (TVB's coupling[0].sum(axis=1))."""
+        return sympy.Add(*self._all_modes(name, where, "mode_sum"))
+
+    def mode_dot(self, name: str, matrix: str, where: Location) -> sympy.Expr:
+        """sum_k name_k * matrix[k, i] in mode i (TVB's numpy.dot(xi, Aik))."""
+        values = self._all_modes(name, where, "mode_dot")
+        parameter = self.spec.parameters.get(matrix)
+        if parameter is None or not parameter.modes or len(parameter.shape) != 2:
+            raise SpecError(f"the second argument of mode_dot() must be a parameter of shape "
+                            f"[modes, modes], and '{matrix}' is not one", where,
+                            "declare it with 'shape: [modes, modes]'")
+        _check_mode_shape(parameter, self.modes)
+        slots = parameter.slots
+        return sympy.Add(*(value * real_symbol(slots[k * self.modes + self.mode])
+                           for k, value in enumerate(values)))
 
     def parse(self, expression: Expression) -> sympy.Expr:
         where = expression.where or Location(self.spec.name)
@@ -264,10 +304,10 @@ class _FunctionScope:
 class _Functions:
     """Inlines calls of the spec's functions and their partial derivatives."""
 
-    def __init__(self, spec: ModelSpec, builder: _ProgramBuilder):
+    def __init__(self, spec: ModelSpec, builder: _ProgramBuilder, mode: int = 0):
         self.specs = spec.functions
         self.builder = builder
-        self.parameters = parameter_values(spec)
+        self.parameters = parameter_values(spec, mode)  # a function sees its mode's values
         self.stack: list[str] = []
         # Instances inlined for differentiation, and stencil points, by (function, arguments):
         # every partial derivative of F at the same point shares one copy of F's statements.
@@ -471,17 +511,31 @@ def _readable(name: str) -> str:
     return name if len(name) <= 60 else name[:57] + "..."
 
 
-def parameter_values(spec: ModelSpec) -> dict[str, sympy.Expr | VectorRef]:
+def parameter_values(spec: ModelSpec, mode: int = 0) -> dict[str, sympy.Expr | VectorRef]:
+    """Parameters by name as mode `mode`'s equations see them: a [modes] parameter is its
+    element for this mode; mode matrices are left out (only mode_dot reads them)."""
     values: dict[str, sympy.Expr | VectorRef] = {}
     for name, p in spec.parameters.items():
         if p.boolean:  # a condition wherever it is used: true where the value is nonzero
             values[name] = sympy.Ne(real_symbol(name), 0)
+        elif p.modes:
+            if len(p.shape) == 1:
+                _check_mode_shape(p, spec.modes or 1)
+                values[name] = real_symbol(p.slots[mode])
         elif p.size is None:
             values[name] = real_symbol(name)
         else:
-            values[name] = VectorRef(name, tuple(real_symbol(f"{name}__{i}")
-                                                 for i in range(p.size)))
+            values[name] = VectorRef(name, tuple(real_symbol(slot) for slot in p.slots))
     return values
+
+
+def _check_mode_shape(parameter: Parameter, modes: int) -> None:
+    """A mode shape is resolved where the parameter is written: a child spec that changes
+    `modes` must restate its parent's mode parameters."""
+    if parameter.shape != (modes,) * len(parameter.shape):
+        raise SpecError(f"parameter '{parameter.name}' has shape {list(parameter.shape)} but "
+                        f"the model has {modes} modes", parameter.where,
+                        "restate it (with its default) in the spec that sets 'modes'")
 
 
 def _check_namespaces(spec: ModelSpec) -> None:
@@ -528,16 +582,28 @@ def build_ir(spec: ModelSpec) -> ModelIR:
             raise SpecError(f"state variable '{state}' has no derivative", sv.where,
                             f"add '{state}: <expression>' under derivatives:")
 
+    modes = spec.modes or 1
+    if modes > 1:
+        for section, entries in (("observables", spec.observables),
+                                 ("multiplicative_noise", spec.multiplicative_noise)):
+            if entries:
+                raise SpecError(f"'{section}' cannot be used with modes yet", spec.modes_where,
+                                f"remove '{section}' or 'modes'")
     builder = _ProgramBuilder()
-    functions = _Functions(spec, builder)
-    scope = _ModelScope(spec, builder, functions)
-    for name in spec.derived:
-        if name not in scope.values:
-            scope.derived(name)
+    scopes: list[_ModelScope] = []
+    for mode in range(modes):  # every mode's equations, as TVB writes them per mode
+        scopes.append(_ModelScope(spec, builder, _Functions(spec, builder, mode), mode, scopes))
+    scope = scopes[0]
+    for mode_scope in scopes:
+        for name in spec.derived:
+            if name not in mode_scope.values:
+                mode_scope.derived(name)
     for fname, function in spec.functions.items():
         if function.result.where is None:
             raise SpecError(f"function '{fname}' has no return", function.where)
-    outputs = [scope.parse(spec.derivatives[s]) for s in state_names]
+    # Kernel rows: state-major, mode-minor (row s * modes + m).
+    outputs = [mode_scope.parse(spec.derivatives[s]) for s in state_names
+               for mode_scope in scopes]
     observables = []
     for name, expression in spec.observables.items():
         if name in spec.states or name in spec.parameters:
@@ -567,20 +633,23 @@ def build_ir(spec: ModelSpec) -> ModelIR:
         noise_b[state_names.index(name)] = value
     _check_unused_functions(spec, builder)
 
-    parameters = [
-        Parameter(p.name, p.default, p.size, p.range, p.unit, p.description,
-                  (p.name,) if p.size is None else tuple(f"{p.name}__{i}" for i in range(p.size)))
-        for p in spec.parameters.values()
-    ]
-    states = []
-    for s in spec.states.values():
-        check = s.check_range or _widened(s.range)
-        states.append(StateVariable(s.name, s.range, s.boundaries, check, s.unit,
-                                    s.description))
-    return ModelIR(spec.name, spec.description, spec.references, parameters, states, coupling,
-                   builder.program, outputs, [str(p) for p in spec.sources], spec.source_digest,
+    for p in spec.parameters.values():
+        if p.modes:
+            _check_mode_shape(p, modes)
+    states = [dataclasses.replace(s, check_range=s.check_range or _widened(s.range))
+              for s in spec.states.values()]
+    kernel_states = [dataclasses.replace(s, name=mode_name(s.name, m, modes))
+                     for s in states for m in range(modes)]
+    kernel_coupling = [CouplingInput(mode_name(c.name, m, modes), mode_name(c.state, m, modes),
+                                     c.state_index * modes + m)
+                       for c in coupling for m in range(modes)]
+    return ModelIR(spec.name, spec.description, spec.references, list(spec.parameters.values()),
+                   kernel_states, kernel_coupling, builder.program, outputs,
+                   [str(p) for p in spec.sources], spec.source_digest,
                    list(spec.resolutions), list(spec.source_sha256),
-                   list(spec.couplings.values()), observables, noise_b)
+                   list(spec.couplings.values()), observables,
+                   noise_b if modes == 1 else [None] * len(kernel_states),
+                   modes, states, coupling)
 
 
 def _inputs_of(expr: sympy.Expr, program: list[tuple[sympy.Symbol, sympy.Expr]]

@@ -18,6 +18,7 @@ from mfgen.codegen.expressions import parse_expression
 from mfgen.codegen.locate import bundled_spec_dir, read_spec_bytes, resolve_spec_path
 from mfgen.codegen.names import check_name as _check_name_text
 from mfgen.codegen.names import unknown_key
+from mfgen.codegen.records import MODES, Parameter, State
 from mfgen.codegen.yaml_source import PositionedDict, PositionedList, load_yaml
 from mfgen.errors import Location, SpecError
 
@@ -25,13 +26,14 @@ MAX_EXTENDS_DEPTH = 8
 MAX_EXTENDS_ENTRIES = 16  # parents named by one spec
 MAX_SPEC_FILES = 64  # distinct files one model may be assembled from
 MAX_VECTOR_SIZE = 256
+MAX_MODES = 16  # a mode matrix has modes**2 elements, each a kernel parameter slot
 # Generated names repeat the spec's names (F__1__mu__d__x ...): long ones make the generated
 # source, and the cache, grow many times faster than the spec.
 MAX_NAME_CHARS = 64
-TOP_LEVEL_KEYS = ["name", "description", "references", "extends", "parameters",
+TOP_LEVEL_KEYS = ["name", "description", "references", "extends", "modes", "parameters",
                   "state_variables", "coupling", "functions", "derived", "derivatives",
                   "couplings", "observables", "multiplicative_noise"]
-PARAMETER_KEYS = ["default", "range", "unit", "description"]
+PARAMETER_KEYS = ["default", "shape", "range", "unit", "description"]
 STATE_KEYS = ["range", "boundaries", "check_range", "unit", "description"]
 FUNCTION_KEYS = ["args", "derived", "return", "description", "derivatives"]
 DERIVATIVE_METHOD_KEYS = ["method", "step"]
@@ -46,31 +48,9 @@ class Expression:
     where: Location | None
 
 
-@dataclass(frozen=True)
-class ParameterSpec:
-    name: str
-    default: float | tuple[float, ...]
-    range: tuple[float, float] | None
-    unit: str
-    description: str
-    where: Location | None
-    boolean: bool = False  # `default: true/false`: a condition (nonzero is true), 1.0 or 0.0
-
-    @property
-    def size(self) -> int | None:
-        """None for a scalar, the number of elements for a vector parameter."""
-        return len(self.default) if isinstance(self.default, tuple) else None
-
-
-@dataclass(frozen=True)
-class StateSpec:
-    name: str
-    range: tuple[float, float]
-    boundaries: tuple[float | None, float | None]
-    check_range: tuple[float, float] | None
-    unit: str
-    description: str
-    where: Location | None
+# The records are shared from spec to runtime (codegen/records.py); the old names remain.
+ParameterSpec = Parameter
+StateSpec = State
 
 
 @dataclass(frozen=True)
@@ -97,8 +77,8 @@ class ModelSpec:
     name: str
     description: str
     references: list[str]
-    parameters: dict[str, ParameterSpec] = field(default_factory=dict)
-    states: dict[str, StateSpec] = field(default_factory=dict)
+    parameters: dict[str, Parameter] = field(default_factory=dict)
+    states: dict[str, State] = field(default_factory=dict)
     coupling: dict[str, tuple[str, Location | None]] = field(default_factory=dict)
     functions: dict[str, FunctionSpec] = field(default_factory=dict)
     derived: dict[str, Expression] = field(default_factory=dict)
@@ -111,6 +91,10 @@ class ModelSpec:
     multiplicative_noise: dict[str, Expression] = field(default_factory=dict)
     sources: list[Path] = field(default_factory=list)
     where: Location | None = None
+    # TVB's number_of_modes: states, coupling inputs and equations are per mode (None: not
+    # written, one mode)
+    modes: int | None = None
+    modes_where: Location | None = None
     source_digest: str = ""
     # (spec file, name written in its 'extends', file it resolved to): the cache checks that
     # every name still resolves to the same file.
@@ -224,7 +208,9 @@ def _load_file(path: Path, chain: tuple[Path, ...], loading: _Loading) -> ModelS
     spec.description = _text(data, "description")
     spec.references = _text_list(data, "references")
     own = ModelSpec(name=spec.name, description=spec.description, references=spec.references)
-    own.parameters = _parameters(data)
+    if "modes" in data:
+        own.modes, own.modes_where = _modes(data), data.value_where("modes")
+    own.parameters = _parameters(data, own.modes or spec.modes or 1)
     own.states = _states(data)
     own.coupling = _coupling(data)
     own.functions = _functions(data)
@@ -273,6 +259,8 @@ def _merge(into: ModelSpec, other: ModelSpec) -> None:
     into.couplings.update(other.couplings)
     into.observables.update(other.observables)
     into.multiplicative_noise.update(other.multiplicative_noise)
+    if other.modes is not None:
+        into.modes, into.modes_where = other.modes, other.modes_where
     for source in other.sources:
         if source not in into.sources:
             into.sources.append(source)
@@ -409,7 +397,49 @@ def _mapping_entry(section: PositionedDict, name: str, keys: list[str], context:
     return entry
 
 
-def _parameters(data: PositionedDict) -> dict[str, ParameterSpec]:
+def _modes(data: PositionedDict) -> int:
+    value = data["modes"]
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_MODES:
+        raise SpecError(f"'modes' must be a whole number from 1 to {MAX_MODES}, got {value!r}",
+                        data.value_where("modes"), "write e.g. 'modes: 3' (TVB's "
+                        "number_of_modes)")
+    return value
+
+
+def _parameter_shape(entry: PositionedDict, name: str, modes: int) -> tuple[int, ...]:
+    """`shape: [modes]` or `shape: [modes, modes]`, in numbers of elements."""
+    raw = entry["shape"]
+    if not (isinstance(raw, list) and 1 <= len(raw) <= 2 and all(v == MODES for v in raw)):
+        raise SpecError(f"the shape of parameter '{name}' must be [modes] or [modes, modes], "
+                        f"got {raw!r}", entry.value_where("shape"),
+                        "a per-mode parameter is [modes], a mode-mixing matrix [modes, modes]"
+                        "; a plain vector needs no shape (write its default as a list)")
+    return (modes,) * len(raw)
+
+
+def _shaped_default(raw: Any, shape: tuple[int, ...], name: str, where: Location | None
+                    ) -> tuple[float, ...]:
+    """A [modes] default as a list of numbers, a [modes, modes] one as a list of rows;
+    flattened row by row."""
+    rows = raw if len(shape) == 2 else [raw]
+    fits = isinstance(raw, list) and len(raw) == shape[0] and all(
+        isinstance(row, list) and len(row) == shape[-1] for row in rows)
+    if not fits:
+        layout = (f"a list of {shape[0]} numbers" if len(shape) == 1 else
+                  f"a list of {shape[0]} rows of {shape[1]} numbers")
+        raise SpecError(f"the default of parameter '{name}' (shape {list(shape)}) must be "
+                        f"{layout}", where, "one number per mode (per pair of modes)")
+    values = []
+    for i, row in enumerate(rows):
+        row_where = _item_location(raw, i, where) if len(shape) == 2 else where
+        for j, value in enumerate(row):
+            values.append(_number(value, _item_location(row, j, row_where),
+                                  f"default of '{name}'" + (f"[{i}]" if len(shape) == 2
+                                                            else "") + f"[{j}]"))
+    return tuple(values)
+
+
+def _parameters(data: PositionedDict, modes: int) -> dict[str, Parameter]:
     section = _section(data, "parameters")
     result = {}
     for name in section:
@@ -421,12 +451,22 @@ def _parameters(data: PositionedDict) -> dict[str, ParameterSpec]:
                             "add 'default: <number>' (or a list for a vector)")
         raw = entry["default"]
         dwhere = entry.value_where("default")
+        text = {"unit": _text(entry, "unit"), "description": _text(entry, "description"),
+                "where": where}
         if isinstance(raw, bool):
-            if "range" in entry:
-                raise SpecError(f"boolean parameter '{name}' cannot have a range",
-                                entry.where("range"), "remove the range")
-            result[name] = ParameterSpec(name, float(raw), None, _text(entry, "unit"),
-                                         _text(entry, "description"), where, boolean=True)
+            for key in ("range", "shape"):
+                if key in entry:
+                    raise SpecError(f"boolean parameter '{name}' cannot have a {key}",
+                                    entry.where(key), f"remove the {key}")
+            result[name] = Parameter(name, float(raw), boolean=True, **text)
+            continue
+        prange = None
+        if "range" in entry:
+            prange = _pair(entry["range"], entry.value_where("range"), f"range of '{name}'")
+        if "shape" in entry:
+            shape = _parameter_shape(entry, name, modes)
+            result[name] = Parameter(name, _shaped_default(raw, shape, name, dwhere), shape,
+                                     prange, modes=True, **text)
             continue
         if isinstance(raw, list):
             if not raw or len(raw) > MAX_VECTOR_SIZE:
@@ -435,17 +475,14 @@ def _parameters(data: PositionedDict) -> dict[str, ParameterSpec]:
             default: float | tuple[float, ...] = tuple(
                 _number(v, _item_location(raw, i, dwhere), f"default of '{name}'[{i}]")
                 for i, v in enumerate(raw))
-        else:
-            default = _number(raw, dwhere, f"default of parameter '{name}'")
-        prange = None
-        if "range" in entry:
-            prange = _pair(entry["range"], entry.value_where("range"), f"range of '{name}'")
-        result[name] = ParameterSpec(name, default, prange, _text(entry, "unit"),
-                                     _text(entry, "description"), where)
+            result[name] = Parameter(name, default, (len(raw),), prange, **text)
+            continue
+        default = _number(raw, dwhere, f"default of parameter '{name}'")
+        result[name] = Parameter(name, default, (), prange, **text)
     return result
 
 
-def _states(data: PositionedDict) -> dict[str, StateSpec]:
+def _states(data: PositionedDict) -> dict[str, State]:
     section = _section(data, "state_variables")
     result = {}
     for name in section:
@@ -464,8 +501,8 @@ def _states(data: PositionedDict) -> dict[str, StateSpec]:
         if "check_range" in entry:
             check = _pair(entry["check_range"], entry.value_where("check_range"),
                           f"check_range of '{name}'")
-        result[name] = StateSpec(name, srange, bounds, check, _text(entry, "unit"),
-                                 _text(entry, "description"), where)
+        result[name] = State(name, srange, bounds, check, _text(entry, "unit"),
+                             _text(entry, "description"), where)
     return result
 
 

@@ -62,6 +62,8 @@ BUNDLED_TVB_SPECS = {
     "LarterBreakspear": "tvb_larter_breakspear",
     "Linear": "tvb_linear",
     "MontbrioPazoRoxin": "tvb_montbrio_pazo_roxin",
+    "ReducedSetFitzHughNagumo": "tvb_reduced_set_fitz_hugh_nagumo",
+    "ReducedSetHindmarshRose": "tvb_reduced_set_hindmarsh_rose",
     "ReducedWongWang": "tvb_reduced_wong_wang",
     "ReducedWongWangExcInh": "tvb_reduced_wong_wang_exc_inh",
     "SupHopf": "tvb_sup_hopf",
@@ -69,6 +71,13 @@ BUNDLED_TVB_SPECS = {
     "ZerlautAdaptationFirstOrder": "tvb_zerlaut_adaptation_first_order",
     "ZerlautAdaptationSecondOrder": "tvb_zerlaut_adaptation_second_order",
     "ZetterbergJansen": "tvb_zetterberg_jansen",
+}
+# TVB parameters that enter only the derived mode tables (update_derived_parameters) which
+# the ReducedSet specs take as parameters: the bridge passes the configured model's tables, so
+# these are honoured whatever their values.
+DERIVED_TABLE_INPUTS = {
+    "ReducedSetFitzHughNagumo": {"mu", "sigma", "a"},
+    "ReducedSetHindmarshRose": {"a", "b", "c", "d", "xo", "mu", "sigma"},
 }
 # TVB coupling class -> (mfgen coupling, {TVB attribute: mfgen parameter}).
 COUPLINGS = {
@@ -135,6 +144,7 @@ def model_class(spec: str | Path, class_name: str | None = None) -> type:
         "state_variables": states,
         "_nvar": len(states),
         "cvar": np.array(compiled.cvar, dtype=np.int32),
+        "number_of_modes": compiled.n_modes,
         "state_variable_range": Final(
             label="State variable ranges [lo, hi]",
             default={s: np.array(compiled.states[s].range) for s in states}),
@@ -152,11 +162,11 @@ def model_class(spec: str | Path, class_name: str | None = None) -> type:
         if name in attributes or hasattr(tvb_models.Model, name):
             raise MfgenError(f"parameter '{name}' of '{compiled.name}' would shadow TVB's "
                              f"Model.{name}; rename it in the spec")
-        if declared.parameters[name].boolean:
+        if info.boolean:
             attributes[name] = NArray(dtype=bool, default=np.array([bool(info.default)]),
                                       label=name, doc=info.description or name)
             continue
-        default = np.atleast_1d(np.array(info.default, dtype=float))
+        default = np.atleast_1d(np.array(compiled.parameters[name], dtype=float))
         domain = None
         if info.range is not None and info.size is None:
             low, high = info.range
@@ -168,12 +178,14 @@ def model_class(spec: str | Path, class_name: str | None = None) -> type:
 
 def _parameter_values(model: Any, compiled: CompiledModel, n_nodes: int) -> dict[str, Any]:
     """A TVB model's parameter attributes as mfgen dfun arguments: one value, or one per node
-    (TVB's (n,) or (n, 1) arrays); vector parameters whole."""
+    (TVB's (n,) or (n, 1) arrays); vector parameters and mode tables (TVB's (1, n_modes) and
+    (n_modes, n_modes)) whole."""
     values = {}
     for name, info in compiled.parameter_info.items():
         value = np.asarray(getattr(model, name), dtype=float)
         if info.size is not None:
-            values[name] = value if value.ndim <= 1 else value.reshape(info.size, -1)
+            values[name] = value.reshape(info.shape) if value.size == info.size else \
+                value.reshape(*info.shape, -1)
         elif value.size == 1:
             values[name] = float(value.reshape(()))
         elif value.size == n_nodes:
@@ -186,18 +198,34 @@ def _parameter_values(model: Any, compiled: CompiledModel, n_nodes: int) -> dict
 
 def _dfun(self: Any, state_variables: np.ndarray, coupling: np.ndarray,
           local_coupling: Any = 0.0) -> np.ndarray:
-    """TVB's dfun signature over mfgen's kernel: (n_state, n_nodes, 1) arrays."""
+    """TVB's dfun signature over mfgen's kernel: (n_state, n_nodes, n_modes) arrays."""
     compiled = type(self)._mfgen_model
-    if state_variables.ndim != 3 or state_variables.shape[2] != 1:
+    if state_variables.ndim != 3 or state_variables.shape[2] != compiled.n_modes:
         raise UnsupportedByMfgen(f"{type(self).__name__}: state of shape "
-                                 f"{state_variables.shape}; mfgen models have one mode")
+                                 f"{state_variables.shape}; the model has "
+                                 f"{compiled.n_modes} mode(s)")
     if np.ndim(local_coupling) != 0:
         raise UnsupportedByMfgen("surface local coupling (a matrix): mfgen takes TVB's "
                                  "region-mode scalar local coupling")
     n_nodes = state_variables.shape[1]
+    parameters = _parameter_values(self, compiled, n_nodes)
+    if compiled.n_modes != 1:  # the model takes TVB's layout itself
+        return compiled.dfun(state_variables, coupling, float(local_coupling), **parameters)
     derivative = compiled.dfun(state_variables[..., 0], coupling[..., 0], float(local_coupling),
-                               **_parameter_values(self, compiled, n_nodes))
+                               **parameters)
     return derivative[..., np.newaxis]
+
+
+def _rows(array: np.ndarray) -> np.ndarray:
+    """TVB's (..., k, n_nodes, n_modes) as the kernel's rows (..., k * n_modes, n_nodes)
+    (row i * n_modes + m: variable i in mode m; with one mode, just the last axis dropped)."""
+    swapped = np.swapaxes(array, -1, -2)
+    return swapped.reshape(*swapped.shape[:-3], -1, swapped.shape[-1])
+
+
+def _from_rows(array: np.ndarray, modes: int) -> np.ndarray:
+    """The kernel's (time, k * n_modes, n_nodes) as TVB's (time, k, n_nodes, n_modes)."""
+    return np.swapaxes(array.reshape(array.shape[0], -1, modes, array.shape[-1]), -1, -2)
 
 
 # -- running a configured TVB Simulator in mfgen's engine ----------------------------------------
@@ -361,10 +389,21 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
     model = simulator.model
     compiled, _ = _spec_of(model)
     _check_model_matches_spec(model, compiled)
-    if getattr(model, "number_of_modes", 1) != 1:
-        raise _refuse(f"model with {model.number_of_modes} modes", "mfgen models have one")
+    modes = compiled.n_modes
+    if getattr(model, "number_of_modes", 1) != modes:
+        raise _refuse(f"model with {model.number_of_modes} modes",
+                      f"the spec '{compiled.name}' has {modes}")
+    # With modes the engine runs the kernel's view: one state row per (state, mode), xi[0]...
+    kernel = compiled.kernel_model if modes != 1 else compiled
+
+    def rows(variable: str) -> list[str]:
+        return [f"{variable}[{m}]" for m in range(modes)] if modes != 1 else [variable]
+
     observables = {v: _observable(v, compiled) for v in model.variables_of_interest
                    if v not in compiled.state_variables}
+    if observables and modes != 1:
+        raise _refuse(f"variables_of_interest {sorted(observables)}",
+                      "a model with modes records its state variables only")
     if simulator.surface is not None:
         raise _refuse("a cortical surface", "mfgen simulates region networks")
     if simulator.stimulus is not None:
@@ -400,9 +439,11 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
     dt = float(integrator.dt)
     n_steps = int(math.ceil(simulator.simulation_length / dt))  # as Simulator.run
     horizon = int(simulator.connectivity.horizon)
-    history = _initial_history(simulator, compiled, horizon)
+    history = _initial_history(simulator, kernel, horizon)
     parameters = _parameter_values(model, compiled, network.n_regions)
     nsig, stream = _noise(simulator, compiled, parameters)
+    if nsig is not None:
+        nsig = {row: value for state, value in nsig.items() for row in rows(state)}
     monitor_variables = _monitor_variables(simulator)
     # A monitor of state variables whose windows start where TVB's do (no initial history
     # given, or istep divides its length - 1) runs as mfgen's own monitor; the others are
@@ -416,14 +457,15 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
     needed = {name for variables, own in zip(monitor_variables, native) if not own
               for name in variables}
     needed |= {arg for v in needed if v in observables for arg in observables[v][0]}
-    recorded = [v for v in compiled.state_variables if v in needed]
-    monitors = [_native_monitor(monitor, [in_c.get(v, v) for v in variables], index, dt)
+    recorded = [row for v in compiled.state_variables if v in needed for row in rows(v)]
+    monitors = [_native_monitor(monitor, [row for v in variables for row in rows(in_c.get(v, v))],
+                                index, dt)
                 for index, (monitor, variables, own) in enumerate(
                     zip(simulator.monitors, monitor_variables, native)) if own]
     if recorded:
         monitors.append(Raw(recorded, name="raw"))
     run = Simulation(
-        compiled, network, coupling=coupling_name, coupling_parameters=coupling_parameters,
+        kernel, network, coupling=coupling_name, coupling_parameters=coupling_parameters,
         integrator=INTEGRATORS[type(integrator)], dt=dt, noise=nsig,
         monitors=monitors, initial_history=history,
         parameters=parameters, local_coupling=0.0,  # region mode: TVB's is 0
@@ -431,28 +473,28 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
     done, result = 0, run.result()
     while done < n_steps:  # in chunks, so TVB's normals are drawn a chunk at a time
         chunk = min(NOISE_CHUNK_STEPS, n_steps - done)
-        normals = None if stream is None else stream.normal(
-            size=(chunk, compiled.n_states, network.n_regions, 1))[..., 0]
+        normals = None if stream is None else _rows(stream.normal(
+            size=(chunk, compiled.n_states, network.n_regions, modes)))
         result = run.run(chunk * dt, noise_array=normals)
         if result.interrupted:  # Ctrl-C: no partial TVB output
             raise KeyboardInterrupt
         done += chunk
-    raw = result["raw"].data[..., np.newaxis] if recorded else None
+    raw = result["raw"].data if recorded else None
     steps = simulator.current_step + 1 + np.arange(n_steps)  # TVB's step numbers
     offset = simulator.current_step * dt  # mfgen counts time from 0, TVB from current_step
 
-    def observed(variable: str) -> np.ndarray:  # (n_steps, n_nodes, 1), as TVB's observe
+    def observed(variable: str) -> np.ndarray:  # (n_steps, n_nodes, n_modes), TVB's observe
         if variable not in observables:
-            return raw[:, recorded.index(variable)]
+            return np.swapaxes(raw[:, [recorded.index(row) for row in rows(variable)]], 1, 2)
         args, function = observables[variable]
-        return function(*(raw[:, recorded.index(a)] for a in args))
+        return function(*(observed(a) for a in args))
 
     outputs = []
     for index, (monitor, variables, own) in enumerate(
             zip(simulator.monitors, monitor_variables, native)):
         if own:
             samples = result[f"monitor_{index}"]
-            outputs.append((samples.times + offset, samples.data[..., np.newaxis]))
+            outputs.append((samples.times + offset, _from_rows(samples.data, modes)))
         else:
             data = np.stack([observed(v) for v in variables], axis=1)
             outputs.append(_tvb_output(monitor, data, steps, dt))
@@ -529,23 +571,26 @@ def _check_model_matches_spec(model: Any, compiled: CompiledModel) -> None:
         if tvb != info.boundaries:
             raise _refuse(f"state_variable_boundaries of {name} {tvb}",
                           f"the spec '{compiled.name}' has {info.boundaries}")
+    honoured = DERIVED_TABLE_INPUTS.get(type(model).__name__, set()) \
+        if type(model).__module__.startswith("tvb.") else set()
     for name in type(model).declarative_attrs:
         trait = getattr(type(model), name)
-        if isinstance(trait, NArray) and name not in compiled.parameters and \
+        if isinstance(trait, NArray) and name not in {*compiled.parameters, *honoured} and \
                 trait.default is not None and \
                 not np.array_equal(getattr(model, name), trait.default):
             raise _refuse(f"parameter {name}={getattr(model, name)!r}",
                           f"the spec '{compiled.name}' has no {name} (TVB's default only)")
 
 
-def _initial_history(simulator: Any, compiled: CompiledModel, horizon: int) -> np.ndarray:
-    """TVB's configured history as mfgen's initial_history (oldest first, last = t0): the
-    coupled variables from TVB's delay ring, the current state as the last entry."""
-    buffer = np.asarray(simulator.history.buffer)  # (horizon, n_cvar, n_nodes, 1)
-    state = np.asarray(simulator.current_state)[..., 0]  # (n_state, n_nodes)
+def _initial_history(simulator: Any, kernel: CompiledModel, horizon: int) -> np.ndarray:
+    """TVB's configured history as mfgen's initial_history (oldest first, last = t0) in the
+    kernel's rows: the coupled variables from TVB's delay ring, the current state as the last
+    entry."""
+    buffer = _rows(np.asarray(simulator.history.buffer))  # (horizon, n_cvar * n_modes, n)
+    state = _rows(np.asarray(simulator.current_state))  # (n_state * n_modes, n_nodes)
     now = simulator.current_step
     slots = [(now - lag) % horizon for lag in range(horizon - 1, -1, -1)]
     history = np.repeat(state[np.newaxis], horizon, axis=0)
-    history[:, compiled.cvar] = buffer[slots][..., 0]
+    history[:, kernel.cvar] = buffer[slots]
     history[-1] = state
     return history

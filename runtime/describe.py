@@ -17,7 +17,7 @@ def _bounds(pair: Any) -> str:
 
 def _default(value: Any) -> str:
     if isinstance(value, list):
-        return "[" + ", ".join(f"{v:g}" for v in value) + "]"
+        return "[" + ", ".join(_default(v) for v in value) + "]"
     return f"{value:g}"
 
 
@@ -30,6 +30,10 @@ def describe_model(spec: str, model: dict[str, Any], *, latex: bool = False,
     lines = [f"{model['name']}: " + " ".join(printable(line.strip()) for line in
                                               model["description"].strip().splitlines())]
     lines.append("  sources: " + ", ".join(printable(str(p)) for p in parsed.sources))
+    modes = int(model.get("modes", 1))
+    if modes != 1:  # TVB's layout: every state, coupling input and equation per mode
+        lines.append(f"  modes: {modes} (arrays are (n_state, n_nodes, {modes}); equations per "
+                     "mode)")
     lines.append(f"  states ({len(model['states'])}), in the row order of the state array:")
     for s in model["states"]:
         lines.append(f"    {s['name']:<10} {s['unit'] or '-':<8} range {_bounds(s['range']):<16}"
@@ -38,7 +42,11 @@ def describe_model(spec: str, model: dict[str, Any], *, latex: bool = False,
     lines.append(f"  coupling inputs (TVB cvar): {coupling}")
     lines.append(f"  parameters ({len(model['parameters'])}): default, unit, range")
     for p in model["parameters"]:
-        lines.append(f"    {p['name']:<22} {_default(p['default']):<14} {p['unit'] or '-':<8} "
+        default = p["default"]
+        if p.get("modes") and len(p["shape"]) == 2:  # a mode matrix, row by row
+            width = p["shape"][1]
+            default = [default[i:i + width] for i in range(0, len(default), width)]
+        lines.append(f"    {p['name']:<22} {_default(default):<14} {p['unit'] or '-':<8} "
                      f"{_bounds(p['range']):<18} {printable(p['description'])}")
     if parsed.functions:
         lines.append("  functions:")
@@ -101,7 +109,9 @@ class _LatexScope:
     program (the parser still refuses anything outside the expression language)."""
 
     def __init__(self, spec: Any, function: Any):
-        self.vectors = {name: p.size for name, p in spec.parameters.items() if p.size}
+        # [modes] parameters read as one mode's value in an equation, like scalars
+        self.vectors = {name: p.size for name, p in spec.parameters.items()
+                        if p.size and not p.modes}
         if function is not None:
             self.vectors.update({name: size for name, size in function.args if size})
             for name, size in function.args:
@@ -132,6 +142,16 @@ class _LatexScope:
         import sympy
 
         return sympy.Function(rf"\partial_{{{' '.join(wrt)}}} {name}")(*self._args(args))
+
+    def mode_sum(self, name: str, where: Any) -> Any:  # modes: written as called
+        import sympy
+
+        return sympy.Function(r"\mathrm{mode\_sum}")(sympy.Symbol(name))
+
+    def mode_dot(self, name: str, matrix: str, where: Any) -> Any:
+        import sympy
+
+        return sympy.Function(r"\mathrm{mode\_dot}")(sympy.Symbol(name), sympy.Symbol(matrix))
 
 
 STARTER_SPEC = '''\

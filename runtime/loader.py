@@ -39,7 +39,13 @@ from mfgen.runtime.cache import (
     module_problem,
     read_verified,
 )
-from mfgen.runtime.model import CompiledModel, ModelBase, ReferenceModel
+from mfgen.runtime.model import (
+    CompiledModel,
+    ModelBase,
+    ReferenceModel,
+    compiled_model,
+    reference_model,
+)
 from mfgen.runtime.toolchain import Toolchain, compile_module, detect_toolchain, has_openmp
 
 if TYPE_CHECKING:
@@ -306,16 +312,13 @@ def _metadata(ir: Any, stats: dict[str, Any], module_key: str, manifest: dict[st
         "module_key": module_key,
         "ir_digest": ir.digest(),
         "stats": stats,
-        "parameters": [
-            {"name": p.name, "default": list(p.default) if p.size else p.default,
-             "size": p.size, "range": p.range, "unit": p.unit, "description": p.description}
-            for p in ir.parameters],
-        "states": [
-            {"name": s.name, "range": s.range, "boundaries": s.boundaries,
-             "check_range": s.check_range, "unit": s.unit, "description": s.description}
-            for s in ir.states],
+        # The records of codegen/records.py as JSON; states and coupling inputs as the spec
+        # declares them (per mode with `modes`: the runtime shows TVB's layout).
+        "parameters": [p.to_json() for p in ir.parameters],
+        "modes": ir.modes,
+        "states": [s.to_json() for s in ir.declared_states],
         "coupling": [{"name": c.name, "state": c.state, "state_index": c.state_index}
-                     for c in ir.coupling],
+                     for c in ir.declared_coupling],
     }
 
 
@@ -377,14 +380,14 @@ def _load_entry(entry: dict[str, Any], module_dir: Path) -> CompiledModel:
     def reference() -> ReferenceModel:  # imported on first use (SciPy costs ~0.1 s)
         generated = _import_verified(entry["module_name"] + "_reference", module_dir,
                                      REFERENCE_FILE)
-        return ReferenceModel(entry["model"], generated.dfun)
+        return reference_model(entry["model"], generated.dfun)
 
     cache_root_dir = module_dir.parent.parent
 
     def simulator() -> ModuleType:  # built or loaded on the first simulation
         return load_simulator(Cache(cache_root_dir))
 
-    return CompiledModel(entry["model"], module, reference, simulator)
+    return compiled_model(entry["model"], module, reference, simulator)
 
 
 def _generate_reference(spec: str | Path) -> tuple[str, str, str, dict[str, Any]]:
@@ -419,7 +422,7 @@ def _reference_without_compiler(spec: str | Path, budget: BuildBudget | None = N
     code = compile(reference_source, f"<mfgen reference {name}>", "exec")
     exec(code, module.__dict__)  # noqa: S102
     namespace.update(module.__dict__)
-    return ReferenceModel(metadata, namespace["dfun"])
+    return reference_model(metadata, namespace["dfun"])
 
 
 __all__ = ["BuildResult", "CompileError", "MfgenError", "build", "load"]

@@ -7,44 +7,31 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from mfgen.errors import did_you_mean
+from mfgen.codegen.records import Parameter, State
+from mfgen.errors import MfgenError, did_you_mean
 
-
-@dataclass(frozen=True)
-class ParameterInfo:
-    name: str
-    default: float | np.ndarray
-    size: int | None
-    range: tuple[float, float] | None
-    unit: str
-    description: str
-
-
-@dataclass(frozen=True)
-class StateInfo:
-    name: str
-    range: tuple[float, float]
-    boundaries: tuple[float | None, float | None]
-    check_range: tuple[float, float]
-    unit: str
-    description: str
+# One record type per concept from spec to runtime (codegen/records.py, no SymPy); the
+# runtime's former names remain.
+ParameterInfo = Parameter
+StateInfo = State
 
 
 _FLOAT64 = np.dtype(np.float64)
 _INF = math.inf
 
 
-def _as_default(value: Any) -> float | np.ndarray:
-    if isinstance(value, list):
-        array = np.array(value, dtype=np.float64)
-        array.setflags(write=False)
-        return array
-    return float(value)
+def _as_default(info: Parameter) -> float | np.ndarray:
+    """A parameter's default as the Python API shows it: a float, or a read-only array of
+    the parameter's shape."""
+    if not info.shape:
+        return float(info.default)  # type: ignore[arg-type]
+    array = np.array(info.default, dtype=np.float64).reshape(info.shape)
+    array.setflags(write=False)
+    return array
 
 
 class ModelBase:
@@ -60,20 +47,16 @@ class ModelBase:
         # What the compiled module exports (integrators, coupling functions, monitor kinds),
         # as the generator described it (codegen.render.build_manifest).
         self.manifest: dict[str, Any] = dict(metadata.get("manifest") or {})
-        self.states = {s["name"]: StateInfo(s["name"], tuple(s["range"]),
-                                            tuple(s["boundaries"]), tuple(s["check_range"]),
-                                            s["unit"], s["description"])
-                       for s in metadata["states"]}
+        self.states = {s["name"]: State.from_json(s) for s in metadata["states"]}
         self.state_variables: tuple[str, ...] = tuple(self.states)
         self.coupling_variables: tuple[str, ...] = tuple(c["name"] for c in metadata["coupling"])
         self.cvar = np.array([c["state_index"] for c in metadata["coupling"]], dtype=np.intp)
-        self.parameter_info = {
-            p["name"]: ParameterInfo(p["name"], _as_default(p["default"]), p["size"],
-                                     tuple(p["range"]) if p["range"] else None, p["unit"],
-                                     p["description"])
-            for p in metadata["parameters"]}
+        # TVB's number_of_modes: arrays are (rows, n_nodes, n_modes) when it is not 1
+        self.n_modes: int = int(metadata.get("modes", 1))
+        self.parameter_info = {p["name"]: Parameter.from_json(p)
+                               for p in metadata["parameters"]}
         self.parameters: dict[str, float | np.ndarray] = {
-            name: info.default for name, info in self.parameter_info.items()}
+            name: _as_default(info) for name, info in self.parameter_info.items()}
         self._slot_offsets: dict[str, int] = {}
         offset = 0
         for name, info in self.parameter_info.items():
@@ -87,7 +70,8 @@ class ModelBase:
         self._default_vector.setflags(write=False)
 
     def __repr__(self) -> str:
-        return (f"<mfgen model '{self.name}' ({self.backend}): states "
+        modes = f", {self.n_modes} modes" if self.n_modes != 1 else ""
+        return (f"<mfgen model '{self.name}' ({self.backend}{modes}): states "
                 f"{', '.join(self.state_variables)}; coupling "
                 f"{', '.join(self.coupling_variables) or 'none'}; "
                 f"{len(self.parameters)} parameters>")
@@ -144,9 +128,7 @@ class ModelBase:
             array = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):
             raise TypeError(f"parameter '{name}' must be numeric, got {value!r}") from None
-        size = info.size
-        allowed = [()] if size is None else [(size,)]
-        allowed.append((n_nodes,) if size is None else (size, n_nodes))
+        allowed = [info.shape, (*info.shape, n_nodes)]
         if array.shape not in allowed:
             expected = " or ".join(str(s) for s in allowed)
             raise ValueError(f"parameter '{name}' must have shape {expected} (scalar/shared or "
@@ -161,14 +143,14 @@ class ModelBase:
             return self._default_vector, False
         checked = {name: self._check_parameter(name, value, n_nodes)
                    for name, value in overrides.items()}
-        per_node = any(a.ndim == (1 if self.parameter_info[n].size is None else 2)
-                       and not (self.parameter_info[n].size is None and a.ndim == 0)
+        per_node = any(a.ndim == len(self.parameter_info[n].shape) + 1
                        for n, a in checked.items())
         if not per_node:
             vector = self._default_vector.copy()
             for name, array in checked.items():
                 start = self._slot_offsets[name]
-                vector[start:start + (self.parameter_info[name].size or 1)] = array
+                vector[start:start + (self.parameter_info[name].size or 1)] = \
+                    array.reshape(-1)
             return vector, False
         table = np.empty((self.n_parameter_slots, n_nodes))
         table[:] = self._default_vector[:, None]
@@ -369,6 +351,10 @@ class ReferenceModel(ModelBase):
         # C kernel gives inf, and the reference must agree with it.
         values = {name: v if isinstance(v, np.ndarray) and v.ndim else np.float64(v)
                   for name, v in values.items()}
+        for name, info in self.parameter_info.items():  # the reference indexes P[slot]
+            if len(info.shape) > 1:
+                value = values[name]
+                values[name] = np.reshape(value, (info.size, *np.shape(value)[len(info.shape):]))
         with np.errstate(all="ignore"):
             result = self._dfun(state, coupling, np.float64(lc), values)
         result = np.broadcast_to(result, state.shape) if result.shape != state.shape else result
@@ -376,3 +362,111 @@ class ReferenceModel(ModelBase):
             out[...] = result
             return out
         return np.array(result, dtype=np.float64)
+
+
+# -- models with modes (TVB's number_of_modes) ---------------------------------------------------
+def kernel_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """The kernel's view of a model with modes: one state (and coupling input) per mode,
+    named `xi[0]`, `xi[1]`, ..., in the kernel's row order (state-major, row s * modes + m).
+    The simulator, history, coupling, noise and monitors run this view unchanged."""
+    modes = int(metadata.get("modes", 1))
+    states = [{**s, "name": f"{s['name']}[{m}]"} for s in metadata["states"]
+              for m in range(modes)]
+    coupling = [{"name": f"{c['name']}[{m}]", "state": f"{c['state']}[{m}]",
+                 "state_index": c["state_index"] * modes + m}
+                for c in metadata["coupling"] for m in range(modes)]
+    return {**metadata, "modes": 1, "states": states, "coupling": coupling}
+
+
+class _Modes:
+    """The Python face of a model with modes: TVB's layout, state and derivative
+    (n_state, n_nodes, n_modes), coupling (n_coupling, n_nodes, n_modes); converted to and
+    from the kernel's rows (`kernel_model`, a model with one mode per state row) at the
+    boundary."""
+
+    kernel_model: ModelBase
+    n_modes: int
+    name: str
+    coupling_variables: tuple[str, ...]
+    n_states: int
+
+    def _modal(self, what: str, value: Any, rows: int, n_nodes: int | None) -> np.ndarray:
+        shape_text = f"({rows}, {'n_nodes' if n_nodes is None else n_nodes}, {self.n_modes})"
+        try:
+            array = np.asarray(value)
+        except Exception as exc:  # noqa: BLE001 - any conversion failure is the caller's input
+            raise TypeError(f"{what} must be a float64 array of shape {shape_text}: {exc}") \
+                from None
+        if array.dtype.kind not in "fiu":
+            raise TypeError(f"{what} must be a real float64 array of shape {shape_text}, got "
+                            f"dtype {array.dtype}")
+        if array.ndim != 3 or array.shape[0] != rows or array.shape[2] != self.n_modes or (
+                n_nodes is not None and array.shape[1] != n_nodes):
+            raise ValueError(f"{what} must have shape {shape_text} (TVB's layout: a model with "
+                             f"{self.n_modes} modes) for model '{self.name}', got "
+                             f"{array.shape}")
+        return array.astype(np.float64, copy=False)
+
+    def dfun(self, state: Any, coupling: Any, local_coupling: float = 0.0, *,
+             out: np.ndarray | None = None, **parameters: Any) -> np.ndarray:
+        """d(state)/dt in TVB's layout (n_state, n_nodes, n_modes); parameters as for a model
+        without modes ([modes] parameters: (n_modes,) or (n_modes, n_nodes), mode matrices
+        (n_modes, n_modes) or (n_modes, n_modes, n_nodes))."""
+        state = self._modal("state", state, self.n_states, None)
+        n_nodes, modes = state.shape[1], self.n_modes
+        coupling = self._modal("coupling", coupling, len(self.coupling_variables), n_nodes)
+        rows = np.ascontiguousarray(state.transpose(0, 2, 1)).reshape(-1, n_nodes)
+        inputs = np.ascontiguousarray(coupling.transpose(0, 2, 1)).reshape(-1, n_nodes)
+        derivative = self.kernel_model.dfun(rows, inputs, local_coupling, **parameters)
+        result = derivative.reshape(self.n_states, modes, n_nodes).transpose(0, 2, 1)
+        if out is None:
+            return np.ascontiguousarray(result)
+        if not (type(out) is np.ndarray and out.dtype == _FLOAT64 and out.shape == state.shape
+                and out.flags.writeable):
+            raise ValueError(f"out must be a writable float64 array of shape {state.shape}")
+        out[...] = result
+        return out
+
+
+class CompiledModesModel(_Modes, CompiledModel):
+    """A compiled model with modes (see `_Modes`); `kernel_model` is what a `Simulation`
+    runs (states named `xi[0]`, ...)."""
+
+    def __init__(self, metadata: Mapping[str, Any], module: Any,
+                 reference: ReferenceModel | Callable[[], ReferenceModel],
+                 simulator: Callable[[], Any] | None = None):
+        super().__init__(metadata, module, reference, simulator)
+        self.kernel_model = CompiledModel(kernel_metadata(metadata), module,
+                                          lambda: self.reference.kernel_model, simulator)
+
+    def dfun_address(self, per_node: bool = False) -> int:
+        raise MfgenError(f"model '{self.name}' has {self.n_modes} modes: simulate its "
+                         "`kernel_model` (one state per mode, `xi[0]`, ...) or run it through "
+                         "mfgen.tvb.simulate")
+
+    def bind_dfun(self, state: np.ndarray, coupling: np.ndarray, out: np.ndarray,
+                  local_coupling: float = 0.0, **parameters: Any) -> Callable[[], None]:
+        raise MfgenError(f"model '{self.name}' has modes: bind its kernel_model's dfun")
+
+
+class ReferenceModesModel(_Modes, ReferenceModel):
+    """The NumPy reference of a model with modes, in TVB's layout."""
+
+    def __init__(self, metadata: Mapping[str, Any], reference_dfun: Callable[..., np.ndarray]):
+        super().__init__(metadata, reference_dfun)
+        self.kernel_model = ReferenceModel(kernel_metadata(metadata), reference_dfun)
+
+
+def compiled_model(metadata: Mapping[str, Any], module: Any,
+                   reference: ReferenceModel | Callable[[], ReferenceModel],
+                   simulator: Callable[[], Any] | None = None) -> CompiledModel:
+    """The CompiledModel for a built model's metadata, with or without modes."""
+    kind = CompiledModesModel if int(metadata.get("modes", 1)) != 1 else CompiledModel
+    return kind(metadata, module, reference, simulator)
+
+
+def reference_model(metadata: Mapping[str, Any], reference_dfun: Callable[..., np.ndarray]
+                    ) -> ReferenceModel:
+    """The ReferenceModel for a built model's metadata, with or without modes."""
+    kind = ReferenceModesModel if int(metadata.get("modes", 1)) != 1 else ReferenceModel
+    return kind(metadata, reference_dfun)

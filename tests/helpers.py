@@ -47,14 +47,23 @@ def open_bound(value: float) -> float | None:
     return None if abs(value) >= np.finfo(float).max else float(value)
 
 
-def assert_traits_are_tvbs(model: Any, cls: type, left_out: set[str] = frozenset()) -> None:
+def assert_traits_are_tvbs(model: Any, cls: type, left_out: set[str] = frozenset(),
+                           derived: set[str] = frozenset()) -> None:
     """The spec's parameters (defaults, ranges), states (ranges, boundaries) and cvar are the
-    TVB class's, `left_out` parameters excepted."""
+    TVB class's, `left_out` parameters excepted; `derived` parameters are attributes TVB's
+    configure() computes (the ReducedSet mode tables), with the configured values as
+    defaults (TVB's (1, n_modes) rows as (n_modes,))."""
     tvb = cls()
     tvb.configure()
     traits = narray_traits(cls)
-    assert set(model.parameters) == set(traits) - set(left_out)
-    for name in model.parameters:
+    assert set(model.parameters) == set(traits) - set(left_out) | set(derived)
+    for name in derived:
+        expected = np.asarray(getattr(tvb, name))
+        np.testing.assert_array_equal(model.parameters[name],
+                                      expected.reshape(np.shape(model.parameters[name])),
+                                      err_msg=name)
+        assert model.parameter_info[name].range is None, name
+    for name in set(model.parameters) - set(derived):
         trait = traits[name]
         np.testing.assert_array_equal(model.parameters[name], getattr(tvb, name), err_msg=name)
         domain = (trait.domain.lo, trait.domain.hi) if trait.domain is not None else None

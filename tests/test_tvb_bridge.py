@@ -267,9 +267,13 @@ def test_expressions_mfgen_cannot_parse_are_refused(voi, message):
                                   [3.0, 1.0])
 
 
+class MyJansenRit(models.JansenRit):
+    """A user's TVB model class (every TVB class has a bundled spec now)."""
+
+
 def test_a_tvb_model_without_a_spec_is_refused(connectivity):
-    model = models.ReducedSetFitzHughNagumo()
-    with pytest.raises(mftvb.UnsupportedByMfgen, match="ReducedSetFitzHughNagumo: no mfgen spec"):
+    model = MyJansenRit()
+    with pytest.raises(mftvb.UnsupportedByMfgen, match="MyJansenRit: no mfgen spec"):
         mftvb._spec_of(model)
     assert mfgen.load("tvb_jansen_rit") is not None
 
