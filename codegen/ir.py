@@ -33,11 +33,6 @@ def real_symbol(name: str) -> sympy.Symbol:
     return sympy.Symbol(name, real=True)
 
 
-# One record type per concept from spec to runtime (codegen/records.py): a parameter's
-# slots in the packed vector are `Parameter.slots`, derived from its name and shape.
-StateVariable = State
-
-
 def mode_name(name: str, mode: int, modes: int) -> str:
     """The generated name of a per-mode value (`xi__m2`); the name itself with one mode."""
     return name if modes == 1 else f"{name}__m{mode}"

@@ -48,11 +48,6 @@ class Expression:
     where: Location | None
 
 
-# The records are shared from spec to runtime (codegen/records.py); the old names remain.
-ParameterSpec = Parameter
-StateSpec = State
-
-
 @dataclass(frozen=True)
 class DerivativeMethod:
     """How a function's partial derivatives are taken: exactly, or by the seeds' stencil."""

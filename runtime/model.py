@@ -14,12 +14,6 @@ import numpy as np
 from mfgen.codegen.records import Parameter, State
 from mfgen.errors import MfgenError, did_you_mean
 
-# One record type per concept from spec to runtime (codegen/records.py, no SymPy); the
-# runtime's former names remain.
-ParameterInfo = Parameter
-StateInfo = State
-
-
 _FLOAT64 = np.dtype(np.float64)
 _INF = math.inf
 
