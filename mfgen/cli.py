@@ -450,7 +450,8 @@ def _simulate_in_memory(config: Any, args: argparse.Namespace) -> int:
                                 variables=np.array(trace.variables),
                                 region_labels=np.array(connectivity.region_labels),
                                 config=json.dumps(result.config))
-        print(f"wrote {_shown(out)} (times, data[time, variable, region], variables, config)")
+        axes = "time, variable, region" + (", mode" if trace.data.ndim == 4 else "")
+        print(f"wrote {_shown(out)} (times, data[{axes}], variables, config)")
     if plot is not None:
         result.plot(plot, transient=args.transient)
         print(f"wrote {_shown(plot)}")
@@ -476,7 +477,8 @@ def _plot(args: argparse.Namespace) -> int:
         raise MfgenError(f"no monitor '{args.monitor}' in {args.results}; it has "
                          f"{', '.join(result.monitors)}")
     variables = [v.strip() for v in args.variables.split(",")] if args.variables else None
-    result.plot(path, monitor=args.monitor, variables=variables, transient=args.transient)
+    result.plot(path, monitor=args.monitor, variables=variables, transient=args.transient,
+                mode=args.mode)
     print(f"wrote {_shown(path)}")
     return 0
 
@@ -652,6 +654,8 @@ def parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", metavar="PNG", help="figure file (default: RESULTS with .png)")
     plot.add_argument("--transient", type=non_negative_number, default=0.0,
                       help="ms left out at the start")
+    plot.add_argument("--mode", help="a model with modes: the mode plotted (0, 1, ...) or "
+                                     "'sum' over the modes (default: 0)")
     plot.add_argument("--force", action="store_true", help="replace an existing figure")
     plot.set_defaults(run=_plot)
 
