@@ -329,8 +329,9 @@ class _Progress:
 
 
 def _summary(monitor: Any) -> None:
-    print(f"{'variable':<12} {'unit':<6} {'mean':>12} {'min':>12} {'max':>12}   (over time and "
-          f"regions, monitor '{monitor.label}')")
+    over = "time, regions and modes" if monitor.data.ndim == 4 else "time and regions"
+    print(f"{'variable':<12} {'unit':<6} {'mean':>12} {'min':>12} {'max':>12}   (over {over}, "
+          f"monitor '{monitor.label}')")
     for k, (name, unit) in enumerate(zip(monitor.variables, monitor.units)):
         values = monitor.data[:, k]
         if values.size:
@@ -438,7 +439,8 @@ def _simulate_in_memory(config: Any, args: argparse.Namespace) -> int:
     trace = result[label]
     print(f"done in {result.wall_time:.2f} s ({total * n / max(result.wall_time, 1e-9) / 1e6:.1f}"
           " M node-steps/s)" + ("; interrupted" if result.interrupted else ""))
-    print(f"{'variable':<12} {'mean':>12} {'min':>12} {'max':>12}   (over time and regions)")
+    over = "time, regions and modes" if trace.data.ndim == 4 else "time and regions"
+    print(f"{'variable':<12} {'mean':>12} {'min':>12} {'max':>12}   (over {over})")
     for k, name in enumerate(trace.variables):
         values = trace.data[:, k]
         print(f"{name:<12} {values.mean():>12.5g} {values.min():>12.5g} {values.max():>12.5g}")
