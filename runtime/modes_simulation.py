@@ -172,7 +172,9 @@ class ModesSimulation:
         if name in ("integrator", "dt", "seed", "local_coupling", "coupling_precision",
                     "connectivity", "n_nodes", "horizon", "coupling", "coupling_parameters",
                     "parameters", "threads", "steps_done", "time"):
-            return getattr(self.__dict__["kernel_simulation"], name)
+            kernel = self.__dict__.get("kernel_simulation")
+            if kernel is not None:
+                return getattr(kernel, name)
         raise AttributeError(f"'{type(self).__name__}' object has no attribute '{name}'")
 
     @property

@@ -813,6 +813,10 @@ def run_batch(simulations: Sequence[Simulation], duration: float, *, threads: in
     simulations = list(simulations)
     if not simulations:
         return []
+    for simulation in simulations:  # a ModesSimulation (runtime/modes_simulation.py) is not
+        if not isinstance(simulation, Simulation):  # batched: its results need converting
+            raise TypeError(f"run_batch takes Simulations of models without modes, got "
+                            f"{simulation!r}; run it alone with .run()")
     first = simulations[0]
     if len({id(simulation) for simulation in simulations}) != len(simulations):
         raise ValueError("a simulation appears twice in the batch: each set needs its own "

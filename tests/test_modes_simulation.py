@@ -378,3 +378,12 @@ def test_simulate_matches_tvbs_simulator(model, network, stochastic):
                                atol=1e-9)
     error = relative_error(computed.data, expected, 1e-6, axis=(0, 2, 3)).max()
     assert error <= 1e-8, error  # measured 1.3e-11 (1e+3 with the modes reversed)
+
+
+def test_a_batch_refuses_a_modes_simulation_by_name(model, network):
+    from mfgen.runtime.simulation import run_batch
+
+    simulation = mfgen.Simulation(model, network)
+    with pytest.raises(TypeError, match=r"run_batch takes Simulations of models without "
+                                        rf"modes, got <mfgen Simulation of '{SPEC}' \(3 modes\)"):
+        run_batch([simulation], 1.0)
