@@ -281,13 +281,13 @@ def test_a_results_file_holds_the_modes_axis_and_reads_back(config_path, tmp_pat
     assert expected.to_xarray()["raw"].dims[-1] == "mode"
 
     figure = results.plot(monitor="temporal_average", mode="sum", variables=["alpha"])
-    assert "sum over the 3 modes" in figure._suptitle.get_text()
+    assert "sum over the 3 modes" in figure.get_suptitle()
     series = [a for a in figure.axes if a.get_label() == "time series"][0]
     mean = series.lines[-1].get_ydata()  # the mean over regions of the plotted trace
     np.testing.assert_allclose(mean, expected["temporal_average"]["alpha"].sum(axis=2)
                                .mean(axis=1), rtol=1e-13)  # the same sums, another order
     figure = results.plot()
-    assert "mode 0 of 3" in figure._suptitle.get_text()
+    assert "mode 0 of 3" in figure.get_suptitle()
     with pytest.raises(mfgen.MfgenError, match=r"mode '3' does not exist: the model has 3 "
                                                r"modes; give a number from 0 to 2, or 'sum'"):
         results.plot(mode="3")
