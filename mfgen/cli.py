@@ -329,8 +329,9 @@ class _Progress:
 
 
 def _summary(monitor: Any) -> None:
-    print(f"{'variable':<12} {'unit':<6} {'mean':>12} {'min':>12} {'max':>12}   (over time and "
-          f"regions, monitor '{monitor.label}')")
+    over = "time, regions and modes" if monitor.data.ndim == 4 else "time and regions"
+    print(f"{'variable':<12} {'unit':<6} {'mean':>12} {'min':>12} {'max':>12}   (over {over}, "
+          f"monitor '{monitor.label}')")
     for k, (name, unit) in enumerate(zip(monitor.variables, monitor.units)):
         values = monitor.data[:, k]
         if values.size:
@@ -438,7 +439,8 @@ def _simulate_in_memory(config: Any, args: argparse.Namespace) -> int:
     trace = result[label]
     print(f"done in {result.wall_time:.2f} s ({total * n / max(result.wall_time, 1e-9) / 1e6:.1f}"
           " M node-steps/s)" + ("; interrupted" if result.interrupted else ""))
-    print(f"{'variable':<12} {'mean':>12} {'min':>12} {'max':>12}   (over time and regions)")
+    over = "time, regions and modes" if trace.data.ndim == 4 else "time and regions"
+    print(f"{'variable':<12} {'mean':>12} {'min':>12} {'max':>12}   (over {over})")
     for k, name in enumerate(trace.variables):
         values = trace.data[:, k]
         print(f"{name:<12} {values.mean():>12.5g} {values.min():>12.5g} {values.max():>12.5g}")
@@ -450,7 +452,8 @@ def _simulate_in_memory(config: Any, args: argparse.Namespace) -> int:
                                 variables=np.array(trace.variables),
                                 region_labels=np.array(connectivity.region_labels),
                                 config=json.dumps(result.config))
-        print(f"wrote {_shown(out)} (times, data[time, variable, region], variables, config)")
+        axes = "time, variable, region" + (", mode" if trace.data.ndim == 4 else "")
+        print(f"wrote {_shown(out)} (times, data[{axes}], variables, config)")
     if plot is not None:
         result.plot(plot, transient=args.transient)
         print(f"wrote {_shown(plot)}")
@@ -476,7 +479,8 @@ def _plot(args: argparse.Namespace) -> int:
         raise MfgenError(f"no monitor '{args.monitor}' in {args.results}; it has "
                          f"{', '.join(result.monitors)}")
     variables = [v.strip() for v in args.variables.split(",")] if args.variables else None
-    result.plot(path, monitor=args.monitor, variables=variables, transient=args.transient)
+    result.plot(path, monitor=args.monitor, variables=variables, transient=args.transient,
+                mode=args.mode)
     print(f"wrote {_shown(path)}")
     return 0
 
@@ -652,6 +656,8 @@ def parser() -> argparse.ArgumentParser:
     plot.add_argument("--out", metavar="PNG", help="figure file (default: RESULTS with .png)")
     plot.add_argument("--transient", type=non_negative_number, default=0.0,
                       help="ms left out at the start")
+    plot.add_argument("--mode", help="a model with modes: the mode plotted (0, 1, ...) or "
+                                     "'sum' over the modes (default: 0)")
     plot.add_argument("--force", action="store_true", help="replace an existing figure")
     plot.set_defaults(run=_plot)
 

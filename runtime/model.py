@@ -434,9 +434,9 @@ class CompiledModesModel(_Modes, CompiledModel):
                                           lambda: self.reference.kernel_model, simulator)
 
     def dfun_address(self, per_node: bool = False) -> int:
-        raise MfgenError(f"model '{self.name}' has {self.n_modes} modes: simulate its "
-                         "`kernel_model` (one state per mode, `xi[0]`, ...) or run it through "
-                         "mfgen.tvb.simulate")
+        raise MfgenError(f"model '{self.name}' has {self.n_modes} modes: simulate it with "
+                         "mfgen.Simulation (which runs its `kernel_model`, one state per mode, "
+                         "`xi[0]`, ...) or mfgen.tvb.simulate")
 
     def bind_dfun(self, state: np.ndarray, coupling: np.ndarray, out: np.ndarray,
                   local_coupling: float = 0.0, **parameters: Any) -> Callable[[], None]:

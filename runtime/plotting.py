@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,12 +34,38 @@ def _display(values: np.ndarray, unit: str) -> tuple[np.ndarray, str]:
     return values, unit
 
 
+def _one_mode(monitor: Any, mode: int | str | None) -> tuple[Any, str]:
+    """A monitor of a model with modes (data (time, variable, region, mode)) reduced to one
+    trace per region: mode `mode` (default 0) or "sum" over the modes; and the words saying
+    which, for the figure. Other monitors pass through."""
+    if monitor.data.ndim != 4:
+        if mode not in (None, 0, "0"):
+            raise MfgenError(f"monitor '{monitor.label}' has no modes; plot it without a mode")
+        return monitor, ""
+    modes = monitor.data.shape[3]
+    if mode == "sum":
+        data, words = monitor.data.sum(axis=3), f"sum over the {modes} modes"
+    else:
+        text = "0" if mode is None else str(mode)
+        if not text.isdigit() or int(text) >= modes:
+            raise MfgenError(f"mode {mode!r} does not exist: the model has {modes} modes; "
+                             f"give a number from 0 to {modes - 1}, or 'sum'")
+        index = int(text)
+        data, words = monitor.data[..., index], f"mode {index} of {modes}"
+    return dataclasses.replace(monitor, data=data), words
+
+
 def plot_monitor(monitor: Any, region_labels: Sequence[str], *, title: str = "",
-                 variables: Sequence[str] | None = None, transient: float = 0.0) -> Any:
+                 variables: Sequence[str] | None = None, transient: float = 0.0,
+                 mode: int | str | None = None) -> Any:
     """Figure of one monitor (`MonitorData`): the first of `variables` (default: the first
     recorded) drives the raster and the spectrum; every listed variable gets its mean over
-    regions in the time-series panel, the first also each region's trace."""
+    regions in the time-series panel, the first also each region's trace. With modes: mode
+    `mode` (default 0) or "sum" over the modes, said in the title."""
     plt = _pyplot()
+    monitor, mode_words = _one_mode(monitor, mode)
+    if mode_words:
+        title = f"{title} ({mode_words})" if title else mode_words
     chosen = list(variables) if variables else [monitor.variables[0]]
     for name in chosen:
         if name not in monitor.variables:

@@ -8,8 +8,10 @@ Layout (`h5dump -A results.h5` shows it all):
                            connectivity source and digest, versions of mfgen, NumPy, h5py,
                            HDF5, Python, the C compiler and its flags
     /region_labels         (region,) text
-    /monitors/<label>/data (time, variable, region) float64; attributes kind, period_ms,
-                           variables, units
+    /monitors/<label>/data (time, variable, region) float64, or (time, variable, region,
+                           mode) for a model with modes (root attribute n_modes > 1: TVB's
+                           ReducedSet models; attribute dims names the axes); attributes
+                           kind, period_ms, variables, units, dims
     /monitors/<label>/time (time,) ms
     /monitors/<label>/variables (variable,) text
     /connectivity/weights, tract_lengths   (small dense networks only)
@@ -25,7 +27,6 @@ last chunk; `run_to_file(..., resume=True)` continues it and the result equals a
 run bit for bit (the noise is keyed by the absolute step). HDF5 has no journal: a kill in the
 milliseconds of a flush itself can still damage the file's structure (h5py then cannot open
 it); it cannot make a resume silently wrong.
-for bit (the noise is keyed by the absolute step).
 """
 
 from __future__ import annotations
@@ -58,7 +59,8 @@ class ResultsError(MfgenError):
 # -- reading ----------------------------------------------------------------------------------
 @dataclass
 class MonitorData:
-    """One monitor's samples: data (time, variable, region), times in ms."""
+    """One monitor's samples: data (time, variable, region), or (time, variable, region,
+    mode) for a model with modes; times in ms."""
 
     label: str
     kind: str
@@ -69,7 +71,7 @@ class MonitorData:
     units: tuple[str, ...]
 
     def __getitem__(self, variable: str) -> np.ndarray:
-        """One variable's trace: (time, region)."""
+        """One variable's trace: (time, region), or (time, region, mode)."""
         if variable not in self.variables:
             raise KeyError(f"'{variable}' was not recorded by monitor '{self.label}'; it has "
                            f"{', '.join(self.variables)}")
@@ -79,7 +81,7 @@ class MonitorData:
         return (f"<monitor '{self.label}': {self.kind}"
                 + (f" every {self.period:g} ms" if self.period else "")
                 + f", {self.data.shape[0]} samples x {', '.join(self.variables)} x "
-                  f"{self.data.shape[2]} regions>")
+                  f"{_nodes_and_modes(self.data, 'regions')}>")
 
 
 class Results:
@@ -109,6 +111,11 @@ class Results:
         return float(self.attrs["dt"])
 
     @property
+    def n_modes(self) -> int:
+        """TVB's number_of_modes of the model (data carries a mode axis when it is not 1)."""
+        return int(self.attrs.get("n_modes", 1))
+
+    @property
     def duration(self) -> float:
         """Simulated time in the file (ms)."""
         return int(self.attrs["steps_done"]) * self.dt
@@ -122,21 +129,24 @@ class Results:
     def __repr__(self) -> str:
         total = int(self.attrs.get("steps_total", 0)) * self.dt
         parts = [f"{label}: {m.data.shape[0]} x ({', '.join(m.variables)}) x "
-                 f"{m.data.shape[2]}" for label, m in self.monitors.items()]
+                 f"{_nodes_and_modes(m.data)}" for label, m in self.monitors.items()]
         return (f"<mfgen results {self.path.name}: {self.attrs.get('model', '?')}, "
                 f"{len(self.region_labels)} regions, {self.duration:g} of {total:g} ms "
                 f"({self.status}); " + "; ".join(parts) + ">")
 
     def to_xarray(self) -> Any:
         """An xarray.Dataset: one DataArray per monitor, dims (time_<label>, variable,
-        region), units and the run's provenance as attributes."""
+        region) (and `mode` for a model with modes), units and the run's provenance as
+        attributes."""
         return monitors_to_xarray(self.monitors, self.region_labels, {
             k: v for k, v in self.attrs.items() if isinstance(v, (str, int, float))})
 
     def plot(self, path: str | Path | None = None, *, monitor: str | None = None,
-             variables: Sequence[str] | None = None, transient: float = 0.0) -> Any:
+             variables: Sequence[str] | None = None, transient: float = 0.0,
+             mode: int | str | None = None) -> Any:
         """Time series (each region and the mean), region x time raster and power spectrum;
-        returns the matplotlib Figure (written to `path` when given)."""
+        returns the matplotlib Figure (written to `path` when given). With modes, `mode` is
+        the mode plotted (default 0) or "sum" (the sum over modes); the figure says which."""
         from mfgen.runtime.plotting import plot_monitor
 
         chosen = self[monitor] if monitor else next(iter(self.monitors.values()))
@@ -148,7 +158,7 @@ class Results:
                  f"{self.attrs.get('coupling', '')} coupling {coupling}, seed "
                  f"{self.attrs.get('seed', '')}; {self.path.name}")
         figure = plot_monitor(chosen, self.region_labels, title=title, variables=variables,
-                              transient=transient)
+                              transient=transient, mode=mode)
         if path is not None:
             from mfgen.runtime.plotting import save_figure
 
@@ -163,10 +173,14 @@ def monitors_to_xarray(monitors: Mapping[str, MonitorData], region_labels: Seque
     arrays = {}
     for label, monitor in monitors.items():
         time_dim = f"time_{label}"
+        dims: tuple[str, ...] = (time_dim, "variable", "region")
+        coords = {time_dim: monitor.times, "variable": list(monitor.variables),
+                  "region": list(region_labels)}
+        if monitor.data.ndim == 4:  # a model with modes: TVB's mode axis last
+            dims += ("mode",)
+            coords["mode"] = list(range(monitor.data.shape[3]))
         arrays[label] = xarray.DataArray(
-            monitor.data, dims=(time_dim, "variable", "region"),
-            coords={time_dim: monitor.times, "variable": list(monitor.variables),
-                    "region": list(region_labels)},
+            monitor.data, dims=dims, coords=coords,
             attrs={"kind": monitor.kind, "period_ms": monitor.period or 0.0,
                    "units": list(monitor.units), "time_unit": "ms"})
     return xarray.Dataset(arrays, attrs=dict(attrs))
@@ -188,10 +202,16 @@ def _region_labels(result: Any) -> list[str]:
     return [f"r{i}" for i in range(n)]
 
 
+def _nodes_and_modes(data: np.ndarray, nodes: str = "") -> str:
+    """'76' (or '76 regions'), and ' x 3 modes' when data has a mode axis."""
+    text = f"{data.shape[2]}" + (f" {nodes}" if nodes else "")
+    return text + (f" x {data.shape[3]} modes" if data.ndim == 4 else "")
+
+
 def describe_simulation_result(result: Any) -> str:
     """A SimulationResult in one line: model, steps, monitors and their shapes."""
-    parts = [f"{label}: {m.data.shape[0]} x ({', '.join(m.variables)}) x {m.data.shape[2]}"
-             for label, m in result.monitors.items()]
+    parts = [f"{label}: {m.data.shape[0]} x ({', '.join(m.variables)}) x "
+             f"{_nodes_and_modes(m.data)}" for label, m in result.monitors.items()]
     dt = result.config.get("dt", 0.0)
     return (f"<SimulationResult {result.config.get('model', '?')}: {result.steps} steps = "
             f"{result.steps * dt:g} ms" + ("; interrupted" if result.interrupted else "")
@@ -205,13 +225,13 @@ def simulation_result_to_xarray(result: Any) -> Any:
 
 def plot_simulation_result(result: Any, path: str | Path | None = None, *,
                            monitor: str | None = None, variables: Sequence[str] | None = None,
-                           transient: float = 0.0) -> Any:
+                           transient: float = 0.0, mode: int | str | None = None) -> Any:
     from mfgen.runtime.plotting import plot_monitor, save_figure
 
     monitors = _monitors_of(result)
     chosen = monitors[monitor] if monitor else next(iter(monitors.values()))
     figure = plot_monitor(chosen, _region_labels(result), variables=variables,
-                          transient=transient,
+                          transient=transient, mode=mode,
                           title=f"{result.config.get('model', '')}: {chosen.label}")
     if path is not None:
         save_figure(figure, path)
@@ -316,6 +336,7 @@ def provenance(config: Any, model: Any, connectivity: Any, simulation: Any, dura
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "model": model.name,
+        "n_modes": int(getattr(model, "n_modes", 1)),
         "spec": config.spec_reference(),
         "spec_sources": json.dumps(dict(spec_sources)),
         "spec_sha256": spec_hash.hexdigest(),
@@ -392,20 +413,23 @@ class ResultsWriter:
         handle.attrs["monitor_labels"] = [spec.label for spec, _, _ in monitor_layout(simulation)]
         model = simulation.model
         n = simulation.n_nodes
+        # A model with modes stores TVB's mode axis last: (time, variable, region, mode).
+        modes = int(getattr(model, "n_modes", 1))
+        mode_axis = (modes,) if modes != 1 else ()
         for spec, variables, _period in monitor_layout(simulation):
             group = monitors.create_group(spec.label)
-            row_bytes = 8 * len(variables) * n
+            row_bytes = 8 * len(variables) * n * modes
             rows = max(1, min(4096, (1 << 20) // max(row_bytes, 1)))  # ~1 MiB chunks
-            group.create_dataset("data", shape=(0, len(variables), n),
-                                 maxshape=(None, len(variables), n), dtype="f8",
-                                 chunks=(rows, len(variables), n))
+            group.create_dataset("data", shape=(0, len(variables), n, *mode_axis),
+                                 maxshape=(None, len(variables), n, *mode_axis), dtype="f8",
+                                 chunks=(rows, len(variables), n, *mode_axis))
             group.create_dataset("time", shape=(0,), maxshape=(None,), dtype="f8",
                                  chunks=(max(rows, 1024),))
             group.create_dataset("variables", data=np.array(variables, dtype=object),
                                  dtype=text)
             group.attrs["kind"] = spec.kind
             group.attrs["period_ms"] = spec.period or 0.0
-            group.attrs["dims"] = "time,variable,region"
+            group.attrs["dims"] = "time,variable,region" + (",mode" if mode_axis else "")
             group.attrs["time_unit"] = "ms"
             group.attrs["units"] = [model.states[v].unit if v in model.states else ""
                                     for v in variables]  # observables have no unit

@@ -220,6 +220,14 @@ class RunConfig:
     def _initial_state(self, model: Any, n: int) -> np.ndarray:
         # States not named start like mfgen's default: uniform in the spec's range, drawn from
         # the run's seed, so naming one state does not change how the others start.
+        modes = int(getattr(model, "n_modes", 1))
+        if modes != 1:  # TVB's layout (n_state, n_regions, n_modes)
+            from mfgen.runtime.modes_simulation import random_initial_state
+
+            state = random_initial_state(model, n, self.seed)
+            for name, value in (self.initial_state or {}).items():
+                self._modal_initial(model, state, name, value, n, modes)
+            return state
         low = np.array([model.states[s].range[0] for s in model.state_variables])
         high = np.array([model.states[s].range[1] for s in model.state_variables])
         rng = np.random.default_rng(self.seed)
@@ -237,6 +245,34 @@ class RunConfig:
                                   "give one number for every region, or one per region")
             state[model.state_variables.index(name)] = values
         return state
+
+    def _modal_initial(self, model: Any, state: np.ndarray, name: str, value: Any, n: int,
+                       modes: int) -> None:
+        """One state of a model with modes: a number (every region and mode), one value per
+        region (all its modes), one row of n_modes values (every region) or n_regions rows
+        of n_modes values."""
+        key = f"initial_state.{name}"
+        if name not in model.state_variables:
+            hint = did_you_mean(name, model.state_variables) or \
+                f"states of {model.name}: {', '.join(model.state_variables)}"
+            raise ConfigError(f"unknown state variable '{name}'", self.where(key), hint)
+        try:
+            values = np.asarray(value, dtype=np.float64)
+        except ValueError:  # ragged rows
+            values = np.zeros((0, 0))
+        index = model.state_variables.index(name)
+        if values.ndim == 0:
+            state[index] = values
+        elif values.shape == (n,):
+            state[index] = values[:, None]
+        elif values.shape in ((1, modes), (n, modes)):
+            state[index] = values
+        else:
+            raise ConfigError(f"initial_state '{name}' must be a number, {n} values (one per "
+                              f"region), or rows of {modes} values (one per mode: one row for "
+                              f"every region, or {n} rows)", self.where(key),
+                              f"e.g. {name}: [[0.1, 0.2, 0.3]] for {modes} modes"
+                              if modes == 3 else "")
 
 
 # -- reading ---------------------------------------------------------------------------------

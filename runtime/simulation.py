@@ -26,7 +26,7 @@ import numpy as np
 from mfgen import __version__
 from mfgen.errors import MfgenError, did_you_mean
 from mfgen.runtime.connectivity import Connectivity
-from mfgen.runtime.model import CompiledModel
+from mfgen.runtime.model import CompiledModel, CompiledModesModel
 
 INT32_MAX = 2**31 - 1  # the C context counts monitor periods in int32
 MAX_THREADS = 256  # MF_MAX_THREADS in stages.c.j2
@@ -188,6 +188,15 @@ class DeferredInterrupt:
 
 class Simulation:
     """A resumable simulation of one model on one network."""
+
+    def __new__(cls, model: Any = None, *args: Any, **kwargs: Any) -> Any:
+        # A model with modes gets its adapter (TVB's layout at the boundary, this engine on
+        # its kernel_model inside): runtime/modes_simulation.py.
+        if cls is Simulation and isinstance(model, CompiledModesModel):
+            from mfgen.runtime.modes_simulation import ModesSimulation
+
+            return ModesSimulation(model, *args, **kwargs)
+        return super().__new__(cls)
 
     def __init__(self, model: CompiledModel, connectivity: Connectivity | None = None, *,
                  coupling: str = "linear", coupling_parameters: Mapping[str, float] | None = None,
@@ -804,6 +813,10 @@ def run_batch(simulations: Sequence[Simulation], duration: float, *, threads: in
     simulations = list(simulations)
     if not simulations:
         return []
+    for simulation in simulations:  # a ModesSimulation (runtime/modes_simulation.py) is not
+        if not isinstance(simulation, Simulation):  # batched: its results need converting
+            raise TypeError(f"run_batch takes Simulations of models without modes, got "
+                            f"{simulation!r}; run it alone with .run()")
     first = simulations[0]
     if len({id(simulation) for simulation in simulations}) != len(simulations):
         raise ValueError("a simulation appears twice in the batch: each set needs its own "

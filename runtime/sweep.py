@@ -473,6 +473,10 @@ def sweep(model: str | Path | CompiledModel, connectivity: Connectivity | None =
         compiled = model
     else:
         spec, compiled = model, load(model)
+    if compiled.n_modes != 1:
+        raise SweepError(f"model '{compiled.name}' has {compiled.n_modes} modes: sweeps run "
+                         "the batched kernel and its measures on (time, region) traces, not "
+                         "yet on TVB's modes layout; run each point with mfgen.simulate")
     connectivity = connectivity if connectivity is not None else Connectivity.empty(1)
     quantities = [parse_quantity(label, values, compiled, design)
                   for label, values in sweep.items()]

@@ -96,8 +96,12 @@ def test_the_kernel_view_is_what_a_simulation_runs(two_modes):
     rows = STATE.transpose(0, 2, 1).reshape(4, 1)
     np.testing.assert_array_equal(kernel.dfun(rows, COUPLING.reshape(2, 1), 0.5),
                                   EXPECTED.transpose(0, 2, 1).reshape(4, 1))
-    with pytest.raises(MfgenError, match="has 2 modes: simulate its `kernel_model`"):
-        mfgen.Simulation(two_modes, mfgen.Connectivity.synthetic(3))
+    # A Simulation of the model runs this view, in TVB's layout at its boundary
+    # (tests/test_modes_simulation.py).
+    simulation = mfgen.Simulation(two_modes, mfgen.Connectivity.synthetic(3))
+    assert simulation.kernel_simulation.model is kernel and simulation.state.shape == (2, 3, 2)
+    with pytest.raises(MfgenError, match="has 2 modes: simulate it with mfgen.Simulation"):
+        two_modes.dfun_address()
 
 
 @pytest.mark.parametrize("edit, where, message", [
