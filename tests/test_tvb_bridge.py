@@ -273,8 +273,15 @@ class MyJansenRit(models.JansenRit):
 
 def test_a_tvb_model_without_a_spec_is_refused(connectivity):
     model = MyJansenRit()
+    sim = simulator.Simulator(
+        model=model, connectivity=connectivity, coupling=coupling.Linear(),
+        integrator=integrators.HeunDeterministic(dt=DT), monitors=(monitors.Raw(),),
+        initial_conditions=random_history(model, connectivity.horizon,
+                                          connectivity.number_of_regions),
+        simulation_length=1.0)
+    sim.configure()
     with pytest.raises(mftvb.UnsupportedByMfgen, match="MyJansenRit: no mfgen spec"):
-        mftvb._spec_of(model)
+        mftvb.simulate(sim)
     assert mfgen.load("tvb_jansen_rit") is not None
 
 
