@@ -44,7 +44,7 @@ CHECKPOINT_FORMAT = 1
 MAX_HISTORY_BYTES = 8 * 2**30  # a delay ring larger than this is a unit mistake, not a model
 
 
-def _huge_pages() -> bool:
+def numpy_huge_pages() -> bool:
     """Whether NumPy's large arrays (the history ring) get transparent huge pages: Linux with
     THP 'always' or 'madvise' (NumPy advises them unless NUMPY_MADVISE_HUGEPAGE=0). Elsewhere
     the ring-order coupling has not been measured, so CSR order stays (False is returned only
@@ -474,7 +474,7 @@ class Simulation:
         if order not in ("auto", "rows", "ring"):
             raise ValueError(f"coupling_order must be 'auto', 'rows' or 'ring', got {order!r}")
         if order == "auto":
-            order = "ring" if n >= RING_ORDER_MIN_NODES and not _huge_pages() else "rows"
+            order = "ring" if n >= RING_ORDER_MIN_NODES and not numpy_huge_pages() else "rows"
         return order if n_connections else "rows"
 
     def _sort_connections(self, sim: Any, row_ptr: np.ndarray, offset: np.ndarray,

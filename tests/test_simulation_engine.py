@@ -317,12 +317,12 @@ def test_coupling_order_is_checked_and_chosen_by_size(oscillator, monkeypatch):
         mfgen.Simulation(oscillator, Connectivity.synthetic(8, seed=1), coupling_order="csr")
     network = Connectivity.synthetic(40, seed=1)
     monkeypatch.setattr(engine, "RING_ORDER_MIN_NODES", 40)
-    monkeypatch.setattr(engine, "_huge_pages", lambda: False)
+    monkeypatch.setattr(engine, "numpy_huge_pages", lambda: False)
     assert mfgen.Simulation(oscillator, network).coupling_order == "ring"
-    monkeypatch.setattr(engine, "_huge_pages", lambda: True)
+    monkeypatch.setattr(engine, "numpy_huge_pages", lambda: True)
     assert mfgen.Simulation(oscillator, network).coupling_order == "rows"
     monkeypatch.setattr(engine, "RING_ORDER_MIN_NODES", 41)
-    monkeypatch.setattr(engine, "_huge_pages", lambda: False)
+    monkeypatch.setattr(engine, "numpy_huge_pages", lambda: False)
     assert mfgen.Simulation(oscillator, network).coupling_order == "rows"
 
 
