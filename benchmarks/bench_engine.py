@@ -164,6 +164,8 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="fail on a missed expectation")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--scaling-only", action="store_true",
+                        help="only the scaling table (e.g. under NUMPY_MADVISE_HUGEPAGE=0)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     repeats = 3 if args.quick else 5
@@ -173,6 +175,12 @@ def main() -> int:
         connectome = mfgen.Connectivity.synthetic(76, density=0.27)
     model = mfgen.load(SPEC)
     print(f"# Engine benchmark\n\nMachine: {machine()}\nCommand: `{command()}`\n")
+    sizes = [(76, 20), (1000, 20), (10_000, 20)] + ([] if args.quick else [(100_000, 20)])
+    if args.scaling_only:
+        print(f"Scaling ({SPEC}, Heun, random networks of degree 20, delays 25-375 steps; "
+              f"transparent huge pages for NumPy's arrays: {numpy_huge_pages()}):\n")
+        scaling(model, sizes, args.quick)
+        return 0
     measured: dict[str, float] = {}
     print("| coupling | us/step | dfun kernel us | engine (step - 2 dfun) / 2 dfun | "
           "model.dfun us | Simulation() ms |\n|---|---|---|---|---|---|")
@@ -189,7 +197,6 @@ def main() -> int:
           f"{wall:.2f} s wall, {measured['cold_build_cpu_s']:.2f} s CPU\n")
     print(f"Scaling ({SPEC}, Heun, random networks of degree 20, delays 25-375 steps; "
           f"transparent huge pages for NumPy's arrays: {numpy_huge_pages()}):\n")
-    sizes = [(76, 20), (1000, 20), (10_000, 20)] + ([] if args.quick else [(100_000, 20)])
     scaling(model, sizes, args.quick)
     checks = [
         Expectation(f"engine_ratio_{precision}", measured[f"engine_ratio_{precision}"],
