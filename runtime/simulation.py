@@ -35,10 +35,11 @@ MAX_THREADS = 256  # MF_MAX_THREADS in stages.c.j2
 # about as much as the work); measured with benchmarks/bench_simulation.py --threads.
 PARALLEL_MIN_NODES = 1000
 # From this many nodes, where the history ring is on 4 KiB pages, the delayed coupling reads it
-# in address order (coupling_order='ring'): 0.74-0.92x the time of CSR order at 10 000 to
-# 100 000 nodes, but 1.1-1.5x on the transparent huge pages NumPy asks for (madvise), where the
-# CSR order's random reads miss the TLB far less (benchmarks/engine_results.md).
-RING_ORDER_MIN_NODES = 10_000
+# in address order (coupling_order='ring'): 0.65-0.92x the time of CSR order at 30 000 to
+# 100 000 nodes (0.84-1.21x at 10 000), but 1.2-1.8x on the transparent huge pages NumPy asks
+# for (madvise), where the CSR order's random reads miss the TLB far less
+# (benchmarks/engine_results.md).
+RING_ORDER_MIN_NODES = 30_000
 THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 CHECKPOINT_FORMAT = 1
 MAX_HISTORY_BYTES = 8 * 2**30  # a delay ring larger than this is a unit mistake, not a model
