@@ -4,7 +4,8 @@ Python `dfun` wrapper, a cold build, and threads over nodes on large networks.
 
 Issue 8's configuration: TVB's default 76-region connectome (tvb-data; synthetic if absent),
 speed 4 mm/ms, dt 0.1 ms, tvb_zerlaut_adaptation_first_order, Heun, Linear coupling, a Raw
-monitor of all states. A step's time minus two bare dfun calls is the engine's own cost.
+monitor of all states. A step's time (the run's CPU time over its steps; the Simulation's set-up is
+reported on its own) minus two bare dfun calls is the engine's own cost.
 
     .venv/bin/python benchmarks/bench_engine.py            # report
     .venv/bin/python benchmarks/bench_engine.py --check    # and fail on a missed expectation
@@ -23,8 +24,10 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import warnings
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -33,14 +36,15 @@ from harness import (  # noqa: E402
     Expectation,
     command,
     cpu_best,
+    interleaved,
     machine,
     per_call,
     random_network,
     report_expectations,
-    wall_best,
 )
 
 import mfgen  # noqa: E402
+from mfgen.runtime.simulation import numpy_huge_pages  # noqa: E402
 
 SPEC = "tvb_zerlaut_adaptation_first_order"
 STEPS = 5000
@@ -60,19 +64,25 @@ def step_split(model: mfgen.CompiledModel, connectome: mfgen.Connectivity, preci
                repeats: int) -> dict[str, float]:
     state = initial_state(model, connectome.n_regions)
 
-    def run() -> None:
-        simulation = mfgen.Simulation(model, connectome, coupling_parameters={"a": 0.0125},
-                                      initial_state=state, monitors=[mfgen.Raw()],
-                                      coupling_precision=precision, threads=1)
-        simulation.run(STEPS * 0.1)
+    def create() -> mfgen.Simulation:
+        return mfgen.Simulation(model, connectome, coupling_parameters={"a": 0.0125},
+                                initial_state=state, monitors=[mfgen.Raw()],
+                                coupling_precision=precision, threads=1)
 
-    step = cpu_best(run, repeats) / STEPS
+    def run() -> float:  # a fresh simulation (its output's pages included), not its set-up
+        simulation = create()
+        start = time.process_time()
+        simulation.run(STEPS * 0.1)
+        return time.process_time() - start
+
+    step = min(run() for _ in range(repeats)) / STEPS
+    setup = cpu_best(create, repeats)
     coupling = np.zeros((len(model.coupling_variables), connectome.n_regions))
     kernel = model.bind_dfun(state, coupling, np.empty_like(state))
     dfun = per_call(kernel, 20_000, repeats)
     wrapper = per_call(lambda: model.dfun(state, coupling), 20_000, repeats)
     return {"step_us": step * 1e6, "dfun_us": dfun * 1e6, "wrapper_us": wrapper * 1e6,
-            "ratio": (step - 2 * dfun) / (2 * dfun)}
+            "ratio": (step - 2 * dfun) / (2 * dfun), "setup_ms": setup * 1e3}
 
 
 COLD = """
@@ -102,41 +112,49 @@ def cold_build() -> tuple[float, float]:
 
 def scaling(model: mfgen.CompiledModel, sizes: list[tuple[int, int]], quick: bool
             ) -> list[str]:
+    """Per size: one thread's CPU time per step with the coupling read in CSR order ('rows')
+    and in ring-address order ('ring', the same bits), rounds interleaved; then wall time per
+    step for each thread count (order 'auto')."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
     thread_counts = sorted({1, 2, min(cores, 4), cores} - {0})
     available = int(model.simulator_module.lib.mf_max_threads())
     if available == 1:
         thread_counts = [1]
-    lines = ["| nodes | connections | 1 thr CPU us/step | "
+    lines = ["| nodes | connections | rows: 1 thr CPU us/step | ring: 1 thr CPU us/step | "
+             "ring / rows | ns/connection (auto, 1 thr CPU) | "
              + " | ".join(f"{t} thr wall us/step" for t in thread_counts)
-             + " | ns/connection (1 thr CPU) | best speed-up (wall) |",
-             "|---|---|---|" + "---|" * (len(thread_counts) + 2)]
+             + " | best speed-up (wall) |",
+             "|---|---|---|---|---|---|" + "---|" * (len(thread_counts) + 1)]
     print("\n".join(lines), flush=True)
+    repeats = 2 if quick else 3
     for n, degree in sizes:
         network = random_network(n, degree)
         state = initial_state(model, n)
         steps = max(20, min(2000, 2_000_000 // (n * degree)))
-        def single(network: mfgen.Connectivity = network, state: np.ndarray = state,
-                   steps: int = steps) -> None:
-            mfgen.Simulation(model, network, initial_state=state,
-                             coupling_parameters={"a": 0.0125},
-                             monitors=[mfgen.TemporalAverage(1.0)], threads=1).run(steps * 0.1)
-        cpu = cpu_best(single, 2 if quick else 3) / steps
-        times = {}
-        for threads in thread_counts:
-            def run(threads: int = threads, network: mfgen.Connectivity = network,
-                    state: np.ndarray = state, steps: int = steps) -> None:
-                simulation = mfgen.Simulation(model, network, initial_state=state,
-                                              coupling_parameters={"a": 0.0125},
-                                              monitors=[mfgen.TemporalAverage(1.0)],
-                                              threads=threads)
-                simulation.run(steps * 0.1)
-            times[threads] = wall_best(run, 2 if quick else 3) / steps
-        per_connection = cpu / (n * degree) * 1e9
+
+        def measure(order: str, threads: int, clock: Any, network: mfgen.Connectivity = network,
+                    state: np.ndarray = state, steps: int = steps) -> float:
+            simulation = mfgen.Simulation(model, network, initial_state=state,
+                                          coupling_parameters={"a": 0.0125},
+                                          monitors=[mfgen.TemporalAverage(1.0)],
+                                          threads=threads, coupling_order=order)
+            simulation.run(1.0)  # first touch of the ring and outputs
+            start = clock()
+            simulation.run(steps * 0.1)
+            return (clock() - start) / steps
+
+        cpu = interleaved({order: lambda order=order: measure(order, 1, time.process_time)
+                           for order in ("rows", "ring")}, repeats)
+        auto = mfgen.Simulation(model, network, threads=1).coupling_order
+        times = interleaved({threads: lambda threads=threads: measure(
+            "auto", threads, time.perf_counter) for threads in thread_counts}, repeats)
+        per_connection = cpu[auto] / (n * degree) * 1e9
         best = min(times.values())
-        lines.append(f"| {n} | {n * degree} | {cpu * 1e6:.1f} | "
+        lines.append(f"| {n} | {n * degree} | {cpu['rows'] * 1e6:.1f} | "
+                     f"{cpu['ring'] * 1e6:.1f} | {cpu['ring'] / cpu['rows']:.2f} | "
+                     f"{per_connection:.2f} ({auto}) | "
                      + " | ".join(f"{times[t] * 1e6:.1f}" for t in thread_counts)
-                     + f" | {per_connection:.2f} | {times[1] / best:.2f}x |")
+                     + f" | {times[1] / best:.2f}x |")
         print(lines[-1], flush=True)
     return lines
 
@@ -146,6 +164,8 @@ def main() -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="fail on a missed expectation")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--scaling-only", action="store_true",
+                        help="only the scaling table (e.g. under NUMPY_MADVISE_HUGEPAGE=0)")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     repeats = 3 if args.quick else 5
@@ -155,21 +175,28 @@ def main() -> int:
         connectome = mfgen.Connectivity.synthetic(76, density=0.27)
     model = mfgen.load(SPEC)
     print(f"# Engine benchmark\n\nMachine: {machine()}\nCommand: `{command()}`\n")
+    sizes = [(76, 20), (1000, 20), (10_000, 20)] + ([] if args.quick else [(100_000, 20)])
+    if args.scaling_only:
+        print(f"Scaling ({SPEC}, Heun, random networks of degree 20, delays 25-375 steps; "
+              f"transparent huge pages for NumPy's arrays: {numpy_huge_pages()}):\n")
+        scaling(model, sizes, args.quick)
+        return 0
     measured: dict[str, float] = {}
     print("| coupling | us/step | dfun kernel us | engine (step - 2 dfun) / 2 dfun | "
-          "model.dfun us |\n|---|---|---|---|---|")
+          "model.dfun us | Simulation() ms |\n|---|---|---|---|---|---|")
     for precision in ("float64", "float32"):
         split = step_split(model, connectome, precision, repeats)
         measured[f"engine_ratio_{precision}"] = split["ratio"]
         measured["wrapper_ratio"] = split["wrapper_us"] / split["dfun_us"]
         print(f"| {precision} | {split['step_us']:.2f} | {split['dfun_us']:.2f} | "
-              f"{split['ratio']:.2f}x | {split['wrapper_us']:.2f} |", flush=True)
+              f"{split['ratio']:.2f}x | {split['wrapper_us']:.2f} | {split['setup_ms']:.2f} |",
+              flush=True)
     builds = [cold_build() for _ in range(1 if args.quick else 3)]
     wall, measured["cold_build_cpu_s"] = min(builds, key=lambda b: b[1])
     print(f"\nCold build of zerlaut_adaptation_first_order (after `import mfgen`): "
           f"{wall:.2f} s wall, {measured['cold_build_cpu_s']:.2f} s CPU\n")
-    print(f"Scaling ({SPEC}, Heun, random networks, degree 20, wall time, best of runs):\n")
-    sizes = [(76, 20), (1000, 20), (10_000, 20)] + ([] if args.quick else [(100_000, 20)])
+    print(f"Scaling ({SPEC}, Heun, random networks of degree 20, delays 25-375 steps; "
+          f"transparent huge pages for NumPy's arrays: {numpy_huge_pages()}):\n")
     scaling(model, sizes, args.quick)
     checks = [
         Expectation(f"engine_ratio_{precision}", measured[f"engine_ratio_{precision}"],

@@ -9,6 +9,10 @@
  *      array, then the CSR row sums (same sum order, so the same result bits);
  *   2: CSR order, node-major ring (node, slot): consecutive steps reuse a cache line.
  *
+ * The rings here are malloc'd (4 KiB pages, a TLB miss per random read); the engine's are NumPy
+ * arrays on transparent huge pages, where the CSR order is faster than the sorted one (see
+ * engine_results.md, phase 3): the sorted order is in the engine as coupling_order='ring'.
+ *
  *     cc -O3 -march=native -o /tmp/coupling_layout benchmarks/coupling_layout.c
  *     /tmp/coupling_layout 10000 200      # nodes, steps (degree 20); CPU time per connection
  */

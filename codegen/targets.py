@@ -19,15 +19,22 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from mfgen.codegen.printing import c_expression
 from mfgen.errors import MfgenError
+
+
+def _c_expression(*args: object, **options: object) -> str:
+    # SymPy only when code is generated: loading a cached simulator selects a target too, and
+    # importing SymPy there cost a warm start 1.3 s.
+    from mfgen.codegen.printing import c_expression
+
+    return c_expression(*args, **options)
 
 
 @dataclass(frozen=True)
 class Target:
     name: str
     description: str
-    printer: Callable[..., str] = field(default=c_expression, compare=False)
+    printer: Callable[..., str] = field(default=_c_expression, compare=False)
     template_package: str = "mfgen.templates"
     flags: tuple[str, ...] = ()  # added to the toolchain's flags
     libraries: tuple[str, ...] = ()

@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -33,8 +34,29 @@ MAX_THREADS = 256  # MF_MAX_THREADS in stages.c.j2
 # Below this many nodes a step is too short for threads to pay (two barriers per step cost
 # about as much as the work); measured with benchmarks/bench_simulation.py --threads.
 PARALLEL_MIN_NODES = 1000
+# From this many nodes, where the history ring is on 4 KiB pages, the delayed coupling reads it
+# in address order (coupling_order='ring'): 0.65-0.92x the time of CSR order at 30 000 to
+# 100 000 nodes (0.84-1.21x at 10 000), but 1.2-1.8x on the transparent huge pages NumPy asks
+# for (madvise), where the CSR order's random reads miss the TLB far less
+# (benchmarks/engine_results.md).
+RING_ORDER_MIN_NODES = 30_000
+THP_SETTING = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 CHECKPOINT_FORMAT = 1
 MAX_HISTORY_BYTES = 8 * 2**30  # a delay ring larger than this is a unit mistake, not a model
+
+
+def numpy_huge_pages() -> bool:
+    """Whether NumPy's large arrays (the history ring) get transparent huge pages: Linux with
+    THP 'always' or 'madvise' (NumPy advises them unless NUMPY_MADVISE_HUGEPAGE=0). Elsewhere
+    the ring-order coupling has not been measured, so CSR order stays (False is returned only
+    where 4 KiB pages are certain)."""
+    try:
+        setting = THP_SETTING.read_text()
+    except OSError:
+        return True
+    if "[never]" in setting:
+        return False
+    return "[always]" in setting or os.environ.get("NUMPY_MADVISE_HUGEPAGE", "1") != "0"
 
 
 class SimulationError(MfgenError):
@@ -207,7 +229,7 @@ class Simulation:
                  initial_history: np.ndarray | None = None, seed: int = 0,
                  parameters: Mapping[str, Any] | None = None, local_coupling: float = 0.0,
                  n_nodes: int | None = None, coupling_precision: str = "float64",
-                 threads: int | None = None):
+                 threads: int | None = None, coupling_order: str = "auto"):
         if not isinstance(model, CompiledModel):
             raise TypeError("simulate needs a compiled model (mfgen.load(spec)), not the "
                             "NumPy reference")
@@ -408,6 +430,8 @@ class Simulation:
             array = self._buffers.keep(np.ascontiguousarray(array) if array.size
                                        else np.zeros(1, array.dtype))
             setattr(sim, name, ffi.cast(ctype, array.ctypes.data))
+        self.coupling_order = self._coupling_order(coupling_order, n, len(offset))
+        self._sort_connections(sim, row_ptr, offset, n)
         sim.max_row = max(int(np.diff(row_ptr).max(initial=0)), 1)
         terms = self._buffers.keep(np.zeros(sim.max_row * self.threads))
         sim.terms = ffi.cast("double *", terms.ctypes.data)
@@ -457,6 +481,47 @@ class Simulation:
         self._initial_state = state.copy()
 
     # -- set-up ------------------------------------------------------------------------------
+    @staticmethod
+    def _coupling_order(order: str, n: int, n_connections: int) -> str:
+        """'rows': the delayed coupling reads each row's connections in CSR order; 'ring':
+        first every connection in ring-address order, then the row sums (the same bits; pays
+        once the ring no longer fits the caches: RING_ORDER_MIN_NODES). 'auto' picks by size."""
+        if order not in ("auto", "rows", "ring"):
+            raise ValueError(f"coupling_order must be 'auto', 'rows' or 'ring', got {order!r}")
+        if order == "auto":
+            order = "ring" if n >= RING_ORDER_MIN_NODES and not numpy_huge_pages() else "rows"
+        return order if n_connections else "rows"
+
+    def _sort_connections(self, sim: Any, row_ptr: np.ndarray, offset: np.ndarray,
+                          n: int) -> None:
+        """The ring-address order of each thread's block of connections (the node split of
+        mf_node_range in stages.c.j2), so that a thread's first pass touches only its own rows'
+        entries of edge_values."""
+        ffi = self._ffi
+        sim.n_sorted_blocks = 0
+        self._edge_values = None
+        if self.coupling_order != "ring":
+            for name in ("sorted_bounds", "sorted_offset", "sorted_edge", "sorted_row",
+                         "edge_values"):
+                setattr(sim, name, ffi.NULL)
+            return
+        pairs = (n + 1) // 2
+        bounds = np.array([min(2 * (pairs * t // self.threads), n)
+                           for t in range(self.threads + 1)], dtype=np.int64)
+        order = np.empty(len(offset), dtype=np.int64)
+        for lo, hi in zip(row_ptr[bounds[:-1]], row_ptr[bounds[1:]]):
+            order[lo:hi] = lo + np.argsort(offset[lo:hi], kind="stable")
+        rows = np.repeat(np.arange(n, dtype=np.int32), np.diff(row_ptr))
+        self._edge_values = np.zeros(len(offset))  # float32 mode: the terms' own type in it
+        for name, array, ctype in (("sorted_bounds", bounds, "int64_t *"),
+                                   ("sorted_offset", offset[order], "int64_t *"),
+                                   ("sorted_edge", order, "int64_t *"),
+                                   ("sorted_row", rows[order], "int32_t *"),
+                                   ("edge_values", self._edge_values, "double *")):
+            array = self._buffers.keep(np.ascontiguousarray(array))
+            setattr(sim, name, ffi.cast(ctype, array.ctypes.data))
+        sim.n_sorted_blocks = self.threads
+
     def _threads(self, threads: int | None, n: int) -> int:
         """Threads over the nodes: results are the same for any count (tested), so the
         default is only about speed: from PARALLEL_MIN_NODES nodes on, the cores that are idle
@@ -901,6 +966,11 @@ def _share_network(first: Simulation, other: Simulation) -> None:
             other.horizon != first.horizon or other._efferent != first._efferent:
         return
     source, target = first._sim, other._sim
-    for name in ("row_ptr", "offset", "weight", "weight32"):
+    names = ["row_ptr", "offset", "weight", "weight32"]
+    if source.n_sorted_blocks and target.n_sorted_blocks:
+        # the same connections; edge_values stays each set's own (sets run in parallel)
+        names += ["n_sorted_blocks", "sorted_bounds", "sorted_offset", "sorted_edge",
+                  "sorted_row"]
+    for name in names:
         setattr(target, name, getattr(source, name))
     other._buffers.keep(first._buffers)  # the shared arrays live as long as `other`

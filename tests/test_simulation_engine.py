@@ -21,6 +21,7 @@ from mfgen.codegen.coupling import load_coupling_functions
 from mfgen.runtime import loader
 from mfgen.runtime.cache import generator_files
 from mfgen.runtime.connectivity import Connectivity
+from mfgen.runtime.simulation import run_batch
 
 ROTATION = """
 name: {name}
@@ -272,6 +273,62 @@ def test_results_are_bit_identical_for_any_thread_count(oscillator, precision):
         for label in ("raw", "temporal_average"):
             np.testing.assert_array_equal(other[label].data, runs[0][label].data)
         np.testing.assert_array_equal(other.final_state, runs[0].final_state)
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_ring_order_coupling_has_the_bits_of_csr_order(oscillator, precision):
+    """Large networks read the history ring in address order first, then sum each row in CSR
+    order: every bundled coupling function (x_i, x_j, sin, exp, tanh), float64 and TVB-exact
+    float32, one thread, a team of three, and a batch (one thread over blocks made for three)
+    give the same bits as the CSR order; rows of 0 to 150 connections (float32 sums rows of
+    9 to 129 terms on the fly, others through the terms array)."""
+    n, rng = 151, np.random.default_rng(5)
+    counts = rng.permutation(np.r_[0, 1, 7, 8, 9, 10, 129, 130, 150, rng.integers(2, 150, n - 9)])
+    weights = np.zeros((n, n))
+    for i, count in enumerate(counts):
+        columns = rng.choice(np.r_[0:i, i + 1:n], size=count, replace=False)
+        weights[i, columns] = rng.lognormal(-3.0, 1.0, count)
+    network = Connectivity(weights, rng.uniform(1.0, 60.0, (n, n)))
+    functions = [c["name"] for c in oscillator.manifest["couplings"]
+                 if not c.get("needs_cvars")]
+    assert {"linear", "difference", "kuramoto", "sigmoidal"} <= set(functions)
+    threads = (1, 3) if oscillator.simulator_module.lib.mf_max_threads() >= 3 else (1,)
+    for coupling in functions:
+        options = dict(coupling=coupling, coupling_precision=precision, seed=4,
+                       integrator="heun_stochastic", noise={"V": 1e-3})
+        csr = mfgen.Simulation(oscillator, network, coupling_order="rows", threads=1,
+                               **options).run(8.0)
+        ring = [mfgen.Simulation(oscillator, network, coupling_order="ring", threads=t,
+                                 **options) for t in threads]
+        results = [simulation.run(8.0) for simulation in ring]
+        # the first pass ran: it leaves the last step's pre values per connection
+        assert all(np.any(simulation._edge_values) for simulation in ring), coupling
+        batched = mfgen.Simulation(oscillator, network, coupling_order="ring",
+                                   threads=threads[-1], **options)
+        results += run_batch([batched], 8.0)
+        if len(threads) > 1:  # OpenMP gave fewer threads than the blocks were made for:
+            fewer = mfgen.Simulation(oscillator, network, coupling_order="ring",
+                                     threads=3, **options)
+            fewer._sim.n_threads = 2  # ranges that are not whole blocks read in CSR order
+            results.append(fewer.run(8.0))
+        for result in results:
+            np.testing.assert_array_equal(result["raw"].data, csr["raw"].data, err_msg=coupling)
+
+
+def test_coupling_order_is_checked_and_chosen_by_size(oscillator, monkeypatch):
+    from mfgen.runtime import simulation as engine
+
+    with pytest.raises(ValueError, match="coupling_order must be 'auto', 'rows' or 'ring'"):
+        mfgen.Simulation(oscillator, Connectivity.synthetic(8, seed=1), coupling_order="csr")
+    network = Connectivity.synthetic(40, seed=1)
+    monkeypatch.setattr(engine, "RING_ORDER_MIN_NODES", 40)
+    monkeypatch.setattr(engine, "numpy_huge_pages", lambda: False)
+    assert mfgen.Simulation(oscillator, network).coupling_order == "ring"
+    monkeypatch.setattr(engine, "numpy_huge_pages", lambda: True)
+    assert mfgen.Simulation(oscillator, network).coupling_order == "rows"
+    monkeypatch.setattr(engine, "RING_ORDER_MIN_NODES", 41)
+    monkeypatch.setattr(engine, "numpy_huge_pages", lambda: False)
+    assert mfgen.Simulation(oscillator, network).coupling_order == "rows"
 
 
 def test_a_blow_up_is_found_at_the_same_place_by_any_thread_count(tmp_path):
