@@ -80,19 +80,7 @@ class ModelBase:
                 and value.shape[0] == rows and (n_nodes is None or value.shape[1] == n_nodes)
                 and value.flags.c_contiguous and value.flags.aligned):
             return value  # the common case, checked cheaply (call overhead matters at N=76)
-        shape_text = f"({rows}, {'n_nodes' if n_nodes is None else n_nodes})"
-        try:
-            array = np.asarray(value)
-        except Exception as exc:  # noqa: BLE001 - any conversion failure is the caller's input
-            raise TypeError(f"{name} must be a float64 array of shape {shape_text}: {exc}") \
-                from None
-        if array.dtype.kind not in "fiu":
-            raise TypeError(f"{name} must be a real float64 array of shape {shape_text}, got "
-                            f"dtype {array.dtype}")
-        if array.ndim != 2 or array.shape[0] != rows or (
-                n_nodes is not None and array.shape[1] != n_nodes):
-            raise ValueError(f"{name} must have shape {shape_text} for model '{self.name}', "
-                             f"got {array.shape}")
+        array = real_array(name, value, (rows, n_nodes), self.name)
         # A C-contiguous, aligned, native-endian float64 copy if the input is not one already.
         return np.require(array, dtype=np.float64, requirements=["C", "A"])
 
@@ -170,6 +158,25 @@ class ModelBase:
     def dfun(self, state: Any, coupling: Any, local_coupling: float = 0.0, **parameters: Any
              ) -> np.ndarray:
         raise NotImplementedError
+
+
+def real_array(what: str, value: Any, shape: tuple[int | None, ...], model: str,
+               layout: str = "") -> np.ndarray:
+    """`value` as an array of real numbers of `shape` (None: any number of nodes), or a
+    TypeError/ValueError naming the argument, the expected shape and the model."""
+    shape_text = "(" + ", ".join("n_nodes" if size is None else str(size) for size in shape) + ")"
+    try:
+        array = np.asarray(value)
+    except Exception as exc:  # noqa: BLE001 - any conversion failure is the caller's input
+        raise TypeError(f"{what} must be a float64 array of shape {shape_text}: {exc}") from None
+    if array.dtype.kind not in "fiu":
+        raise TypeError(f"{what} must be a real float64 array of shape {shape_text}, got "
+                        f"dtype {array.dtype}")
+    if array.ndim != len(shape) or any(size is not None and actual != size
+                                       for actual, size in zip(array.shape, shape)):
+        raise ValueError(f"{what} must have shape {shape_text}{layout} for model '{model}', "
+                         f"got {array.shape}")
+    return array
 
 
 def _nodes_of(value: Any) -> int:
@@ -385,20 +392,8 @@ class _Modes:
     n_states: int
 
     def _modal(self, what: str, value: Any, rows: int, n_nodes: int | None) -> np.ndarray:
-        shape_text = f"({rows}, {'n_nodes' if n_nodes is None else n_nodes}, {self.n_modes})"
-        try:
-            array = np.asarray(value)
-        except Exception as exc:  # noqa: BLE001 - any conversion failure is the caller's input
-            raise TypeError(f"{what} must be a float64 array of shape {shape_text}: {exc}") \
-                from None
-        if array.dtype.kind not in "fiu":
-            raise TypeError(f"{what} must be a real float64 array of shape {shape_text}, got "
-                            f"dtype {array.dtype}")
-        if array.ndim != 3 or array.shape[0] != rows or array.shape[2] != self.n_modes or (
-                n_nodes is not None and array.shape[1] != n_nodes):
-            raise ValueError(f"{what} must have shape {shape_text} (TVB's layout: a model with "
-                             f"{self.n_modes} modes) for model '{self.name}', got "
-                             f"{array.shape}")
+        array = real_array(what, value, (rows, n_nodes, self.n_modes), self.name,
+                           f" (TVB's layout: a model with {self.n_modes} modes)")
         return array.astype(np.float64, copy=False)
 
     def dfun(self, state: Any, coupling: Any, local_coupling: float = 0.0, *,
