@@ -1,5 +1,7 @@
-"""Shared fixtures. Every test session builds into its own fresh cache directory, removed at
-the end of the session. Helpers live in tests/helpers.py."""
+"""Shared fixtures. A test session builds into one fresh cache directory, removed at its end;
+under pytest-xdist the controller creates it and every worker builds into it (the cache is
+safe for concurrent builders), so a model is compiled once per session, not once per worker.
+Helpers live in tests/helpers.py."""
 
 from __future__ import annotations
 
@@ -10,23 +12,45 @@ import tempfile
 import numpy as np
 import pytest
 
-# Re-exported for test modules that still import them from here.
-from helpers import FIRST_ORDER_SPECS, run_in_processes  # noqa: F401
-
 _CACHE_DIR: str | None = None
+_WORKER_INPUT_KEY = "mfgen_cache_dir"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Before any test module imports mfgen: a fresh cache, so no test reads or writes the
-    user's cache (an MFGEN_CACHE_DIR already set by a parent run is replaced too)."""
+    """Before any test module imports mfgen: the session's cache, so no test reads or writes
+    the user's cache (an MFGEN_CACHE_DIR already set by a parent run is replaced too)."""
     global _CACHE_DIR
+    worker_input = getattr(config, "workerinput", None)
+    if worker_input is not None:  # an xdist worker: the controller owns the cache
+        os.environ["MFGEN_CACHE_DIR"] = worker_input[_WORKER_INPUT_KEY]
+        return
     _CACHE_DIR = tempfile.mkdtemp(prefix="mfgen-test-cache-")
     os.environ["MFGEN_CACHE_DIR"] = _CACHE_DIR
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:  # xdist: runs in the controller for each worker
+    node.workerinput[_WORKER_INPUT_KEY] = _CACHE_DIR
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if _CACHE_DIR is not None:
+    if _CACHE_DIR is not None:  # the controller (or a run without xdist) only
         shutil.rmtree(_CACHE_DIR, ignore_errors=True)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist (--dist loadgroup), a module's tests that share a module-scoped
+    fixture run on one worker, so that fixture (a build, a subprocess corpus, a cluster) is
+    set up once; every other test is distributed on its own."""
+    if not config.pluginmanager.hasplugin("xdist"):
+        return
+    for item in items:
+        definitions = getattr(item, "_fixtureinfo", None)
+        if definitions is None:
+            continue
+        if any(getattr(d, "scope", None) == "module"
+               for defs in definitions.name2fixturedefs.values() for d in defs):
+            item.add_marker(pytest.mark.xdist_group(item.module.__name__))
 
 
 @pytest.fixture
