@@ -18,7 +18,7 @@ $(STAMP): pyproject.toml
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
 test: setup  ## run the test suite (TEST_WORKERS=0: in one process, no workers)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 demo: setup  ## TVB-AdEx on TVB's 76-region connectome, 5 s: demo/results.h5 + demo/results.png
 	$(VENV)/bin/mfgen run examples/tvb_adex.yaml --force --transient 300
