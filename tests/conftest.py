@@ -38,15 +38,17 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(_CACHE_DIR, ignore_errors=True)
 
 
-# The modules that take longest, started first: `make test` hands whole modules to its workers
-# (--dist loadfile, so a module's module-scoped fixtures are set up once), in this order, so
-# no worker is left running one of these alone at the end. Measured with --durations.
-SLOWEST_MODULES_FIRST = ("test_second_order", "test_cli", "test_sanitizers", "test_cache",
-                         "test_tvb_models", "test_build_budget", "test_tvb_bridge")
+# The modules that take longest (wall time per module, measured under `make test`), started
+# first: `make test` hands whole modules to its workers (--dist loadfile, so a module's
+# module-scoped fixtures are set up once) in collection order, so no worker is left running
+# one of these alone at the end.
+SLOWEST_MODULES_FIRST = ("test_second_order", "test_tvb_zoo", "test_cache_damage", "test_cache",
+                         "test_cli", "test_build_budget", "test_simulation", "test_results",
+                         "test_tvb_bridge")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if not config.pluginmanager.hasplugin("xdist"):
+    if not hasattr(config, "workerinput"):  # only xdist workers collect for the scheduler
         return
     rank = {name: i for i, name in enumerate(SLOWEST_MODULES_FIRST)}
     # A stable sort: each module's tests keep their order.
