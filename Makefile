@@ -14,8 +14,11 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
-test: setup  ## run the test suite
-	$(PY) -m pytest -q
+# One pytest-xdist worker per core, at most 4 (each holds ~0.7 GB); they share one model cache.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
+
+test: setup  ## run the test suite (TEST_WORKERS=0: in one process, no workers)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 demo: setup  ## TVB-AdEx on TVB's 76-region connectome, 5 s: demo/results.h5 + demo/results.png
 	$(VENV)/bin/mfgen run examples/tvb_adex.yaml --force --transient 300

@@ -1,5 +1,7 @@
-"""Shared fixtures. Every test session builds into its own fresh cache directory, removed at
-the end of the session. Helpers live in tests/helpers.py."""
+"""Shared fixtures. A test session builds into one fresh cache directory, removed at its end;
+under pytest-xdist the controller creates it and every worker builds into it (the cache is
+safe for concurrent builders), so a model is compiled once per session, not once per worker.
+Helpers live in tests/helpers.py."""
 
 from __future__ import annotations
 
@@ -10,23 +12,47 @@ import tempfile
 import numpy as np
 import pytest
 
-# Re-exported for test modules that still import them from here.
-from helpers import FIRST_ORDER_SPECS, run_in_processes  # noqa: F401
-
 _CACHE_DIR: str | None = None
+_WORKER_INPUT_KEY = "mfgen_cache_dir"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Before any test module imports mfgen: a fresh cache, so no test reads or writes the
-    user's cache (an MFGEN_CACHE_DIR already set by a parent run is replaced too)."""
+    """Before any test module imports mfgen: the session's cache, so no test reads or writes
+    the user's cache (an MFGEN_CACHE_DIR already set by a parent run is replaced too)."""
     global _CACHE_DIR
+    worker_input = getattr(config, "workerinput", None)
+    if worker_input is not None:  # an xdist worker: the controller owns the cache
+        os.environ["MFGEN_CACHE_DIR"] = worker_input[_WORKER_INPUT_KEY]
+        return
     _CACHE_DIR = tempfile.mkdtemp(prefix="mfgen-test-cache-")
     os.environ["MFGEN_CACHE_DIR"] = _CACHE_DIR
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:  # xdist: runs in the controller for each worker
+    node.workerinput[_WORKER_INPUT_KEY] = _CACHE_DIR
+
+
 def pytest_unconfigure(config: pytest.Config) -> None:
-    if _CACHE_DIR is not None:
+    if _CACHE_DIR is not None:  # the controller (or a run without xdist) only
         shutil.rmtree(_CACHE_DIR, ignore_errors=True)
+
+
+# The modules that take longest (wall time per module, measured under `make test`), started
+# first: `make test` hands whole modules to its workers (--dist loadfile, so a module's
+# module-scoped fixtures are set up once) in collection order, so no worker is left running
+# one of these alone at the end.
+SLOWEST_MODULES_FIRST = ("test_second_order", "test_tvb_zoo", "test_cache_damage", "test_cache",
+                         "test_cli", "test_build_budget", "test_simulation", "test_results",
+                         "test_tvb_bridge")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if not hasattr(config, "workerinput"):  # only xdist workers collect for the scheduler
+        return
+    rank = {name: i for i, name in enumerate(SLOWEST_MODULES_FIRST)}
+    # A stable sort: each module's tests keep their order.
+    items.sort(key=lambda item: rank.get(getattr(item.module, "__name__", ""), len(rank)))
 
 
 @pytest.fixture

@@ -42,7 +42,11 @@ def private_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("MFGEN_CACHE_DIR", str(tmp_path / "cache"))
     # Fast compiles: what is cached, reused or rebuilt does not depend on the flags.
     monkeypatch.setenv("MFGEN_CFLAGS", "-O0")
-    return tmp_path / "cache"
+    # The toolchain (flags included) is detected once per process: detect it again here, as
+    # the subprocesses of these tests do, whatever test ran before in this process.
+    detect_toolchain.cache_clear()
+    yield tmp_path / "cache"
+    detect_toolchain.cache_clear()
 
 
 def spec_copy(tmp_path: Path, text: str = OSCILLATOR, name: str = "osc.yaml") -> Path:

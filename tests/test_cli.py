@@ -1,8 +1,12 @@
-"""The `mfgen` command through its real entry point (a subprocess per call): happy paths,
---help, and a table of bad arguments that must each end in one line and exit status 2."""
+"""The `mfgen` command: happy paths, --help, and a table of bad arguments that must each end
+in one line and exit status 2. What is about the process (exit status, one line on stderr, no
+traceback, files written) runs the real entry point in processes of its own; the rest calls
+`mfgen.cli.main` in this process (no interpreter start-up per call)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import re
 import subprocess
@@ -25,6 +29,29 @@ def mfgen_cli(*args: str, cwd: Path | None = None, timeout: float = 300
                           text=True, timeout=timeout, cwd=cwd)
 
 
+@pytest.fixture
+def mfgen_main(capsys, monkeypatch):
+    """`mfgen.cli.main` in this process, as mfgen_cli runs it in a subprocess: (exit status,
+    stdout, stderr) as a CompletedProcess."""
+    monkeypatch.setenv("COLUMNS", "80")  # --help wraps as it does on a pipe, not the terminal
+
+    def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+        from mfgen.cli import main
+
+        capsys.readouterr()  # drop what the test printed before
+        with monkeypatch.context() as patch:
+            if cwd is not None:
+                patch.chdir(cwd)
+            try:
+                status = main(list(args))
+            except SystemExit as exit_:  # argparse: --help and usage errors
+                status = exit_.code if isinstance(exit_.code, int) else 1
+        out = capsys.readouterr()
+        return subprocess.CompletedProcess(args, status, out.out, out.err)
+
+    return run
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     """Files the bad-argument cases point at, and one small results file."""
@@ -37,14 +64,20 @@ def workdir(tmp_path_factory):
     (folder / "emit").mkdir()
     (folder / "emit" / f"{SPEC}.c").write_text("/* mine */\n")
     (folder / "taken.yaml").write_text("keep me\n")
+    (folder / "bad_spec.yaml").write_text("name: bad\nstate_variables:\n  x: {range: [0, 1]}\n"
+                                          "derivatives:\n  x: -x / tua\nparameters:\n"
+                                          "  tau: 1.0\n")
     (folder / "bad_key.yaml").write_text(f"spec: {SPEC}\nduration: 10\ndt: 0.1\n"
                                          "integrater: heun\n")
     (folder / "good.yaml").write_text(f"spec: {SPEC}\nconnectivity: {{source: synthetic, "
                                       "regions: 6}\nduration: 20\n"
                                       "monitors: [{kind: temporal_average, period: 1.0}]\n")
-    run = mfgen_cli("simulate", SPEC, "--regions", "6", "--duration", "20", "--out",
-                    "small.h5", cwd=folder)
-    assert run.returncode == 0, run.stderr
+    from mfgen.cli import main
+
+    with pytest.MonkeyPatch.context() as patch, contextlib.redirect_stdout(io.StringIO()):
+        patch.chdir(folder)
+        assert main(["simulate", SPEC, "--regions", "6", "--duration", "20", "--out",
+                     "small.h5"]) == 0
     return folder
 
 
@@ -103,6 +136,8 @@ BAD_ARGUMENTS = [
     (("check", SPEC, "--rtol", "0"), "argument --rtol: must be positive"),
     (("check",), "name one or more specs"),
     (("build", "no_such_spec"), "no spec file or bundled spec named"),
+    (("build", "bad_spec.yaml"),
+     "bad_spec.yaml:5:11: undefined symbol 'tua'; hint: did you mean 'tau'?"),
     (("build", SPEC, "--emit-c", "emit"), f"{SPEC}.c exists; pass --force"),
     (("build", SPEC, "--build-cpu-seconds", "0"), "argument --build-cpu-seconds: must be"),
     (("build", SPEC, "--build-memory-mb", "x"), "argument --build-memory-mb: 'x' is not"),
@@ -200,16 +235,16 @@ def test_debug_shows_the_traceback(workdir):
 
 
 @pytest.mark.parametrize("command", COMMANDS)
-def test_help_shows_defaults(command):
-    run = mfgen_cli(command, "--help")
+def test_help_shows_defaults(command, mfgen_main):
+    run = mfgen_main(command, "--help")
     assert run.returncode == 0, run.stderr
     assert "--debug" in run.stdout and "--build-cpu-seconds" in run.stdout
     if command in ("check", "simulate", "run", "plot"):
         assert "(default: " in run.stdout
 
 
-def test_simulate_help_shows_the_defaults_of_its_numbers():
-    text = mfgen_cli("simulate", "--help").stdout
+def test_simulate_help_shows_the_defaults_of_its_numbers(mfgen_main):
+    text = mfgen_main("simulate", "--help").stdout
     for flag, default in (("--speed", "3.0"), ("--dt", "0.1"), ("--regions", "68"),
                           ("--duration", "1000.0"), ("--coupling-precision", "float64"),
                           ("--local-coupling", "0.0")):
@@ -219,7 +254,8 @@ def test_simulate_help_shows_the_defaults_of_its_numbers():
                          " ".join(block[:400].split())), flag
 
 
-def test_out_prints_the_path_written_and_refuses_to_overwrite(tmp_path):
+def test_out_prints_the_path_written_and_force_overwrites(tmp_path, mfgen_main):
+    # (Refusing an existing --out without --force is a case of the bad-argument table.)
     first = mfgen_cli(*S, "--regions", "5", "--duration", "10", "--out", "run.h5",
                       cwd=tmp_path)
     assert first.returncode == 0, first.stderr
@@ -227,28 +263,29 @@ def test_out_prints_the_path_written_and_refuses_to_overwrite(tmp_path):
     assert f"wrote {written.resolve()}" in first.stdout
     with h5py.File(written, "r") as handle:
         assert handle["monitors/temporal_average/data"].shape == (10, 2, 5)
-    again = mfgen_cli(*S, "--regions", "5", "--duration", "10", "--out", "run.h5",
-                      cwd=tmp_path)
-    assert again.returncode == 2 and "pass --force" in again.stderr
-    forced = mfgen_cli(*S, "--regions", "5", "--duration", "20", "--out", "run.h5", "--force",
-                       cwd=tmp_path)
+    forced = mfgen_main(*S, "--regions", "5", "--duration", "20", "--out", "run.h5", "--force",
+                        cwd=tmp_path)
     assert forced.returncode == 0, forced.stderr
     with h5py.File(written, "r") as handle:
         assert handle["monitors/temporal_average/data"].shape == (20, 2, 5)
 
 
-def test_outputs_never_write_through_a_planted_symlink(tmp_path):
+def test_outputs_never_write_through_a_planted_symlink(tmp_path, mfgen_main, monkeypatch):
     victim = tmp_path / "victim.txt"
     victim.write_text("precious\n")
     (tmp_path / "emit").mkdir()
     (tmp_path / "emit" / f"{SPEC}_reference.py").symlink_to(victim)
     (tmp_path / "plot.png").symlink_to(victim)
-    refused = mfgen_cli("build", SPEC, "--emit-c", "emit", cwd=tmp_path)
+    refused = mfgen_main("build", SPEC, "--emit-c", "emit", cwd=tmp_path)
     assert refused.returncode == 2 and "exists; pass --force" in refused.stderr
-    forced = mfgen_cli("build", SPEC, "--emit-c", "emit", "--force", cwd=tmp_path)
-    assert forced.returncode == 0, forced.stderr
-    plotted = mfgen_cli(*S, "--regions", "4", "--duration", "20", "--plot", "plot.png",
-                        "--force", cwd=tmp_path)
+    with monkeypatch.context() as patch:
+        # --force rebuilds the module: in a cache of its own, not under the feet of the other
+        # test processes that load it from the session's cache.
+        patch.setenv("MFGEN_CACHE_DIR", str(tmp_path / "cache"))
+        forced = mfgen_main("build", SPEC, "--emit-c", "emit", "--force", cwd=tmp_path)
+        assert forced.returncode == 0, forced.stderr
+    plotted = mfgen_main(*S, "--regions", "4", "--duration", "20", "--plot", "plot.png",
+                         "--force", cwd=tmp_path)
     assert plotted.returncode == 0, plotted.stderr
     assert victim.read_text() == "precious\n"  # the links were replaced, not followed
     assert not (tmp_path / "plot.png").is_symlink()
@@ -257,15 +294,15 @@ def test_outputs_never_write_through_a_planted_symlink(tmp_path):
     assert "dfun" in emitted.read_text() and not emitted.is_symlink()
 
 
-def test_save_config_writes_a_config_that_runs_the_same_simulation(tmp_path):
+def test_save_config_writes_a_config_that_runs_the_same_simulation(tmp_path, mfgen_main):
     flags = ("--regions", "6", "--duration", "30", "--integrator", "heun_stochastic",
              "--noise", "V=0.001", "--coupling-param", "a=0.02", "--param", "d=0.05",
              "--seed", "4", "--monitor", "sub:0.5", "--variables", "V",
              "--coupling-precision", "float32", "--local-coupling", "0.1")
-    direct = mfgen_cli(*S, *flags, "--out", "direct.h5", "--save-config", "run.yaml",
-                       cwd=tmp_path)
+    direct = mfgen_main(*S, *flags, "--out", "direct.h5", "--save-config", "run.yaml",
+                        cwd=tmp_path)
     assert direct.returncode == 0, direct.stderr
-    via_config = mfgen_cli("run", "run.yaml", "--out", "config.h5", cwd=tmp_path)
+    via_config = mfgen_main("run", "run.yaml", "--out", "config.h5", cwd=tmp_path)
     assert via_config.returncode == 0, via_config.stderr
     with h5py.File(tmp_path / "direct.h5") as a, h5py.File(tmp_path / "config.h5") as b:
         data = a["monitors/subsample/data"][()]
@@ -285,22 +322,22 @@ def test_budget_flags_set_the_build_budget_variables(monkeypatch):
     assert os.environ["MFGEN_BUILD_MEMORY_MB"] == "900"
 
 
-def test_show_prints_equations_parameters_and_latex():
-    plain = mfgen_cli("show", "tvb_adex_first_order", "--stats")
+def test_show_prints_equations_parameters_and_latex(mfgen_main):
+    plain = mfgen_main("show", "tvb_adex_first_order", "--stats")
     assert plain.returncode == 0, plain.stderr
     assert "dW_e/dt = -W_e / tau_w_e + b_e * E" in plain.stdout
     assert "E_L_e                  -65            mV       [-90, -60]" in plain.stdout
     assert "transcendental calls per node" in plain.stdout
-    latex = mfgen_cli("show", SPEC, "--latex")
+    latex = mfgen_main("show", SPEC, "--latex")
     assert latex.returncode == 0, latex.stderr
     assert r"\frac{dV}{dt} = " in latex.stdout
 
 
-def test_new_writes_a_starter_spec_that_builds_and_checks(tmp_path):
-    made = mfgen_cli("new", "my_model", cwd=tmp_path)
+def test_new_writes_a_starter_spec_that_builds_and_checks(tmp_path, mfgen_main):
+    made = mfgen_main("new", "my_model", cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     assert (tmp_path / "my_model.yaml").read_text().startswith("# A starter spec")
-    checked = mfgen_cli("check", "my_model.yaml", "--points", "200", cwd=tmp_path)
+    checked = mfgen_main("check", "my_model.yaml", "--points", "200", cwd=tmp_path)
     assert checked.returncode == 0, checked.stdout + checked.stderr
     assert " ok" in checked.stdout
 

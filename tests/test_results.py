@@ -123,13 +123,13 @@ def test_simulation_results_have_a_short_repr_and_xarray():
     assert result.to_xarray()["raw"].shape == (200, 1, 8)
 
 
-def test_mfgen_plot_writes_a_png_of_the_expected_size(small_run, tmp_path):
+def test_mfgen_plot_writes_a_png_of_the_expected_size(small_run, tmp_path, capsys):
+    from mfgen.cli import main
+
     _, path, _ = small_run
     out = tmp_path / "figure.png"
-    run = subprocess.run([sys.executable, "-m", "mfgen.cli", "plot", str(path), "--out",
-                          str(out), "--variables", "V,W"], capture_output=True, text=True,
-                         timeout=300)
-    assert run.returncode == 0, run.stderr
+    assert main(["plot", str(path), "--out", str(out), "--variables", "V,W"]) == 0, \
+        capsys.readouterr().err
     header = out.read_bytes()[:24]
     assert header[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", header[16:24])

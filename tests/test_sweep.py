@@ -396,14 +396,8 @@ sweep:
 """
 
 
-def _mfgen(*argv, cwd=None):
-    """The real entry point, in a subprocess (as a user runs it)."""
-    return subprocess.run([sys.executable, "-m", "mfgen.cli", *map(str, argv)],
-                          capture_output=True, text=True, timeout=300, cwd=cwd)
-
-
 def _main(capsys, *argv):
-    """The same entry point in this process (cheaper): (status, stdout, stderr)."""
+    """The `mfgen` entry point in this process: (status, stdout, stderr)."""
     from mfgen.cli import main
 
     try:
@@ -417,9 +411,9 @@ def _main(capsys, *argv):
 def test_sweep_command_runs_a_config(tmp_path, capsys):
     config = tmp_path / "sweep.yaml"
     config.write_text(CONFIG)
-    run = _mfgen("sweep", config, "--quiet", "--plot", tmp_path / "map.png")
-    assert run.returncode == 0, run.stderr
-    assert "4 points done, 0 failed" in run.stdout
+    status, out, err = _main(capsys, "sweep", config, "--quiet", "--plot", tmp_path / "map.png")
+    assert status == 0, err
+    assert "4 points done, 0 failed" in out
     ds = mfgen.open_sweep(tmp_path / "out" / "sweep.h5")
     assert ds.mean_V.dims == ("a", "coupling.a") and (ds.status == "done").all()
     expected = mfgen.simulate(mfgen.load(MODEL), mfgen.Connectivity.synthetic(4, seed=2),
@@ -429,8 +423,9 @@ def test_sweep_command_runs_a_config(tmp_path, capsys):
     assert ds.mean_V.sel(a=0.5).values[1] == expected["V"][expected.times >= 10].mean()
     assert (tmp_path / "map.png").stat().st_size > 1000
     # `mfgen plot` recognises a sweep file and draws its heat-maps.
-    plot = _mfgen("plot", tmp_path / "out" / "sweep.h5", "--out", tmp_path / "again.png")
-    assert plot.returncode == 0, plot.stderr
+    status, _, err = _main(capsys, "plot", tmp_path / "out" / "sweep.h5", "--out",
+                           tmp_path / "again.png")
+    assert status == 0, err
     assert (tmp_path / "again.png").stat().st_size > 1000
     # Again: everything is saved, nothing is computed.
     status, out, _ = _main(capsys, "sweep", config, "--quiet")

@@ -108,9 +108,13 @@ def test_a_batch_refuses_what_it_cannot_run(model, network):
         run_batch([_set(model, network, "heun", 0), _set(model, network, "rk4", 1)], 1.0)
 
 
-def test_nothing_is_compiled_for_a_batch(model, network):
+def test_nothing_is_compiled_for_a_batch(network, tmp_path, monkeypatch):
+    # A cache of its own, holding this model: the session's is shared with other test
+    # processes (pytest-xdist). What a batch compiled would land in its model's cache.
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MFGEN_CACHE_DIR", str(cache))
+    model = mfgen.load(MODEL)
     run_batch([_set(model, network, "heun", 0)], 1.0)  # the simulator is built or loaded
-    cache = os.environ["MFGEN_CACHE_DIR"]
 
     def files():
         return {os.path.join(d, f) for d, _, names in os.walk(cache) for f in names}
