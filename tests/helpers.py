@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -84,3 +85,28 @@ def assert_traits_are_tvbs(model: Any, cls: type, left_out: set[str] = frozenset
         if name in boundaries:
             expected = (open_bound(boundaries[name][0]), open_bound(boundaries[name][1]))
         assert model.states[name].boundaries == expected, name
+
+
+def run_interrupted_then_resumed(config: Any, folder: Path) -> tuple[Any, Any, Any]:
+    """`run_to_file` of a run config three ways: complete, stopped by a Ctrl-C raised from the
+    progress callback at its third call (two chunks written), and that file resumed.
+    Returns (complete, stopped, resumed) results."""
+    from mfgen.runtime.results import load_result, run_to_file
+
+    complete = run_to_file(config, folder / "complete.h5")
+    calls = []
+
+    def interrupt_after_two_chunks(done: int, total: int) -> None:
+        calls.append(done)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+
+    try:
+        run_to_file(config, folder / "stopped.h5", progress=interrupt_after_two_chunks)
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError("the run was not interrupted")
+    stopped = load_result(folder / "stopped.h5")
+    resumed = run_to_file(config, folder / "stopped.h5", resume=True)
+    return complete, stopped, resumed

@@ -12,7 +12,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from helpers import relative_error
+from helpers import relative_error, run_interrupted_then_resumed
 
 import mfgen
 from mfgen.runtime.results import load_result, run_to_file
@@ -294,20 +294,9 @@ def test_a_results_file_holds_the_modes_axis_and_reads_back(config_path, tmp_pat
 
 
 def test_an_interrupted_modes_run_resumes_bit_for_bit(config_path, tmp_path):
-    config = load_run_config(config_path)
-    complete = run_to_file(config, tmp_path / "complete.h5")
-    calls = []
-
-    def interrupt_after_two_chunks(done: int, total: int) -> None:
-        calls.append(done)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run_to_file(config, tmp_path / "stopped.h5", progress=interrupt_after_two_chunks)
-    stopped = load_result(tmp_path / "stopped.h5")
+    complete, stopped, resumed = run_interrupted_then_resumed(load_run_config(config_path),
+                                                              tmp_path)
     assert stopped.status == "interrupted" and stopped["raw"].data.shape[0] == 200
-    resumed = run_to_file(config, tmp_path / "stopped.h5", resume=True)
     for label in ("raw", "temporal_average"):
         np.testing.assert_array_equal(resumed[label].data, complete[label].data)
     np.testing.assert_array_equal(resumed.final_state, complete.final_state)

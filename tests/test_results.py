@@ -13,6 +13,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 import pytest
+from helpers import run_interrupted_then_resumed
 
 import mfgen
 from mfgen.runtime.results import ResultsError, load_result, run_to_file
@@ -173,20 +174,9 @@ def test_a_run_killed_with_sigkill_resumes_bit_for_bit(tmp_path):
 
 def test_ctrl_c_marks_the_file_interrupted_and_it_resumes(tmp_path):
     config = load_run_config(write_config(tmp_path, duration=1000.0))
-    complete = run_to_file(config, tmp_path / "complete.h5")
-    calls = []
-
-    def interrupt_after_two_chunks(done: int, total: int) -> None:
-        calls.append(done)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        run_to_file(config, tmp_path / "stopped.h5", progress=interrupt_after_two_chunks)
-    stopped = load_result(tmp_path / "stopped.h5")
+    complete, stopped, resumed = run_interrupted_then_resumed(config, tmp_path)
     assert stopped.status == "interrupted" and stopped.duration == pytest.approx(500.6)
     assert stopped["temporal_average"].data.shape[0] == 500
-    resumed = run_to_file(config, tmp_path / "stopped.h5", resume=True)
     assert np.array_equal(resumed["subsample"].data, complete["subsample"].data)
 
 
