@@ -17,6 +17,11 @@ functions: `sum: efferent` sums each node's outgoing connections instead of its 
 axis 0), and `own:` gives chosen coupling rows an expression of the node's own coupled
 variables x_own[k] (delayed by its self-connection's delay; 0 without one: TVB's sparse history
 holds only connections with a weight) instead of post(gx).
+
+`sum: reciprocal` reproduces PreSigmoidal(dynamic=False), which pairs each incoming weight with
+the opposite connection: node i receives sum_j w_ij pre(x_i, x_j) with x_j node i's *own* value
+delayed by d_ji, the delay of its connection i -> j (0 where w_ji = 0, TVB's sparse history).
+The runtime gives each afferent connection the ring address of that value (or -1: zero).
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from mfgen.errors import Location, SpecError, did_you_mean
 
 MAX_COUPLING_PARAMETERS = 8
 COUPLING_KEYS = ("parameters", "pre", "post", "description", "sum", "own")
-SUMS = ("afferent", "efferent")
+SUMS = ("afferent", "efferent", "reciprocal")
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,8 @@ class CouplingFunction:
     efferent: bool = False  # sum over each node's outgoing connections (TVB's PreSigmoidal)
     own: tuple[tuple[int, sympy.Expr], ...] = ()  # (row, expression of x_own_k) replacing post
     own_inputs: tuple[int, ...] = ()  # the coupled variables the own expressions index
+    # weights w_ij with node i's own value delayed by d_ji (TVB's PreSigmoidal(dynamic=False))
+    reciprocal: bool = False
 
     @property
     def needs_cvars(self) -> int:
@@ -175,20 +182,23 @@ def coupling_functions_from(data: PositionedDict) -> dict[str, CouplingFunction]
                             "index every coupled variable (x_j[0]) or none (x_j)")
         post = parse_expression(entry["post"], entry.value_where("post"),
                                 _Scope(post_names, f"the post of '{name}'"))
-        efferent = _sum_kind(entry, name, combined=bool(pre_scope.used),
-                             uses_x_i="x_i" in pre_scope.indexed_names)
+        kind = _sum_kind(entry, name, combined=bool(pre_scope.used),
+                         uses_x_i="x_i" in pre_scope.indexed_names)
         own, own_inputs = _own_rows(entry, name, dict(symbols, **sizes),
                                     combined=bool(pre_scope.used))
         description = entry.get("description", "")
         result[name] = CouplingFunction(name, tuple(defaults), pre, post,
                                         tuple(sorted(pre_scope.used)), str(description),
-                                        efferent, own, own_inputs)
+                                        kind == "efferent", own, own_inputs,
+                                        kind == "reciprocal")
     return result
 
 
-def _sum_kind(entry: PositionedDict, name: str, combined: bool, uses_x_i: bool) -> bool:
-    """`sum: afferent` (default: node i receives sum_j w_ij pre(x_i, x_j delayed by d_ij)) or
-    `efferent` (node j receives sum_i w_ij pre(x_j delayed by d_ij), as TVB's PreSigmoidal)."""
+def _sum_kind(entry: PositionedDict, name: str, combined: bool, uses_x_i: bool) -> str:
+    """`sum: afferent` (default: node i receives sum_j w_ij pre(x_i, x_j delayed by d_ij)),
+    `efferent` (node j receives sum_i w_ij pre(x_j delayed by d_ij), as TVB's PreSigmoidal) or
+    `reciprocal` (node i receives sum_j w_ij pre(x_i, x_i delayed by d_ji; 0 where w_ji = 0),
+    as TVB's PreSigmoidal(dynamic=False))."""
     kind = entry.get("sum", "afferent")
     where = entry.value_where("sum")
     if kind not in SUMS:
@@ -200,7 +210,11 @@ def _sum_kind(entry: PositionedDict, name: str, combined: bool, uses_x_i: bool) 
     if kind == "efferent" and uses_x_i:
         raise SpecError(f"the efferent pre of '{name}' cannot use x_i[k]: it sums the node's "
                         "own delayed values x_j[k] over its outgoing connections", where)
-    return kind == "efferent"
+    if kind == "reciprocal" and combined:
+        raise SpecError(f"'sum: reciprocal' of '{name}' needs a pre on plain x_j (one coupling "
+                        "row per coupled variable), not indexed x_j[k]", where,
+                        "write x_j for each coupled variable")
+    return str(kind)
 
 
 def _own_rows(entry: PositionedDict, name: str, names: dict[str, sympy.Symbol],

@@ -97,6 +97,7 @@ class ModelIR:
                   # efferent sums and own rows only where used: other digests stay as they were
                   + (f" efferent={f.efferent} own={[(r, sympy.srepr(e)) for r, e in f.own]}"
                      if f.efferent or f.own else "")
+                  + (" reciprocal" if f.reciprocal else "")
                   for f in self.couplings]
         self._canonical = "\n".join(lines)
         return self._canonical

@@ -51,6 +51,11 @@ couplings:                # the spec's own coupling functions, compiled into its
     pre: H * (Q + tanh(G * (P * x_j[0] - x_j[1])))
     post: gx
     own: [~, "H * (Q + tanh(G * (P * x_own[0] - x_own[1])))"]
+  user_pre_sigmoidal_static:   # the bundled pre_sigmoidal_static, written by a user
+    parameters: {H: 0.5, Q: 1.0, G: 60.0, P: 1.0, theta: 0.5}
+    sum: reciprocal
+    pre: H * (Q + tanh(G * (P * x_j - theta)))
+    post: gx
 derivatives:
   V: c_0
   W: c_1
@@ -230,6 +235,50 @@ def test_pre_sigmoidal_is_tvbs(probe, network_with_self_connections):
     assert error((network.weights * a).sum(axis=1), expected[0]) > 0.1
 
 
+PRE_SIGMOIDAL_STATIC = dict(PRE_SIGMOIDAL, theta=0.6)
+
+
+def pre_sigmoidal_static_formula(p, network, history) -> np.ndarray:
+    """TVB 2.10's PreSigmoidal.__call__ with dynamic=False written out in float64:
+    out[k, b] = sum_a w_ba A(x_k,b delayed by d_ab), A = H (Q + tanh(G (P x - theta))), with
+    x = 0 where w_ab = 0: the weight of connection b <- a, the delay and presence of a <- b."""
+    x_j, _ = delayed(network, history)  # (a, b, cvar): node b's values delayed by d_ab
+    x_j = np.where((network.weights != 0)[..., None], x_j, 0.0)
+    a = p["H"] * (p["Q"] + np.tanh(p["G"] * (p["P"] * x_j - p["theta"])))
+    return np.einsum("ba,abk->kb", network.weights, a)
+
+
+@pytest.mark.parametrize("global_threshold", [False, True])
+def test_pre_sigmoidal_static_is_tvbs(global_threshold, probe, network_with_self_connections):
+    """dynamic=False, with a local or a global threshold (the same with one theta), on the
+    asymmetric network: weights w_ba, delays d_ab and zeros where w_ab = 0."""
+    network = network_with_self_connections
+    history = history_for(network, (0.0, 0.0), (1.0, 1.0))
+    expected = tvb_coupling_rows(network, history, coupling.PreSigmoidal(
+        dynamic=False, globalT=global_threshold,
+        **{k: np.array([v]) for k, v in PRE_SIGMOIDAL_STATIC.items()}))
+    formula = pre_sigmoidal_static_formula(PRE_SIGMOIDAL_STATIC, network, history)
+    float32 = mfgen_coupling_rows(probe, network, history, "pre_sigmoidal_static",
+                                  PRE_SIGMOIDAL_STATIC, "float32")
+    float64 = mfgen_coupling_rows(probe, network, history, "pre_sigmoidal_static",
+                                  PRE_SIGMOIDAL_STATIC, "float64")
+    # float32 inputs, float64 pre and TVB's sequential float64 sum over axis 0: TVB's numbers
+    # to the rounding of (x1 - x0) / dt
+    assert error(float32, expected) < 1e-12
+    assert error(float64, formula) < FLOAT64_TOLERANCE
+    assert error(float64, expected) < FLOAT32_TOLERANCE  # float32 inputs vs float64 ones
+    assert error(formula, expected) < FLOAT32_TOLERANCE  # the formula is TVB's
+    # the cases are there: connections one way only (both ways), and pairing the weight with
+    # its own connection's delay, or dropping the zeros, gives other numbers
+    one_way = (network.weights != 0) & (network.weights.T == 0)
+    assert one_way.any() and ((network.weights != 0) & (network.weights.T != 0)).any()
+    x_j, _ = delayed(network, history)
+    p = PRE_SIGMOIDAL_STATIC
+    unmasked = p["H"] * (p["Q"] + np.tanh(p["G"] * (p["P"] * x_j - p["theta"])))
+    assert error(np.einsum("ba,abk->kb", network.weights, unmasked), expected) > 1e-3
+    assert error(np.einsum("ab,abk->kb", network.weights, unmasked), expected) > 1e-3
+
+
 @pytest.mark.parametrize("precision", ["float32", "float64"])
 def test_a_specs_own_couplings_are_the_bundled_ones_bit_for_bit(
         precision, probe, network_with_self_connections):
@@ -238,7 +287,9 @@ def test_a_specs_own_couplings_are_the_bundled_ones_bit_for_bit(
     network = network_with_self_connections
     history = history_for(network, (0.0, 0.0), (1.0, 1.0))
     for own, bundled, parameters in (("user_difference", "difference", {"a": 0.3}),
-                                     ("user_pre_sigmoidal", "pre_sigmoidal", PRE_SIGMOIDAL)):
+                                     ("user_pre_sigmoidal", "pre_sigmoidal", PRE_SIGMOIDAL),
+                                     ("user_pre_sigmoidal_static", "pre_sigmoidal_static",
+                                      PRE_SIGMOIDAL_STATIC)):
         expected = mfgen_coupling_rows(probe, network, history, bundled, parameters, precision)
         computed = mfgen_coupling_rows(probe, network, history, own, parameters, precision)
         np.testing.assert_array_equal(computed, expected)
@@ -268,6 +319,7 @@ def test_combined_coupling_needs_enough_coupled_variables():
     ("f: {pre: 'x_j[0]', post: gx, own: [~, 'x_j[0]']}", "'x_j' cannot be indexed in own row 1"),
     ("f: {pre: 'x_j[0]', post: gx, own: [gx]}", "undefined symbol 'gx' in own row 0"),
     ("f: {pre: x_j, post: gx, own: ['x_own[0]']}", "'own' rows of 'f' need a pre that"),
+    ("f: {pre: 'x_j[0]', post: gx, sum: reciprocal}", "'sum: reciprocal' of 'f' needs a pre"),
 ])
 def test_bad_coupling_functions_say_where(text, message):
     with pytest.raises(SpecError, match=message) as failure:
