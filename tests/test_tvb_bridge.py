@@ -217,8 +217,9 @@ def test_model_class_per_node_and_boolean_parameters():
     ({"integrator": integrators.Dopri5(dt=DT)}, "integrator Dopri5"),
     # Generic2dOscillator couples V only; TVB's PreSigmoidal needs activity and threshold
     ({"coupling": coupling.PreSigmoidal()}, "coupling PreSigmoidal on 1 coupled variables"),
-    ({"coupling": coupling.PreSigmoidal(dynamic=False)}, r"PreSigmoidal\(dynamic=False\)"),
-    ({"coupling": coupling.PreSigmoidal(globalT=True)}, r"PreSigmoidal\(globalT=True\)"),
+    # dynamic=False runs (tests/test_tvb_couplings.py); a global dynamic threshold does not
+    ({"coupling": coupling.PreSigmoidal(globalT=True)},
+     r"PreSigmoidal\(globalT=True\) with dynamic=True: its threshold row is the mean"),
     ({"integrator": integrators.HeunStochastic(dt=DT, noise=noise.Multiplicative())},
      "Multiplicative noise on V"),  # the bundled spec's noise is additive
 ])

@@ -396,3 +396,26 @@ def test_tvb_simulate_runs_pre_sigmoidal():
     # to rounding; what remains is the dfun's rounding (1e-15) carried over 200 steps.
     relative = _tvb_and_mfgen_traces(model, connectivity, coupling.PreSigmoidal(), seed=2)
     assert relative < 1e-8, relative
+
+
+def test_tvb_simulate_runs_static_pre_sigmoidal():
+    """TVB's PreSigmoidal(dynamic=False) with a global threshold (one theta: the local one's
+    numbers) on Epileptor, on TVB's default connectome made asymmetric (a third of the
+    connections kept one way only, so the opposite connection's zeros count) with
+    self-connections at a few nodes: 20 ms of Heun, TVB's traces."""
+    model = models.Epileptor(Ks=np.array([-0.2]), Kvf=np.array([0.05]), Kf=np.array([0.1]))
+    connectivity = TVBConnectivity.from_file()
+    weights = connectivity.weights.copy()
+    rng = np.random.default_rng(5)
+    upper = np.triu(rng.random(weights.shape) < 0.3, 1)
+    weights[upper] = 0.0
+    weights[np.arange(0, 76, 5), np.arange(0, 76, 5)] = 1.5
+    assert ((weights != 0) & (weights.T == 0)).sum() > 100
+    connectivity.weights = weights
+    connectivity.configure()
+    function = coupling.PreSigmoidal(dynamic=False, globalT=True, G=np.array([2.0]),
+                                     theta=np.array([-1.0]))
+    # as the dynamic case: the coupling is TVB's to rounding, the dfun's rounding remains
+    relative = _tvb_and_mfgen_traces(model, connectivity, function, seed=3)
+    assert relative < 1e-8, relative
+
