@@ -36,6 +36,7 @@ def _coupling_context(functions: Any, target: Target) -> list[dict[str, Any]]:
          "pre": target.printer(f.pre, mangle=False),
          "post": target.printer(f.post, mangle=False),
          "efferent": f.efferent, "reciprocal": f.reciprocal, "own_inputs": list(f.own_inputs),
+         "first_inputs": list(f.first_inputs), "mean_rows": list(f.mean_rows),
          "own": [(row, target.printer(expression, mangle=False)) for row, expression in f.own]}
         for f in functions]
 

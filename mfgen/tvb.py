@@ -243,11 +243,12 @@ def _check_pre_sigmoidal(function: Any, compiled: CompiledModel) -> None:
     if not function.dynamic:
         return
     if function.globalT:
-        raise _refuse("coupling PreSigmoidal(globalT=True) with dynamic=True", "its threshold "
-                      "row is the mean over all nodes of their own delayed values (a reduction "
-                      "across the network after every node's coupling, which mfgen's per-node "
-                      "coupling rows, split over threads, do not compute), and each node's "
-                      "threshold is node 0's, delayed as that node sees it")
+        # not _refuse: TVB's own Simulator.run() cannot run it either
+        raise UnsupportedByMfgen(
+            "coupling PreSigmoidal(globalT=True) with dynamic=True: TVB 2.10's own "
+            "PreSigmoidal.__call__ fails on it (it writes the network mean into np.diag's "
+            "read-only view: ValueError), so there are no TVB numbers to reproduce; "
+            "mfgen.simulate(..., coupling='pre_sigmoidal_global') computes what that code means")
     if len(compiled.cvar) != 2:
         raise _refuse(f"coupling PreSigmoidal on {len(compiled.cvar)} coupled variables",
                       "TVB's PreSigmoidal returns two rows, activity and dynamic threshold; "

@@ -51,6 +51,12 @@ couplings:                # the spec's own coupling functions, compiled into its
     pre: H * (Q + tanh(G * (P * x_j[0] - x_j[1])))
     post: gx
     own: [~, "H * (Q + tanh(G * (P * x_own[0] - x_own[1])))"]
+  user_pre_sigmoidal_global:   # the bundled pre_sigmoidal_global, written by a user
+    parameters: {H: 0.5, Q: 1.0, G: 60.0, P: 1.0}
+    sum: efferent
+    pre: H * (Q + tanh(G * (P * x_j[0] - x_first[1])))
+    post: gx
+    own: [~, {mean: "H * (Q + tanh(G * (P * x_own[0] - x_first[1])))"}]
   user_pre_sigmoidal_static:   # the bundled pre_sigmoidal_static, written by a user
     parameters: {H: 0.5, Q: 1.0, G: 60.0, P: 1.0, theta: 0.5}
     sum: reciprocal
@@ -89,9 +95,9 @@ def history_for(network: mfgen.Connectivity, low: tuple, high: tuple) -> np.ndar
     return np.stack([rng.uniform(low[k], high[k], (horizon, N)) for k in range(2)], axis=1)
 
 
-def tvb_coupling_rows(network, history, tvb_function) -> np.ndarray:
-    """TVB's coupling (rows, N) at the first step, from a JansenRit simulator whose coupled
-    variables y1, y2 carry the history's V, W."""
+def tvb_simulator_for(network, history, tvb_function) -> simulator.Simulator:
+    """A configured JansenRit simulator whose coupled variables y1, y2 carry the history's
+    V, W, at its first step."""
     connectivity = TVBConnectivity(
         weights=network.weights.copy(), tract_lengths=network.tract_lengths.copy(),
         centres=np.asarray(network.centres, dtype=float).copy(),
@@ -105,6 +111,12 @@ def tvb_coupling_rows(network, history, tvb_function) -> np.ndarray:
         initial_conditions=full, simulation_length=DT)
     sim.configure()
     assert sim.current_step == history.shape[0] - 1
+    return sim
+
+
+def tvb_coupling_rows(network, history, tvb_function) -> np.ndarray:
+    """TVB's coupling (rows, N) at the first step."""
+    sim = tvb_simulator_for(network, history, tvb_function)
     return np.asarray(sim.coupling(sim.current_step + 1, sim.history))[..., 0]
 
 
@@ -235,6 +247,56 @@ def test_pre_sigmoidal_is_tvbs(probe, network_with_self_connections):
     assert error((network.weights * a).sum(axis=1), expected[0]) > 0.1
 
 
+def pre_sigmoidal_global_formula(p, network, history) -> np.ndarray:
+    """TVB 2.10's PreSigmoidal.__call__ with dynamic=True, globalT=True in float64: as
+    pre_sigmoidal_formula with node j's threshold x_j[j, 0, 1], node 0's threshold as node j
+    receives it (0 where w_j0 = 0), and row 1 the mean of the diagonal at every node."""
+    x_j, _ = delayed(network, history)
+    x_j = np.where((network.weights != 0)[..., None], x_j, 0.0)
+    threshold = x_j[:, 0, 1]  # (j,): broadcast over the last axis of (i, j), as TVB's
+    a = p["H"] * (p["Q"] + np.tanh(p["G"] * (p["P"] * x_j[..., 0] - threshold[None, :])))
+    return np.stack([(network.weights * a).sum(axis=0), np.full(N, np.diag(a).mean())])
+
+
+def test_pre_sigmoidal_global_is_tvbs(probe, network_with_self_connections):
+    """dynamic=True, globalT=True: node 0's threshold, a network mean in row 1. TVB 2.10's own
+    __call__ fails there (it writes the mean into np.diag's read-only view), so TVB's side is
+    its statements, on its configured history object, with that diagonal copied."""
+    network = network_with_self_connections
+    history = history_for(network, (0.0, 0.0), (1.0, 1.0))
+    function = coupling.PreSigmoidal(globalT=True,
+                                     **{k: np.array([v]) for k, v in PRE_SIGMOIDAL.items()})
+    sim = tvb_simulator_for(network, history, function)
+    step = sim.current_step + 1
+    with pytest.raises(ValueError, match="read-only"):
+        function(step, sim.history)
+    na = np.newaxis  # from here TVB 2.10's PreSigmoidal.__call__, dynamic and globalT
+    g_ij = sim.history.es_weights
+    _, x_j = sim.history.query(step)
+    a_j = function.H * (function.Q + np.tanh(function.G * (
+        function.P * x_j[:, 0] - x_j[:, 1, function.sliceT])[:, na]))
+    c_0 = (g_ij[:, 0] * a_j[:, 0]).sum(axis=0)
+    c_1 = np.diag(a_j[:, 0, :, 0]).copy()[:, na]  # the copy: TVB's only change
+    c_1[:] = c_1.mean()
+    expected = np.array([c_0, c_1])[..., 0]
+    formula = pre_sigmoidal_global_formula(PRE_SIGMOIDAL, network, history)
+    float32 = mfgen_coupling_rows(probe, network, history, "pre_sigmoidal_global",
+                                  PRE_SIGMOIDAL, "float32")
+    float64 = mfgen_coupling_rows(probe, network, history, "pre_sigmoidal_global",
+                                  PRE_SIGMOIDAL, "float64")
+    assert error(float32, expected) < 1e-12
+    assert error(float64, formula) < FLOAT64_TOLERANCE
+    assert error(float64, expected) < FLOAT32_TOLERANCE
+    assert error(formula, expected) < FLOAT32_TOLERANCE  # the formula is TVB's
+    # the cases are there: nodes with and without a connection from node 0 (threshold 0),
+    # one value in row 1, and the local threshold gives other numbers
+    from_0 = network.weights[:, 0] != 0
+    assert from_0.any() and (~from_0).any()
+    assert np.ptp(expected[1]) == 0
+    local = pre_sigmoidal_formula(PRE_SIGMOIDAL, network, history)
+    assert error(local[0], expected[0]) > 1e-3 and error(local[1], expected[1]) > 1e-3
+
+
 PRE_SIGMOIDAL_STATIC = dict(PRE_SIGMOIDAL, theta=0.6)
 
 
@@ -288,6 +350,8 @@ def test_a_specs_own_couplings_are_the_bundled_ones_bit_for_bit(
     history = history_for(network, (0.0, 0.0), (1.0, 1.0))
     for own, bundled, parameters in (("user_difference", "difference", {"a": 0.3}),
                                      ("user_pre_sigmoidal", "pre_sigmoidal", PRE_SIGMOIDAL),
+                                     ("user_pre_sigmoidal_global", "pre_sigmoidal_global",
+                                      PRE_SIGMOIDAL),
                                      ("user_pre_sigmoidal_static", "pre_sigmoidal_static",
                                       PRE_SIGMOIDAL_STATIC)):
         expected = mfgen_coupling_rows(probe, network, history, bundled, parameters, precision)
@@ -320,6 +384,9 @@ def test_combined_coupling_needs_enough_coupled_variables():
     ("f: {pre: 'x_j[0]', post: gx, own: [gx]}", "undefined symbol 'gx' in own row 0"),
     ("f: {pre: x_j, post: gx, own: ['x_own[0]']}", "'own' rows of 'f' need a pre that"),
     ("f: {pre: 'x_j[0]', post: gx, sum: reciprocal}", "'sum: reciprocal' of 'f' needs a pre"),
+    ("f: {pre: 'x_j[0] - x_first[1]', post: gx}", "x_first.k. in 'f' needs 'sum: efferent'"),
+    ("f: {pre: 'x_j[0] - x_first', post: gx, sum: efferent}", "uses plain x_first"),
+    ("f: {pre: 'x_j[0]', post: gx, own: [{sum: 'x_own[0]'}]}", "own row 0 of 'f' must be"),
 ])
 def test_bad_coupling_functions_say_where(text, message):
     with pytest.raises(SpecError, match=message) as failure:
