@@ -297,6 +297,22 @@ def test_pre_sigmoidal_global_is_tvbs(probe, network_with_self_connections):
     assert error(local[0], expected[0]) > 1e-3 and error(local[1], expected[1]) > 1e-3
 
 
+def test_network_mean_row_is_the_same_for_any_thread_count(probe, network_with_self_connections):
+    """Each thread computes the whole network's mean itself: the same bits from 1 or 3."""
+    network = network_with_self_connections
+    history = history_for(network, (0.0, 0.0), (1.0, 1.0))
+    simulations = [mfgen.Simulation(probe, network, dt=DT, integrator="euler",
+                                    coupling="pre_sigmoidal_global",
+                                    coupling_parameters=PRE_SIGMOIDAL, initial_history=history,
+                                    threads=threads) for threads in (1, 3)]
+    assert [s.threads for s in simulations] == [1, 3]
+    runs = [simulation.run(5 * DT)["raw"].data for simulation in simulations]
+    np.testing.assert_array_equal(runs[0], runs[1])
+    # dW/dt = c_1, the network mean: one step of W at every node (to its rounding), not zero
+    step = runs[0][-1, 1] - runs[0][-2, 1]
+    assert np.ptp(step) < 1e-12 and abs(step[0]) > 0.1
+
+
 PRE_SIGMOIDAL_STATIC = dict(PRE_SIGMOIDAL, theta=0.6)
 
 
