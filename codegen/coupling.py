@@ -17,6 +17,16 @@ functions: `sum: efferent` sums each node's outgoing connections instead of its 
 axis 0), and `own:` gives chosen coupling rows an expression of the node's own coupled
 variables x_own[k] (delayed by its self-connection's delay; 0 without one: TVB's sparse history
 holds only connections with a weight) instead of post(gx).
+
+`sum: reciprocal` reproduces PreSigmoidal(dynamic=False), which pairs each incoming weight with
+the opposite connection: node i receives sum_j w_ij pre(x_i, x_j) with x_j node i's *own* value
+delayed by d_ji, the delay of its connection i -> j (0 where w_ji = 0, TVB's sparse history).
+The runtime gives each afferent connection the ring address of that value (or -1: zero).
+
+For PreSigmoidal(globalT=True), in an efferent function: `x_first[k]` (pre and own rows) is
+node 0's coupled variable k as node j receives it over its connection j <- 0 (delayed by d_j0;
+0 where w_j0 = 0), and an own row written `{mean: expr}` is the mean of expr over all nodes,
+the same in every node's row.
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ from mfgen.errors import Location, SpecError, did_you_mean
 
 MAX_COUPLING_PARAMETERS = 8
 COUPLING_KEYS = ("parameters", "pre", "post", "description", "sum", "own")
-SUMS = ("afferent", "efferent")
+SUMS = ("afferent", "efferent", "reciprocal")
 
 
 @dataclass(frozen=True)
@@ -49,15 +59,20 @@ class CouplingFunction:
     efferent: bool = False  # sum over each node's outgoing connections (TVB's PreSigmoidal)
     own: tuple[tuple[int, sympy.Expr], ...] = ()  # (row, expression of x_own_k) replacing post
     own_inputs: tuple[int, ...] = ()  # the coupled variables the own expressions index
+    # weights w_ij with node i's own value delayed by d_ji (TVB's PreSigmoidal(dynamic=False))
+    reciprocal: bool = False
+    first_inputs: tuple[int, ...] = ()  # the coupled variables x_first[k] reads (node 0's)
+    mean_rows: tuple[int, ...] = ()  # own rows that are the mean over the network
 
     @property
     def needs_cvars(self) -> int:
         """How many coupled variables the model must have for this function."""
-        used = self.inputs + self.own_inputs + tuple(row for row, _ in self.own)
+        used = self.inputs + self.own_inputs + self.first_inputs + tuple(
+            row for row, _ in self.own)
         return max(used) + 1 if used else 0
 
 
-BUILTINS = ("x_i", "x_j", "x_own", "gx", "n_cvar", "n_nodes")
+BUILTINS = ("x_i", "x_j", "x_own", "x_first", "gx", "n_cvar", "n_nodes")
 MAX_COUPLED_INPUTS = 8  # x_j[0] .. x_j[7]
 
 
@@ -74,23 +89,24 @@ class _Scope:
         self.indexable = indexable
         self.plain: set[str] = set()
         self.used: set[int] = set()
+        self.first: set[int] = set()  # x_first[k]: node 0's, kept apart from x_j's inputs
         self.indexed_names: set[str] = set()
 
     def indexed(self, name: str, index: int, where: Location) -> sympy.Expr:
         if name not in self.indexable:
             raise SpecError(f"'{name}' cannot be indexed in {self.what}", where,
-                            "only x_i[k], x_j[k] in a pre and x_own[k] in an own row "
-                            "(coupled variable k)")
+                            "only x_i[k], x_j[k], x_first[k] in a pre and x_own[k], "
+                            "x_first[k] in an own row (coupled variable k)")
         if not 0 <= index < MAX_COUPLED_INPUTS:
             raise SpecError(f"coupled variable index {index} out of range in {self.what}",
                             where, f"use 0 to {MAX_COUPLED_INPUTS - 1}")
-        self.used.add(index)
+        (self.first if name == "x_first" else self.used).add(index)
         self.indexed_names.add(name)
         return indexed_symbol(name, index)
 
     def symbol(self, name: str, where: Location) -> sympy.Expr | VectorRef:
         if name in self.names:
-            if name in ("x_i", "x_j", "x_own"):
+            if name in ("x_i", "x_j", "x_own", "x_first"):
                 self.plain.add(name)
             return self.names[name]
         raise SpecError(f"undefined symbol '{name}' in {self.what}", where,
@@ -147,9 +163,9 @@ def coupling_functions_from(data: PositionedDict) -> dict[str, CouplingFunction]
                             "mapping name: default", entry.where("parameters"))
         for pname, value in params.items():
             check_name(pname, params.where(pname), "coupling parameter")
-            if pname in BUILTINS or pname.startswith(("x_i_", "x_j_", "x_own_")):
+            if pname in BUILTINS or pname.startswith(("x_i_", "x_j_", "x_own_", "x_first_")):
                 raise SpecError(f"coupling parameter '{pname}' clashes with a built-in name "
-                                f"({', '.join(BUILTINS)}, x_i_k, x_j_k, x_own_k)",
+                                f"({', '.join(BUILTINS)}, x_i_k, x_j_k, x_own_k, x_first_k)",
                                 params.where(pname),
                                 "rename the parameter")
             if isinstance(value, bool) or not isinstance(value, (int, float)) or \
@@ -165,30 +181,43 @@ def coupling_functions_from(data: PositionedDict) -> dict[str, CouplingFunction]
                 raise SpecError(f"coupling function '{name}' needs '{key}'", where,
                                 "pre: x_j  and  post: a * gx  is TVB's Linear")
         pre_names = dict(symbols, x_i=sympy.Symbol("x_i", real=True),
-                         x_j=sympy.Symbol("x_j", real=True), **sizes)
+                         x_j=sympy.Symbol("x_j", real=True),
+                         x_first=sympy.Symbol("x_first", real=True), **sizes)
         post_names = dict(symbols, gx=sympy.Symbol("gx", real=True), **sizes)
-        pre_scope = _Scope(pre_names, f"the pre of '{name}'", indexable=("x_i", "x_j"))
+        pre_scope = _Scope(pre_names, f"the pre of '{name}'",
+                           indexable=("x_i", "x_j", "x_first"))
         pre = parse_expression(entry["pre"], entry.value_where("pre"), pre_scope)
+        if "x_first" in pre_scope.plain:
+            raise SpecError(f"the pre of '{name}' uses plain x_first", entry.value_where("pre"),
+                            "index the coupled variable: x_first[1]")
         if pre_scope.used and pre_scope.plain:
             raise SpecError(f"the pre of '{name}' mixes {' and '.join(sorted(pre_scope.plain))}"
                             " with indexed x_i[k]/x_j[k]", entry.value_where("pre"),
                             "index every coupled variable (x_j[0]) or none (x_j)")
         post = parse_expression(entry["post"], entry.value_where("post"),
                                 _Scope(post_names, f"the post of '{name}'"))
-        efferent = _sum_kind(entry, name, combined=bool(pre_scope.used),
-                             uses_x_i="x_i" in pre_scope.indexed_names)
-        own, own_inputs = _own_rows(entry, name, dict(symbols, **sizes),
-                                    combined=bool(pre_scope.used))
+        kind = _sum_kind(entry, name, combined=bool(pre_scope.used),
+                         uses_x_i="x_i" in pre_scope.indexed_names)
+        own, own_inputs, own_first, mean_rows = _own_rows(entry, name, dict(symbols, **sizes),
+                                                          combined=bool(pre_scope.used))
+        first_inputs = tuple(sorted(pre_scope.first | set(own_first)))
+        if first_inputs and kind != "efferent":
+            raise SpecError(f"x_first[k] in '{name}' needs 'sum: efferent'", where,
+                            "node 0's values as each node receives them, as TVB's "
+                            "PreSigmoidal(globalT=True)")
         description = entry.get("description", "")
         result[name] = CouplingFunction(name, tuple(defaults), pre, post,
                                         tuple(sorted(pre_scope.used)), str(description),
-                                        efferent, own, own_inputs)
+                                        kind == "efferent", own, own_inputs,
+                                        kind == "reciprocal", first_inputs, mean_rows)
     return result
 
 
-def _sum_kind(entry: PositionedDict, name: str, combined: bool, uses_x_i: bool) -> bool:
-    """`sum: afferent` (default: node i receives sum_j w_ij pre(x_i, x_j delayed by d_ij)) or
-    `efferent` (node j receives sum_i w_ij pre(x_j delayed by d_ij), as TVB's PreSigmoidal)."""
+def _sum_kind(entry: PositionedDict, name: str, combined: bool, uses_x_i: bool) -> str:
+    """`sum: afferent` (default: node i receives sum_j w_ij pre(x_i, x_j delayed by d_ij)),
+    `efferent` (node j receives sum_i w_ij pre(x_j delayed by d_ij), as TVB's PreSigmoidal) or
+    `reciprocal` (node i receives sum_j w_ij pre(x_i, x_i delayed by d_ji; 0 where w_ji = 0),
+    as TVB's PreSigmoidal(dynamic=False))."""
     kind = entry.get("sum", "afferent")
     where = entry.value_where("sum")
     if kind not in SUMS:
@@ -200,15 +229,21 @@ def _sum_kind(entry: PositionedDict, name: str, combined: bool, uses_x_i: bool) 
     if kind == "efferent" and uses_x_i:
         raise SpecError(f"the efferent pre of '{name}' cannot use x_i[k]: it sums the node's "
                         "own delayed values x_j[k] over its outgoing connections", where)
-    return kind == "efferent"
+    if kind == "reciprocal" and combined:
+        raise SpecError(f"'sum: reciprocal' of '{name}' needs a pre on plain x_j (one coupling "
+                        "row per coupled variable), not indexed x_j[k]", where,
+                        "write x_j for each coupled variable")
+    return str(kind)
 
 
 def _own_rows(entry: PositionedDict, name: str, names: dict[str, sympy.Symbol],
-              combined: bool) -> tuple[tuple[tuple[int, sympy.Expr], ...], tuple[int, ...]]:
+              combined: bool) -> tuple[tuple[tuple[int, sympy.Expr], ...], tuple[int, ...],
+                                       tuple[int, ...], tuple[int, ...]]:
     """`own: [null, expr, ...]`: one item per coupling row (cvar order); an expression of the
-    node's own coupled variables x_own[k] replaces post(gx) in its row, null keeps post(gx)."""
+    node's own coupled variables x_own[k] replaces post(gx) in its row, null keeps post(gx),
+    `{mean: expr}` puts the mean of expr over all nodes in every node's row."""
     if "own" not in entry:
-        return (), ()
+        return (), (), (), ()
     items = entry["own"]
     where = entry.value_where("own")
     if not isinstance(items, PositionedList) or not items:
@@ -221,16 +256,25 @@ def _own_rows(entry: PositionedDict, name: str, names: dict[str, sympy.Symbol],
     if len(items) > MAX_COUPLED_INPUTS:
         raise SpecError(f"'own' of '{name}' has {len(items)} rows; at most "
                         f"{MAX_COUPLED_INPUTS}", where)
-    rows, used = [], set()
+    rows, used, first, means = [], set(), set(), []
     for row, (text, location) in enumerate(zip(items, items.locations)):
         if text is None:
             continue
-        scope = _Scope(dict(names, x_own=sympy.Symbol("x_own", real=True)),
-                       f"own row {row} of '{name}'", indexable=("x_own",))
+        if isinstance(text, PositionedDict):
+            if list(text) != ["mean"]:
+                raise SpecError(f"own row {row} of '{name}' must be an expression, null or "
+                                "{mean: expression}", location)
+            text, location = text["mean"], text.value_where("mean")
+            means.append(row)
+        scope = _Scope(dict(names, x_own=sympy.Symbol("x_own", real=True),
+                            x_first=sympy.Symbol("x_first", real=True)),
+                       f"own row {row} of '{name}'", indexable=("x_own", "x_first"))
         expression = parse_expression(text, location, scope)
         if scope.plain:
-            raise SpecError(f"own row {row} of '{name}' uses plain x_own", location,
+            raise SpecError(f"own row {row} of '{name}' uses plain "
+                            f"{' and '.join(sorted(scope.plain))}", location,
                             "index the coupled variable: x_own[0]")
         rows.append((row, expression))
         used |= scope.used
-    return tuple(rows), tuple(sorted(used))
+        first |= scope.first
+    return tuple(rows), tuple(sorted(used)), tuple(sorted(first)), tuple(means)

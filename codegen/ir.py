@@ -97,6 +97,8 @@ class ModelIR:
                   # efferent sums and own rows only where used: other digests stay as they were
                   + (f" efferent={f.efferent} own={[(r, sympy.srepr(e)) for r, e in f.own]}"
                      if f.efferent or f.own else "")
+                  + (" reciprocal" if f.reciprocal else "")
+                  + (f" mean={list(f.mean_rows)}" if f.mean_rows else "")
                   for f in self.couplings]
         self._canonical = "\n".join(lines)
         return self._canonical

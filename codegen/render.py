@@ -35,7 +35,8 @@ def _coupling_context(functions: Any, target: Target) -> list[dict[str, Any]]:
          # Coupling functions name their own C variables (x_i, x_j, gx, parameters).
          "pre": target.printer(f.pre, mangle=False),
          "post": target.printer(f.post, mangle=False),
-         "efferent": f.efferent, "own_inputs": list(f.own_inputs),
+         "efferent": f.efferent, "reciprocal": f.reciprocal, "own_inputs": list(f.own_inputs),
+         "first_inputs": list(f.first_inputs), "mean_rows": list(f.mean_rows),
          "own": [(row, target.printer(expression, mangle=False)) for row, expression in f.own]}
         for f in functions]
 
@@ -81,7 +82,8 @@ def build_manifest() -> dict[str, Any]:
              "description": t.description} for t in INTEGRATORS.values()],
         "max_stages": max(t.stages for t in INTEGRATORS.values()),
         "couplings": [{"name": f.name, "parameters": [[p, v] for p, v in f.parameters],
-                       "needs_cvars": f.needs_cvars, "efferent": f.efferent}
+                       "needs_cvars": f.needs_cvars, "efferent": f.efferent,
+                       "reciprocal": f.reciprocal}
                       for f in load_coupling_functions().values()],
         "monitors": [{"name": name, "kind": kind} for name, kind in MONITOR_KINDS.items()],
     }
@@ -207,7 +209,7 @@ def render(ir: ModelIR, kernel: Kernel, target: Target = C) -> GeneratedSource:
             for i in range(len(ir.couplings)))
         manifest["couplings"] = manifest["couplings"] + [
             {"name": f.name, "parameters": [[p, v] for p, v in f.parameters],
-             "needs_cvars": f.needs_cvars, "efferent": f.efferent,
+             "needs_cvars": f.needs_cvars, "efferent": f.efferent, "reciprocal": f.reciprocal,
              "symbol": f"mf_user_coupling_{i}"}
             for i, f in enumerate(ir.couplings)]
     reference = env.get_template("reference.py.j2").render(

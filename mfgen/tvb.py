@@ -92,9 +92,13 @@ COUPLINGS = {
     tvb_coupling.Kuramoto: ("kuramoto", {"a": "a"}),
     tvb_coupling.SigmoidalJansenRit: ("sigmoidal_jansen_rit", {
         "cmin": "cmin", "cmax": "cmax", "midpoint": "midpoint", "r": "r", "a": "a"}),
-    # dynamic=True, globalT=False only (_check_pre_sigmoidal)
+    # dynamic=True with globalT=False (_check_pre_sigmoidal); dynamic=False: STATIC_PRE_SIGMOIDAL
     tvb_coupling.PreSigmoidal: ("pre_sigmoidal", {"H": "H", "Q": "Q", "G": "G", "P": "P"}),
 }
+# PreSigmoidal(dynamic=False), local or global threshold: TVB reads theta[0] for a global one,
+# the same as a local one with the single theta mfgen takes.
+STATIC_PRE_SIGMOIDAL = ("pre_sigmoidal_static",
+                        {"H": "H", "Q": "Q", "G": "G", "P": "P", "theta": "theta"})
 INTEGRATORS = {
     tvb_integrators.EulerDeterministic: "euler",
     tvb_integrators.HeunDeterministic: "heun",
@@ -234,17 +238,17 @@ def _refuse(what: str, why: str) -> UnsupportedByMfgen:
 
 def _check_pre_sigmoidal(function: Any, compiled: CompiledModel) -> None:
     """mfgen's pre_sigmoidal is TVB's PreSigmoidal with dynamic=True, globalT=False, on a
-    model coupling exactly two variables (TVB's __call__ returns two rows)."""
+    model coupling exactly two variables (TVB's __call__ returns two rows); dynamic=False
+    (pre_sigmoidal_static) takes any coupled variables and either threshold."""
     if not function.dynamic:
-        raise _refuse("coupling PreSigmoidal(dynamic=False)", "TVB's static-threshold branch "
-                      "weighs each node's own values delayed by d_ij with the weights w_ji of "
-                      "the opposite direction (a transposed weight matrix against untransposed "
-                      "delays); mfgen pairs every weight with its own connection's delay")
+        return
     if function.globalT:
-        raise _refuse("coupling PreSigmoidal(globalT=True)", "its threshold row is the mean "
-                      "over all nodes and its threshold node 0's delayed as seen from each "
-                      "node, a reduction across the network that mfgen's per-node coupling "
-                      "rows do not compute")
+        # not _refuse: TVB's own Simulator.run() cannot run it either
+        raise UnsupportedByMfgen(
+            "coupling PreSigmoidal(globalT=True) with dynamic=True: TVB 2.10's own "
+            "PreSigmoidal.__call__ fails on it (it writes the network mean into np.diag's "
+            "read-only view: ValueError), so there are no TVB numbers to reproduce; "
+            "mfgen.simulate(..., coupling='pre_sigmoidal_global') computes what that code means")
     if len(compiled.cvar) != 2:
         raise _refuse(f"coupling PreSigmoidal on {len(compiled.cvar)} coupled variables",
                       "TVB's PreSigmoidal returns two rows, activity and dynamic threshold; "
@@ -420,6 +424,9 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
     if integrator.clamped_state_variable_indices is not None:
         raise _refuse("clamped state variables", "mfgen does not clamp")
     coupling_name, names = COUPLINGS[type(simulator.coupling)]
+    if isinstance(simulator.coupling, tvb_coupling.PreSigmoidal) and \
+            not simulator.coupling.dynamic:
+        coupling_name, names = STATIC_PRE_SIGMOIDAL
     coupling_parameters = {}
     for attribute, parameter in names.items():
         value = np.asarray(getattr(simulator.coupling, attribute), dtype=float)

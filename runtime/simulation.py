@@ -296,7 +296,11 @@ class Simulation:
             # `sum: efferent` (TVB's PreSigmoidal): each node sums its outgoing connections,
             # so its C function gets the transposed connection lists (codegen/coupling.py).
             row_ptr, col, weight, delay = _transposed(row_ptr, col, weight, delay)
-        self._efferent = bool(entry.get("efferent"))
+        # `sum: reciprocal` (PreSigmoidal(dynamic=False)): connection i <- j reads node i's own
+        # value over i -> j (its delay d_ji), none where w_ji = 0 (offset -1 below: zero).
+        reverse = _reverse_connections(row_ptr, col) if entry.get("reciprocal") else None
+        self._sum_kind = "efferent" if entry.get("efferent") else \
+            "reciprocal" if entry.get("reciprocal") else "afferent"
         values = {name: float(value) for name, value in entry["parameters"]}
         for key, value in (coupling_parameters or {}).items():
             if key not in values:
@@ -423,6 +427,9 @@ class Simulation:
         sim.horizon = self.horizon
         # Each connection's read of the mirrored ring, relative to the current slot.
         offset = (self.horizon - delay.astype(np.int64)) * (len(model.cvar) * n) + col
+        if reverse is not None:
+            # offset of j <- i = (horizon - d_ji) * stride + i: node i's value delayed by d_ji
+            offset = np.where(reverse >= 0, offset[np.maximum(reverse, 0)], -1)
         for name, array, ctype in (("row_ptr", row_ptr, "int64_t *"),
                                    ("offset", offset, "int64_t *"),
                                    ("weight", weight, "double *"),
@@ -959,11 +966,24 @@ def _transposed(row_ptr: np.ndarray, col: np.ndarray, weight: np.ndarray, delay:
             np.ascontiguousarray(delay[order]))
 
 
+def _reverse_connections(row_ptr: np.ndarray, col: np.ndarray) -> np.ndarray:
+    """For each connection i <- j of the CSR, the index of the connection j <- i, or -1."""
+    n = row_ptr.size - 1
+    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(row_ptr))
+    keys = rows * n + col.astype(np.int64)
+    wanted = col.astype(np.int64) * n + rows
+    if not keys.size:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(keys, kind="stable")  # a sparse matrix's columns need not be sorted
+    found = order[np.minimum(np.searchsorted(keys[order], wanted), keys.size - 1)]
+    return np.where(keys[found] == wanted, found, -1)
+
+
 def _share_network(first: Simulation, other: Simulation) -> None:
     """Point `other`'s C context at `first`'s connectome arrays when they are the same
     network (one copy in the cache for the whole batch instead of one per set)."""
     if other is first or other.connectivity is not first.connectivity or \
-            other.horizon != first.horizon or other._efferent != first._efferent:
+            other.horizon != first.horizon or other._sum_kind != first._sum_kind:
         return
     source, target = first._sim, other._sim
     names = ["row_ptr", "offset", "weight", "weight32"]

@@ -51,6 +51,17 @@ couplings:                # the spec's own coupling functions, compiled into its
     pre: H * (Q + tanh(G * (P * x_j[0] - x_j[1])))
     post: gx
     own: [~, "H * (Q + tanh(G * (P * x_own[0] - x_own[1])))"]
+  user_pre_sigmoidal_global:   # the bundled pre_sigmoidal_global, written by a user
+    parameters: {H: 0.5, Q: 1.0, G: 60.0, P: 1.0}
+    sum: efferent
+    pre: H * (Q + tanh(G * (P * x_j[0] - x_first[1])))
+    post: gx
+    own: [~, {mean: "H * (Q + tanh(G * (P * x_own[0] - x_first[1])))"}]
+  user_pre_sigmoidal_static:   # the bundled pre_sigmoidal_static, written by a user
+    parameters: {H: 0.5, Q: 1.0, G: 60.0, P: 1.0, theta: 0.5}
+    sum: reciprocal
+    pre: H * (Q + tanh(G * (P * x_j - theta)))
+    post: gx
 derivatives:
   V: c_0
   W: c_1
@@ -84,9 +95,9 @@ def history_for(network: mfgen.Connectivity, low: tuple, high: tuple) -> np.ndar
     return np.stack([rng.uniform(low[k], high[k], (horizon, N)) for k in range(2)], axis=1)
 
 
-def tvb_coupling_rows(network, history, tvb_function) -> np.ndarray:
-    """TVB's coupling (rows, N) at the first step, from a JansenRit simulator whose coupled
-    variables y1, y2 carry the history's V, W."""
+def tvb_simulator_for(network, history, tvb_function) -> simulator.Simulator:
+    """A configured JansenRit simulator whose coupled variables y1, y2 carry the history's
+    V, W, at its first step."""
     connectivity = TVBConnectivity(
         weights=network.weights.copy(), tract_lengths=network.tract_lengths.copy(),
         centres=np.asarray(network.centres, dtype=float).copy(),
@@ -100,6 +111,12 @@ def tvb_coupling_rows(network, history, tvb_function) -> np.ndarray:
         initial_conditions=full, simulation_length=DT)
     sim.configure()
     assert sim.current_step == history.shape[0] - 1
+    return sim
+
+
+def tvb_coupling_rows(network, history, tvb_function) -> np.ndarray:
+    """TVB's coupling (rows, N) at the first step."""
+    sim = tvb_simulator_for(network, history, tvb_function)
     return np.asarray(sim.coupling(sim.current_step + 1, sim.history))[..., 0]
 
 
@@ -230,6 +247,116 @@ def test_pre_sigmoidal_is_tvbs(probe, network_with_self_connections):
     assert error((network.weights * a).sum(axis=1), expected[0]) > 0.1
 
 
+def pre_sigmoidal_global_formula(p, network, history) -> np.ndarray:
+    """TVB 2.10's PreSigmoidal.__call__ with dynamic=True, globalT=True in float64: as
+    pre_sigmoidal_formula with node j's threshold x_j[j, 0, 1], node 0's threshold as node j
+    receives it (0 where w_j0 = 0), and row 1 the mean of the diagonal at every node."""
+    x_j, _ = delayed(network, history)
+    x_j = np.where((network.weights != 0)[..., None], x_j, 0.0)
+    threshold = x_j[:, 0, 1]  # (j,): broadcast over the last axis of (i, j), as TVB's
+    a = p["H"] * (p["Q"] + np.tanh(p["G"] * (p["P"] * x_j[..., 0] - threshold[None, :])))
+    return np.stack([(network.weights * a).sum(axis=0), np.full(N, np.diag(a).mean())])
+
+
+def test_pre_sigmoidal_global_is_tvbs(probe, network_with_self_connections):
+    """dynamic=True, globalT=True: node 0's threshold, a network mean in row 1. TVB 2.10's own
+    __call__ fails there (it writes the mean into np.diag's read-only view), so TVB's side is
+    its statements, on its configured history object, with that diagonal copied."""
+    network = network_with_self_connections
+    history = history_for(network, (0.0, 0.0), (1.0, 1.0))
+    function = coupling.PreSigmoidal(globalT=True,
+                                     **{k: np.array([v]) for k, v in PRE_SIGMOIDAL.items()})
+    sim = tvb_simulator_for(network, history, function)
+    step = sim.current_step + 1
+    with pytest.raises(ValueError, match="read-only"):
+        function(step, sim.history)
+    na = np.newaxis  # from here TVB 2.10's PreSigmoidal.__call__, dynamic and globalT
+    g_ij = sim.history.es_weights
+    _, x_j = sim.history.query(step)
+    a_j = function.H * (function.Q + np.tanh(function.G * (
+        function.P * x_j[:, 0] - x_j[:, 1, function.sliceT])[:, na]))
+    c_0 = (g_ij[:, 0] * a_j[:, 0]).sum(axis=0)
+    c_1 = np.diag(a_j[:, 0, :, 0]).copy()[:, na]  # the copy: TVB's only change
+    c_1[:] = c_1.mean()
+    expected = np.array([c_0, c_1])[..., 0]
+    formula = pre_sigmoidal_global_formula(PRE_SIGMOIDAL, network, history)
+    float32 = mfgen_coupling_rows(probe, network, history, "pre_sigmoidal_global",
+                                  PRE_SIGMOIDAL, "float32")
+    float64 = mfgen_coupling_rows(probe, network, history, "pre_sigmoidal_global",
+                                  PRE_SIGMOIDAL, "float64")
+    assert error(float32, expected) < 1e-12
+    assert error(float64, formula) < FLOAT64_TOLERANCE
+    assert error(float64, expected) < FLOAT32_TOLERANCE
+    assert error(formula, expected) < FLOAT32_TOLERANCE  # the formula is TVB's
+    # the cases are there: nodes with and without a connection from node 0 (threshold 0),
+    # one value in row 1, and the local threshold gives other numbers
+    from_0 = network.weights[:, 0] != 0
+    assert from_0.any() and (~from_0).any()
+    assert np.ptp(expected[1]) == 0
+    local = pre_sigmoidal_formula(PRE_SIGMOIDAL, network, history)
+    assert error(local[0], expected[0]) > 1e-3 and error(local[1], expected[1]) > 1e-3
+
+
+def test_network_mean_row_is_the_same_for_any_thread_count(probe, network_with_self_connections):
+    """Each thread computes the whole network's mean itself: the same bits from 1 or 3."""
+    network = network_with_self_connections
+    history = history_for(network, (0.0, 0.0), (1.0, 1.0))
+    simulations = [mfgen.Simulation(probe, network, dt=DT, integrator="euler",
+                                    coupling="pre_sigmoidal_global",
+                                    coupling_parameters=PRE_SIGMOIDAL, initial_history=history,
+                                    threads=threads) for threads in (1, 3)]
+    assert [s.threads for s in simulations] == [1, 3]
+    runs = [simulation.run(5 * DT)["raw"].data for simulation in simulations]
+    np.testing.assert_array_equal(runs[0], runs[1])
+    # dW/dt = c_1, the network mean: one step of W at every node (to its rounding), not zero
+    step = runs[0][-1, 1] - runs[0][-2, 1]
+    assert np.ptp(step) < 1e-12 and abs(step[0]) > 0.1
+
+
+PRE_SIGMOIDAL_STATIC = dict(PRE_SIGMOIDAL, theta=0.6)
+
+
+def pre_sigmoidal_static_formula(p, network, history) -> np.ndarray:
+    """TVB 2.10's PreSigmoidal.__call__ with dynamic=False written out in float64:
+    out[k, b] = sum_a w_ba A(x_k,b delayed by d_ab), A = H (Q + tanh(G (P x - theta))), with
+    x = 0 where w_ab = 0: the weight of connection b <- a, the delay and presence of a <- b."""
+    x_j, _ = delayed(network, history)  # (a, b, cvar): node b's values delayed by d_ab
+    x_j = np.where((network.weights != 0)[..., None], x_j, 0.0)
+    a = p["H"] * (p["Q"] + np.tanh(p["G"] * (p["P"] * x_j - p["theta"])))
+    return np.einsum("ba,abk->kb", network.weights, a)
+
+
+@pytest.mark.parametrize("global_threshold", [False, True])
+def test_pre_sigmoidal_static_is_tvbs(global_threshold, probe, network_with_self_connections):
+    """dynamic=False, with a local or a global threshold (the same with one theta), on the
+    asymmetric network: weights w_ba, delays d_ab and zeros where w_ab = 0."""
+    network = network_with_self_connections
+    history = history_for(network, (0.0, 0.0), (1.0, 1.0))
+    expected = tvb_coupling_rows(network, history, coupling.PreSigmoidal(
+        dynamic=False, globalT=global_threshold,
+        **{k: np.array([v]) for k, v in PRE_SIGMOIDAL_STATIC.items()}))
+    formula = pre_sigmoidal_static_formula(PRE_SIGMOIDAL_STATIC, network, history)
+    float32 = mfgen_coupling_rows(probe, network, history, "pre_sigmoidal_static",
+                                  PRE_SIGMOIDAL_STATIC, "float32")
+    float64 = mfgen_coupling_rows(probe, network, history, "pre_sigmoidal_static",
+                                  PRE_SIGMOIDAL_STATIC, "float64")
+    # float32 inputs, float64 pre and TVB's sequential float64 sum over axis 0: TVB's numbers
+    # to the rounding of (x1 - x0) / dt
+    assert error(float32, expected) < 1e-12
+    assert error(float64, formula) < FLOAT64_TOLERANCE
+    assert error(float64, expected) < FLOAT32_TOLERANCE  # float32 inputs vs float64 ones
+    assert error(formula, expected) < FLOAT32_TOLERANCE  # the formula is TVB's
+    # the cases are there: connections one way only (both ways), and pairing the weight with
+    # its own connection's delay, or dropping the zeros, gives other numbers
+    one_way = (network.weights != 0) & (network.weights.T == 0)
+    assert one_way.any() and ((network.weights != 0) & (network.weights.T != 0)).any()
+    x_j, _ = delayed(network, history)
+    p = PRE_SIGMOIDAL_STATIC
+    unmasked = p["H"] * (p["Q"] + np.tanh(p["G"] * (p["P"] * x_j - p["theta"])))
+    assert error(np.einsum("ba,abk->kb", network.weights, unmasked), expected) > 1e-3
+    assert error(np.einsum("ab,abk->kb", network.weights, unmasked), expected) > 1e-3
+
+
 @pytest.mark.parametrize("precision", ["float32", "float64"])
 def test_a_specs_own_couplings_are_the_bundled_ones_bit_for_bit(
         precision, probe, network_with_self_connections):
@@ -238,7 +365,11 @@ def test_a_specs_own_couplings_are_the_bundled_ones_bit_for_bit(
     network = network_with_self_connections
     history = history_for(network, (0.0, 0.0), (1.0, 1.0))
     for own, bundled, parameters in (("user_difference", "difference", {"a": 0.3}),
-                                     ("user_pre_sigmoidal", "pre_sigmoidal", PRE_SIGMOIDAL)):
+                                     ("user_pre_sigmoidal", "pre_sigmoidal", PRE_SIGMOIDAL),
+                                     ("user_pre_sigmoidal_global", "pre_sigmoidal_global",
+                                      PRE_SIGMOIDAL),
+                                     ("user_pre_sigmoidal_static", "pre_sigmoidal_static",
+                                      PRE_SIGMOIDAL_STATIC)):
         expected = mfgen_coupling_rows(probe, network, history, bundled, parameters, precision)
         computed = mfgen_coupling_rows(probe, network, history, own, parameters, precision)
         np.testing.assert_array_equal(computed, expected)
@@ -268,6 +399,10 @@ def test_combined_coupling_needs_enough_coupled_variables():
     ("f: {pre: 'x_j[0]', post: gx, own: [~, 'x_j[0]']}", "'x_j' cannot be indexed in own row 1"),
     ("f: {pre: 'x_j[0]', post: gx, own: [gx]}", "undefined symbol 'gx' in own row 0"),
     ("f: {pre: x_j, post: gx, own: ['x_own[0]']}", "'own' rows of 'f' need a pre that"),
+    ("f: {pre: 'x_j[0]', post: gx, sum: reciprocal}", "'sum: reciprocal' of 'f' needs a pre"),
+    ("f: {pre: 'x_j[0] - x_first[1]', post: gx}", "x_first.k. in 'f' needs 'sum: efferent'"),
+    ("f: {pre: 'x_j[0] - x_first', post: gx, sum: efferent}", "uses plain x_first"),
+    ("f: {pre: 'x_j[0]', post: gx, own: [{sum: 'x_own[0]'}]}", "own row 0 of 'f' must be"),
 ])
 def test_bad_coupling_functions_say_where(text, message):
     with pytest.raises(SpecError, match=message) as failure:
@@ -344,3 +479,26 @@ def test_tvb_simulate_runs_pre_sigmoidal():
     # to rounding; what remains is the dfun's rounding (1e-15) carried over 200 steps.
     relative = _tvb_and_mfgen_traces(model, connectivity, coupling.PreSigmoidal(), seed=2)
     assert relative < 1e-8, relative
+
+
+def test_tvb_simulate_runs_static_pre_sigmoidal():
+    """TVB's PreSigmoidal(dynamic=False) with a global threshold (one theta: the local one's
+    numbers) on Epileptor, on TVB's default connectome made asymmetric (a third of the
+    connections kept one way only, so the opposite connection's zeros count) with
+    self-connections at a few nodes: 20 ms of Heun, TVB's traces."""
+    model = models.Epileptor(Ks=np.array([-0.2]), Kvf=np.array([0.05]), Kf=np.array([0.1]))
+    connectivity = TVBConnectivity.from_file()
+    weights = connectivity.weights.copy()
+    rng = np.random.default_rng(5)
+    upper = np.triu(rng.random(weights.shape) < 0.3, 1)
+    weights[upper] = 0.0
+    weights[np.arange(0, 76, 5), np.arange(0, 76, 5)] = 1.5
+    assert ((weights != 0) & (weights.T == 0)).sum() > 100
+    connectivity.weights = weights
+    connectivity.configure()
+    function = coupling.PreSigmoidal(dynamic=False, globalT=True, G=np.array([2.0]),
+                                     theta=np.array([-1.0]))
+    # as the dynamic case: the coupling is TVB's to rounding, the dfun's rounding remains
+    relative = _tvb_and_mfgen_traces(model, connectivity, function, seed=3)
+    assert relative < 1e-8, relative
+
