@@ -25,13 +25,6 @@ from mfgen.codegen.targets import C, Target
 LIBMVEC_FUNCTIONS = tuple(SIMD_FUNCTIONS)
 _SIMD_BY_CLASS = {f.sympy_name: f for f in SIMD_FUNCTIONS.values() if f.sympy_name}
 
-# A kernel of more statements than this computes per-node parameters node by node through its
-# uniform kernel instead of a second, vectorised copy of the equations. Measured (gcc 12, -O3,
-# 2-core x86-64): a second-order Zerlaut (~590 statements) compiles in 1.0 CPU s instead of
-# 2.0 s while its per-node dfun at N = 1000 goes from 335 to 450 us (1.35x); for a first-order
-# one (~70 statements) the copy costs 0.05 s to compile but node by node is 2.3x slower.
-PER_NODE_BY_NODE_ABOVE = 200
-
 # What the runtime's monitors are, by name: C kind 0 samples the state, 1 averages it.
 MONITOR_KINDS = {"raw": 0, "subsample": 0, "temporal_average": 1}
 
@@ -154,7 +147,6 @@ def _kernel_source(env: jinja2.Environment, ir: ModelIR, kernel: Kernel, target:
         interface=interface,
         prefix=prefix,
         kernels_only=kernels_only,
-        per_node_by_node=len(kernel.statements) > PER_NODE_BY_NODE_ABOVE,
     )
 
 
