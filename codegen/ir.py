@@ -113,6 +113,10 @@ class _ProgramBuilder:
     def __init__(self, budget: list[int] | None = None) -> None:
         self.program: list[tuple[sympy.Symbol, sympy.Expr]] = []
         self.instance_counter: dict[str, int] = {}
+        # Partial derivatives by the shape of the statement (see _diff_by_shape), shared by all
+        # instances: F_e and F_i inline the same function into statements that differ only by
+        # their symbols' names.
+        self.derivatives_by_shape: dict[tuple[sympy.Expr, sympy.Symbol], sympy.Expr] = {}
         # Statements left, shared with the probes that parse uncalled functions.
         self.budget = budget if budget is not None else [MAX_PROGRAM_STATEMENTS]
 
@@ -400,7 +404,8 @@ class _Functions:
         if instance is None:
             result, bound, start = self._inline(function, args, where, as_statements=True)
             seeds = {a: bound[a] for a in scalar_args}
-            instance = _Differentiable(result, seeds, self.builder.program[start:])
+            instance = _Differentiable(result, seeds, self.builder.program[start:],
+                                       self.builder.derivatives_by_shape)
             self.differentiable[key] = instance
         if len(wrt) == 1:
             return instance.first(self.builder, wrt[0]).get(instance.result, sympy.Integer(0))
@@ -445,6 +450,7 @@ class _Differentiable:
     result: sympy.Symbol
     seeds: dict[str, Argument]  # formal scalar argument -> the statement binding it
     statements: list[tuple[sympy.Symbol, sympy.Expr]]
+    by_shape: dict[tuple[sympy.Expr, sympy.Symbol], sympy.Expr]
     partials: dict[tuple[sympy.Symbol, ...], sympy.Expr] = field(default_factory=dict)
     tangents: dict[str, dict[sympy.Symbol, sympy.Expr]] = field(default_factory=dict)
     seconds: dict[tuple[str, str], sympy.Expr] = field(default_factory=dict)
@@ -455,7 +461,7 @@ class _Differentiable:
         key = (symbol, *(sorted(wrt, key=str) if len(wrt) == 2 else wrt))
         if key not in self.partials:
             inner = self.partial(expr, symbol, wrt[0]) if len(wrt) == 2 else expr
-            self.partials[key] = sympy.diff(inner, wrt[-1])
+            self.partials[key] = _diff_by_shape(inner, wrt[-1], self.by_shape)
         return self.partials[key]
 
     def first(self, builder: _ProgramBuilder, x: str) -> dict[sympy.Symbol, sympy.Expr]:
@@ -501,6 +507,21 @@ class _Differentiable:
                 d_xy[symbol] = builder.emit(f"{symbol.name}__d2__{x}__{y}", dxy)
         self.seconds[(x, y)] = d_xy.get(self.result, sympy.Integer(0))
         return self.seconds[(x, y)]
+
+
+def _diff_by_shape(expr: sympy.Expr, variable: sympy.Symbol,
+                   known: dict[tuple[sympy.Expr, sympy.Symbol], sympy.Expr]) -> sympy.Expr:
+    """d(expr)/d(variable), differentiated once per shape: the symbols are renamed by their
+    order (same assumptions), the derivative of the renamed expression is looked up or taken,
+    then renamed back. Renaming is a bijection, so the result is the derivative itself; SymPy
+    rebuilds it in canonical form, the same expression `sympy.diff` gives (the generated C of
+    every bundled spec is byte-identical)."""
+    symbols = sorted(expr.free_symbols | {variable}, key=str)
+    renamed = {s: sympy.Symbol(f"_shape{i}", **s.assumptions0) for i, s in enumerate(symbols)}
+    key = (expr.xreplace(renamed), renamed[variable])
+    if key not in known:
+        known[key] = sympy.diff(*key)
+    return known[key].xreplace({new: old for old, new in renamed.items()})
 
 
 def _readable(name: str) -> str:

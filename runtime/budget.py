@@ -328,10 +328,14 @@ def _supervise(pid: int, read_fd: int, budget: BuildBudget, what: str) -> Any:
                     break
             if outcome is not None:
                 break
+            if exited_status is not None:
+                break  # it exited and wrote nothing more within POLL_S
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:
+                # It may have written its outcome after the select above and then exited:
+                # read the pipe once more before concluding there is no result.
                 exited_status = status
-                break
+                continue
             elapsed = time.monotonic() - started
             if elapsed > budget.wall_seconds:
                 raise BudgetExceeded(current, "wall-clock time",
