@@ -110,3 +110,18 @@ def run_interrupted_then_resumed(config: Any, folder: Path) -> tuple[Any, Any, A
     stopped = load_result(folder / "stopped.h5")
     resumed = run_to_file(config, folder / "stopped.h5", resume=True)
     return complete, stopped, resumed
+
+
+def tvb_connectivity(network: Any) -> Any:
+    """TVB's Connectivity for an mfgen Connectivity (same weights, lengths, centres, labels and
+    speed), configured."""
+    from tvb.datatypes.connectivity import Connectivity as TVBConnectivity
+
+    centres = (np.zeros((network.n_regions, 3)) if network.centres is None
+               else np.asarray(network.centres, dtype=float).copy())
+    connectivity = TVBConnectivity(
+        weights=network.weights.copy(), tract_lengths=network.tract_lengths.copy(),
+        centres=centres, region_labels=np.array(network.region_labels),
+        speed=np.array([network.speed]))
+    connectivity.configure()
+    return connectivity

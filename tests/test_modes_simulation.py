@@ -12,7 +12,7 @@ from __future__ import annotations
 import h5py
 import numpy as np
 import pytest
-from helpers import relative_error, run_interrupted_then_resumed
+from helpers import relative_error, run_interrupted_then_resumed, tvb_connectivity
 
 import mfgen
 from mfgen.runtime.results import load_result, run_to_file
@@ -334,7 +334,6 @@ def test_simulate_matches_tvbs_simulator(model, network, stochastic):
     TVB sums it; the same normals for the stochastic run (TVB draws (n_state, n_nodes,
     n_modes) per step). Tolerance as tests/test_tvb_simulator.py: 1e-8 relative, floor 1e-6
     of each variable's largest value."""
-    from test_tvb_simulator import tvb_connectivity
     from tvb.simulator import coupling, integrators, models, monitors, noise, simulator
 
     horizon = int(np.rint(network.tract_lengths / network.speed / DT).max()) + 1

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import tvb_connectivity
 from tvb.datatypes import equations
-from tvb.datatypes.connectivity import Connectivity as TVBConnectivity
 from tvb.simulator import coupling, integrators, models, monitors, noise, simulator
 
 import mfgen
@@ -47,11 +47,7 @@ def network() -> mfgen.Connectivity:
     (integrators.EulerStochastic, "euler_maruyama"),
 ])
 def test_multiplicative_noise_is_tvbs(model, network, tvb_integrator, integrator):
-    connectivity = TVBConnectivity(
-        weights=network.weights.copy(), tract_lengths=network.tract_lengths.copy(),
-        centres=np.asarray(network.centres, dtype=float).copy(),
-        region_labels=np.array(network.region_labels), speed=np.array([3.0]))
-    connectivity.configure()
+    connectivity = tvb_connectivity(network)
     horizon = int(np.rint(network.tract_lengths / 3.0 / DT).max()) + 1
     rng = np.random.default_rng(8)
     history = rng.uniform(0.1, 0.9, (horizon, 1, network.n_regions))
@@ -93,11 +89,7 @@ def test_multiplicative_noise_names_a_state(tmp_path):
 
 
 def tvb_simulator(model_instance, network, tvb_noise, n_steps=50):
-    connectivity = TVBConnectivity(
-        weights=network.weights.copy(), tract_lengths=network.tract_lengths.copy(),
-        centres=np.asarray(network.centres, dtype=float).copy(),
-        region_labels=np.array(network.region_labels), speed=np.array([3.0]))
-    connectivity.configure()
+    connectivity = tvb_connectivity(network)
     horizon = int(np.rint(network.tract_lengths / 3.0 / DT).max()) + 1
     history = np.random.default_rng(2).uniform(0.1, 0.9, (horizon, 1, network.n_regions, 1))
     sim = simulator.Simulator(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import tvb_connectivity
 from tvb.datatypes.connectivity import Connectivity as TVBConnectivity
 from tvb.simulator import coupling, integrators, models, monitors, simulator
 
@@ -98,11 +99,7 @@ def history_for(network: mfgen.Connectivity, low: tuple, high: tuple) -> np.ndar
 def tvb_simulator_for(network, history, tvb_function) -> simulator.Simulator:
     """A configured JansenRit simulator whose coupled variables y1, y2 carry the history's
     V, W, at its first step."""
-    connectivity = TVBConnectivity(
-        weights=network.weights.copy(), tract_lengths=network.tract_lengths.copy(),
-        centres=np.asarray(network.centres, dtype=float).copy(),
-        region_labels=np.array(network.region_labels), speed=np.array([SPEED]))
-    connectivity.configure()
+    connectivity = tvb_connectivity(network)
     full = np.zeros((history.shape[0], 6, N, 1))
     full[:, 1, :, 0], full[:, 2, :, 0] = history[:, 0], history[:, 1]
     sim = simulator.Simulator(

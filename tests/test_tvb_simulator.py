@@ -34,7 +34,6 @@ from __future__ import annotations
 import helpers
 import numpy as np
 import pytest
-from tvb.datatypes.connectivity import Connectivity as TVBConnectivity
 from tvb.simulator import coupling, integrators, models, monitors, noise, simulator
 
 import mfgen
@@ -68,15 +67,6 @@ def network() -> mfgen.Connectivity:
                               base.centres, source="synthetic(76) + self-connections")
 
 
-def tvb_connectivity(network: mfgen.Connectivity) -> TVBConnectivity:
-    connectivity = TVBConnectivity(
-        weights=network.weights.copy(), tract_lengths=network.tract_lengths.copy(),
-        centres=np.asarray(network.centres, dtype=float).copy(),
-        region_labels=np.array(network.region_labels), speed=np.array([network.speed]))
-    connectivity.configure()
-    return connectivity
-
-
 def tvb_horizon(network: mfgen.Connectivity) -> int:
     return int(np.rint(network.tract_lengths / network.speed / DT).max()) + 1
 
@@ -106,7 +96,7 @@ def run_tvb(model_name, network, history, stochastic, seed=7):
     else:
         integrator = integrators.HeunDeterministic(dt=DT)
     sim = simulator.Simulator(
-        model=model, connectivity=tvb_connectivity(network),
+        model=model, connectivity=helpers.tvb_connectivity(network),
         coupling=coupling.Linear(a=np.array([a]), b=np.array([0.0])), integrator=integrator,
         monitors=(monitors.Raw(), monitors.TemporalAverage(period=AVERAGE_STEPS * DT)),
         initial_conditions=history[..., None].copy(), simulation_length=N_STEPS * DT)
@@ -201,7 +191,7 @@ def test_float32_coupling_is_tvbs_to_the_last_bit(name, tvb_coupling, parameters
 
     sim = simulator.Simulator(
         model=models.Generic2dOscillator(**{k: np.array([v]) for k, v in g2d.items()}),
-        connectivity=tvb_connectivity(network),
+        connectivity=helpers.tvb_connectivity(network),
         coupling=tvb_coupling(**{k: np.array([v]) for k, v in parameters.items()}),
         integrator=integrators.EulerDeterministic(dt=DT), monitors=(monitors.Raw(),),
         initial_conditions=history[..., None].copy(), simulation_length=DT)
