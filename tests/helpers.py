@@ -125,3 +125,15 @@ def tvb_connectivity(network: Any) -> Any:
         speed=np.array([network.speed]))
     connectivity.configure()
     return connectivity
+
+
+def states_in_ranges(model: Any, n: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_states, n) states uniform in each state's range (its check_range where the range is
+    a single point, as TVB writes some of them)."""
+    state = np.empty((model.n_states, n))
+    for k, name in enumerate(model.state_variables):
+        low, high = model.states[name].range
+        if low == high:
+            low, high = model.states[name].check_range
+        state[k] = rng.uniform(low, high, n)
+    return state

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import assert_traits_are_tvbs, narray_traits
+from helpers import assert_traits_are_tvbs, narray_traits, states_in_ranges
 from tvb.simulator.models import oscillator, zerlaut
 
 import mfgen
@@ -27,12 +27,7 @@ def test_parameters_states_and_ranges_are_tvbs(spec):
 def random_tvb_inputs(model, cls, n: int, rng: np.random.Generator):
     """States uniform in TVB's state ranges (check ranges where those are [0, 0]) and per-node
     parameters uniform in their domains (integers for TVB's int64 traits)."""
-    state = np.empty((model.n_states, n))
-    for k, name in enumerate(model.state_variables):
-        low, high = model.states[name].range
-        if low == high:
-            low, high = model.states[name].check_range
-        state[k] = rng.uniform(low, high, n)
+    state = states_in_ranges(model, n, rng)
     coupling = rng.uniform(0.0, 0.01, (1, n))
     parameters = {}
     for name, trait in narray_traits(cls).items():

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import assert_traits_are_tvbs, narray_traits
+from helpers import assert_traits_are_tvbs, narray_traits, states_in_ranges
 
 import mfgen
 from mfgen.errors import SpecError
@@ -209,12 +209,7 @@ def random_zoo_inputs(model, cls, n: int, rng: np.random.Generator):
     """States uniform in TVB's state_variable_range (check_range where that is [x, x]),
     coupling of either sign up to a tenth of the coupled state's range, per-node parameters
     uniform in TVB's domains, booleans flipped from their defaults."""
-    state = np.empty((model.n_states, n))
-    for k, name in enumerate(model.state_variables):
-        low, high = model.states[name].range
-        if low == high:
-            low, high = model.states[name].check_range
-        state[k] = rng.uniform(low, high, n)
+    state = states_in_ranges(model, n, rng)
     coupling = np.empty((len(model.cvar), n))
     for k, index in enumerate(model.cvar):
         low, high = model.states[model.state_variables[index]].range
