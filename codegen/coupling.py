@@ -31,6 +31,7 @@ the same in every node's row.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from importlib import resources
@@ -130,7 +131,14 @@ def bundled_coupling_path() -> Path:
 def load_coupling_functions(path: Path | None = None) -> dict[str, CouplingFunction]:
     """The coupling functions of a coupling file (default: the bundled TVB couplings)."""
     path = path or bundled_coupling_path()
-    return parse_coupling_functions(path.read_text(), str(path))
+    return dict(_parsed_file(path.read_text(), str(path)))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_file(text: str, source: str) -> tuple[tuple[str, CouplingFunction], ...]:
+    # A build reads the bundled file several times (spec names, simulator, manifest); keyed
+    # by the text itself, so an edited file is parsed again. The records are frozen.
+    return tuple(parse_coupling_functions(text, source).items())
 
 
 def parse_coupling_functions(text: str, source: str) -> dict[str, CouplingFunction]:

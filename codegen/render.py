@@ -41,8 +41,7 @@ def _coupling_context(functions: Any, target: Target) -> list[dict[str, Any]]:
         for f in functions]
 
 
-def _simulator_context(target: Target) -> dict[str, Any]:
-    couplings = _coupling_context(load_coupling_functions().values(), target)
+def _integrator_context() -> list[dict[str, Any]]:
     integrators = []
     for tab in INTEGRATORS.values():
         rows = [[(j, repr(float(a))) for j, a in enumerate(row) if a] for row in tab.a]
@@ -50,7 +49,21 @@ def _simulator_context(target: Target) -> dict[str, Any]:
             "name": tab.name, "description": tab.description, "stages": tab.stages,
             "a": rows, "b": [(j, repr(float(b))) for j, b in enumerate(tab.b) if b],
             "stochastic": tab.stochastic, "stage_noise": tab.stage_noise})
-    return {"couplings": couplings, "integrators": integrators, "target": target}
+    return integrators
+
+
+def _simulator_context(target: Target, functions: Any = None) -> dict[str, Any]:
+    """The simulator templates' context, for the bundled coupling functions or `functions`."""
+    if functions is None:
+        functions = load_coupling_functions().values()
+    return {"couplings": _coupling_context(functions, target),
+            "integrators": _integrator_context(), "target": target}
+
+
+def _coupling_manifest(function: Any, **extra: Any) -> dict[str, Any]:
+    return {"name": function.name, "parameters": [[p, v] for p, v in function.parameters],
+            "needs_cvars": function.needs_cvars, "efferent": function.efferent,
+            "reciprocal": function.reciprocal, **extra}
 
 
 @dataclass(frozen=True)
@@ -81,10 +94,7 @@ def build_manifest() -> dict[str, Any]:
             {"name": t.name, "stages": t.stages, "stochastic": t.stochastic, "order": t.order,
              "description": t.description} for t in INTEGRATORS.values()],
         "max_stages": max(t.stages for t in INTEGRATORS.values()),
-        "couplings": [{"name": f.name, "parameters": [[p, v] for p, v in f.parameters],
-                       "needs_cvars": f.needs_cvars, "efferent": f.efferent,
-                       "reciprocal": f.reciprocal}
-                      for f in load_coupling_functions().values()],
+        "couplings": [_coupling_manifest(f) for f in load_coupling_functions().values()],
         "monitors": [{"name": name, "kind": kind} for name, kind in MONITOR_KINDS.items()],
     }
 
@@ -199,8 +209,7 @@ def render(ir: ModelIR, kernel: Kernel, target: Target = C) -> GeneratedSource:
         if b is not None and b.free_symbols <= states}
     if ir.couplings:
         # The spec's coupling functions: exported from this module as mf_user_coupling_<i>.
-        context = dict(_simulator_context(target),
-                       couplings=_coupling_context(ir.couplings, target))
+        context = _simulator_context(target, ir.couplings)
         c_source += env.get_template("model_couplings.c.j2").render(
             interface=env.get_template("simulation.h.j2").render(**context), **context)
         interface += "".join(
@@ -208,9 +217,7 @@ def render(ir: ModelIR, kernel: Kernel, target: Target = C) -> GeneratedSource:
             "int64_t now, int64_t i0, int64_t i1, void *scratch);\n"
             for i in range(len(ir.couplings)))
         manifest["couplings"] = manifest["couplings"] + [
-            {"name": f.name, "parameters": [[p, v] for p, v in f.parameters],
-             "needs_cvars": f.needs_cvars, "efferent": f.efferent, "reciprocal": f.reciprocal,
-             "symbol": f"mf_user_coupling_{i}"}
+            _coupling_manifest(f, symbol=f"mf_user_coupling_{i}")
             for i, f in enumerate(ir.couplings)]
     reference = env.get_template("reference.py.j2").render(
         version=__version__,

@@ -140,12 +140,6 @@ def stage(name: str) -> None:
     _send(("stage", name))
 
 
-def note_process_group(pgid: int) -> None:
-    """Tell the parent about a process group started by the build (the compiler's), so it is
-    killed with the build."""
-    _send(("group", pgid))
-
-
 def in_budgeted_child() -> bool:
     return _channel is not None
 
@@ -294,7 +288,7 @@ def run_within_budget(work: Callable[[], T], budget: BuildBudget, what: str = ""
 
 
 def _supervise(pid: int, read_fd: int, budget: BuildBudget, what: str) -> Any:
-    groups = {pid}
+    groups = {pid}  # the child leads its own group; the compiler and its children are in it
     current = "start"
     outcome: tuple | None = None
     buffer = b""
@@ -318,8 +312,6 @@ def _supervise(pid: int, read_fd: int, budget: BuildBudget, what: str) -> Any:
                     kind = message[0]
                     if kind == "stage":
                         current = message[1]
-                    elif kind == "group":
-                        groups.add(message[1])
                     elif kind == "warning":
                         warnings.warn(message[1], message[2], stacklevel=4)
                     else:
