@@ -38,7 +38,7 @@ from mfgen.codegen.spec import load_spec
 from mfgen.errors import Location, MfgenError, SpecError
 from mfgen.runtime.connectivity import Connectivity
 from mfgen.runtime.loader import load
-from mfgen.runtime.model import CompiledModel
+from mfgen.runtime.model import CompiledModel, from_rows, mode_rows, to_rows
 from mfgen.runtime.simulation import Raw, Simulation, SubSample, TemporalAverage
 
 # TVB's region models and the bundled specs written from them (specs/tvb_*.yaml).
@@ -219,18 +219,6 @@ def _dfun(self: Any, state_variables: np.ndarray, coupling: np.ndarray,
     return derivative[..., np.newaxis]
 
 
-def _rows(array: np.ndarray) -> np.ndarray:
-    """TVB's (..., k, n_nodes, n_modes) as the kernel's rows (..., k * n_modes, n_nodes)
-    (row i * n_modes + m: variable i in mode m; with one mode, just the last axis dropped)."""
-    swapped = np.swapaxes(array, -1, -2)
-    return swapped.reshape(*swapped.shape[:-3], -1, swapped.shape[-1])
-
-
-def _from_rows(array: np.ndarray, modes: int) -> np.ndarray:
-    """The kernel's (time, k * n_modes, n_nodes) as TVB's (time, k, n_nodes, n_modes)."""
-    return np.swapaxes(array.reshape(array.shape[0], -1, modes, array.shape[-1]), -1, -2)
-
-
 # -- running a configured TVB Simulator in mfgen's engine ----------------------------------------
 def _refuse(what: str, why: str) -> UnsupportedByMfgen:
     return UnsupportedByMfgen(f"{what}: {why}; run it with TVB's own Simulator.run()")
@@ -400,7 +388,7 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
     kernel = compiled.kernel_model if modes != 1 else compiled
 
     def rows(variable: str) -> list[str]:
-        return [f"{variable}[{m}]" for m in range(modes)] if modes != 1 else [variable]
+        return mode_rows([variable], modes) if modes != 1 else [variable]
 
     observables = {v: _observable(v, compiled) for v in model.variables_of_interest
                    if v not in compiled.state_variables}
@@ -479,8 +467,8 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
     done, result = 0, run.result()
     while done < n_steps:  # in chunks, so TVB's normals are drawn a chunk at a time
         chunk = min(NOISE_CHUNK_STEPS, n_steps - done)
-        normals = None if stream is None else _rows(stream.normal(
-            size=(chunk, compiled.n_states, network.n_regions, modes)))
+        normals = None if stream is None else to_rows(stream.normal(
+            size=(chunk, compiled.n_states, network.n_regions, modes)), modes)
         result = run.run(chunk * dt, noise_array=normals)
         if result.interrupted:  # Ctrl-C: no partial TVB output
             raise KeyboardInterrupt
@@ -500,7 +488,7 @@ def simulate(simulator: Any, coupling_precision: str = "float32") -> list[tuple]
             zip(simulator.monitors, monitor_variables, native)):
         if own:
             samples = result[f"monitor_{index}"]
-            outputs.append((samples.times + offset, _from_rows(samples.data, modes)))
+            outputs.append((samples.times + offset, from_rows(samples.data, modes)))
         else:
             data = np.stack([observed(v) for v in variables], axis=1)
             outputs.append(_tvb_output(monitor, data, steps, dt))
@@ -592,8 +580,9 @@ def _initial_history(simulator: Any, kernel: CompiledModel, horizon: int) -> np.
     """TVB's configured history as mfgen's initial_history (oldest first, last = t0) in the
     kernel's rows: the coupled variables from TVB's delay ring, the current state as the last
     entry."""
-    buffer = _rows(np.asarray(simulator.history.buffer))  # (horizon, n_cvar * n_modes, n)
-    state = _rows(np.asarray(simulator.current_state))  # (n_state * n_modes, n_nodes)
+    modes = simulator.model.number_of_modes
+    buffer = to_rows(simulator.history.buffer, modes)  # (horizon, n_cvar * n_modes, n)
+    state = to_rows(simulator.current_state, modes)  # (n_state * n_modes, n_nodes)
     now = simulator.current_step
     slots = [(now - lag) % horizon for lag in range(horizon - 1, -1, -1)]
     history = np.repeat(state[np.newaxis], horizon, axis=0)

@@ -6,7 +6,7 @@ Nothing here imports SymPy: a cached model loads in milliseconds.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -365,17 +365,46 @@ class ReferenceModel(ModelBase):
         return np.array(result, dtype=np.float64)
 
 
+def uniform_states(model: ModelBase, n_nodes: int, seed: int) -> np.ndarray:
+    """The initial state a Simulation draws when none is given: (n_states, n_nodes), each
+    state uniform in its range, from `seed`."""
+    rng = np.random.default_rng(seed)
+    low = np.array([model.states[s].range[0] for s in model.state_variables])
+    high = np.array([model.states[s].range[1] for s in model.state_variables])
+    return low[:, None] + (high - low)[:, None] * rng.random((len(low), n_nodes))
+
+
 # -- models with modes (TVB's number_of_modes) ---------------------------------------------------
+def to_rows(array: Any, n_modes: int) -> np.ndarray:
+    """TVB's (..., k, n_nodes, n_modes) as the kernel's C-contiguous (..., k * n_modes,
+    n_nodes): row i * n_modes + m is variable i in mode m."""
+    array = np.asarray(array, dtype=np.float64)
+    *lead, k, n_nodes, _ = array.shape
+    return np.ascontiguousarray(np.swapaxes(array, -1, -2)).reshape(*lead, k * n_modes, n_nodes)
+
+
+def from_rows(rows: np.ndarray, n_modes: int) -> np.ndarray:
+    """The kernel's (..., k * n_modes, n_nodes) as TVB's (..., k, n_nodes, n_modes): a view."""
+    *lead, k_modes, n_nodes = rows.shape
+    return np.swapaxes(rows.reshape(*lead, k_modes // n_modes, n_modes, n_nodes), -1, -2)
+
+
+def mode_rows(variables: Sequence[str], n_modes: int) -> list[str]:
+    """The kernel's names of every mode of `variables`, in row order."""
+    return [f"{name}[{m}]" for name in variables for m in range(n_modes)]
+
+
 def kernel_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
     """The kernel's view of a model with modes: one state (and coupling input) per mode,
     named `xi[0]`, `xi[1]`, ..., in the kernel's row order (state-major, row s * modes + m).
     The simulator, history, coupling, noise and monitors run this view unchanged."""
     modes = int(metadata.get("modes", 1))
-    states = [{**s, "name": f"{s['name']}[{m}]"} for s in metadata["states"]
-              for m in range(modes)]
-    coupling = [{"name": f"{c['name']}[{m}]", "state": f"{c['state']}[{m}]",
-                 "state_index": c["state_index"] * modes + m}
-                for c in metadata["coupling"] for m in range(modes)]
+    states = [{**s, "name": row} for s in metadata["states"]
+              for row in mode_rows([s["name"]], modes)]
+    coupling = [{"name": row, "state": state, "state_index": c["state_index"] * modes + m}
+                for c in metadata["coupling"]
+                for m, (row, state) in enumerate(zip(mode_rows([c["name"]], modes),
+                                                     mode_rows([c["state"]], modes)))]
     return {**metadata, "modes": 1, "states": states, "coupling": coupling}
 
 
@@ -404,10 +433,9 @@ class _Modes:
         state = self._modal("state", state, self.n_states, None)
         n_nodes, modes = state.shape[1], self.n_modes
         coupling = self._modal("coupling", coupling, len(self.coupling_variables), n_nodes)
-        rows = np.ascontiguousarray(state.transpose(0, 2, 1)).reshape(-1, n_nodes)
-        inputs = np.ascontiguousarray(coupling.transpose(0, 2, 1)).reshape(-1, n_nodes)
-        derivative = self.kernel_model.dfun(rows, inputs, local_coupling, **parameters)
-        result = derivative.reshape(self.n_states, modes, n_nodes).transpose(0, 2, 1)
+        derivative = self.kernel_model.dfun(to_rows(state, modes), to_rows(coupling, modes),
+                                            local_coupling, **parameters)
+        result = from_rows(derivative, modes)
         if out is None:
             return np.ascontiguousarray(result)
         if not (type(out) is np.ndarray and out.dtype == _FLOAT64 and out.shape == state.shape

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from mfgen.runtime.model import from_rows, mode_rows, to_rows, uniform_states
 from mfgen.runtime.simulation import (
     Monitor,
     MonitorResult,
@@ -36,34 +37,11 @@ from mfgen.runtime.simulation import (
 )
 
 
-def to_rows(array: np.ndarray, n_modes: int) -> np.ndarray:
-    """TVB's (..., k, n_nodes, n_modes) as the kernel's C-contiguous (..., k * n_modes,
-    n_nodes): row i * n_modes + m is variable i in mode m."""
-    array = np.asarray(array, dtype=np.float64)
-    *lead, k, n_nodes, _ = array.shape
-    return np.ascontiguousarray(np.swapaxes(array, -1, -2)).reshape(*lead, k * n_modes, n_nodes)
-
-
-def from_rows(rows: np.ndarray, n_modes: int) -> np.ndarray:
-    """The kernel's (..., k * n_modes, n_nodes) as TVB's (..., k, n_nodes, n_modes): a view."""
-    *lead, k_modes, n_nodes = rows.shape
-    return np.swapaxes(rows.reshape(*lead, k_modes // n_modes, n_modes, n_nodes), -1, -2)
-
-
-def mode_rows(variables: Sequence[str], n_modes: int) -> list[str]:
-    """The kernel's names of every mode of `variables`, in row order."""
-    return [f"{name}[{m}]" for name in variables for m in range(n_modes)]
-
-
 def random_initial_state(model: Any, n_nodes: int, seed: int) -> np.ndarray:
     """The initial state a Simulation draws when none is given: each (state, mode, node)
     uniform in the state's range, from `seed`. (n_state, n_nodes, n_modes)."""
-    kernel = model.kernel_model
-    rng = np.random.default_rng(seed)
-    low = np.array([kernel.states[s].range[0] for s in kernel.state_variables])
-    high = np.array([kernel.states[s].range[1] for s in kernel.state_variables])
-    rows = low[:, None] + (high - low)[:, None] * rng.random((len(low), n_nodes))
-    return np.ascontiguousarray(from_rows(rows, model.n_modes))
+    return np.ascontiguousarray(from_rows(uniform_states(model.kernel_model, n_nodes, seed),
+                                          model.n_modes))
 
 
 class ModesMonitorResult(MonitorResult):

@@ -228,10 +228,9 @@ class RunConfig:
             for name, value in (self.initial_state or {}).items():
                 self._modal_initial(model, state, name, value, n, modes)
             return state
-        low = np.array([model.states[s].range[0] for s in model.state_variables])
-        high = np.array([model.states[s].range[1] for s in model.state_variables])
-        rng = np.random.default_rng(self.seed)
-        state = low[:, None] + (high - low)[:, None] * rng.random((len(low), n))
+        from mfgen.runtime.model import uniform_states
+
+        state = uniform_states(model, n, self.seed)
         for name, value in (self.initial_state or {}).items():
             key = f"initial_state.{name}"
             if name not in model.state_variables:

@@ -27,7 +27,7 @@ import numpy as np
 from mfgen import __version__
 from mfgen.errors import MfgenError, did_you_mean
 from mfgen.runtime.connectivity import Connectivity
-from mfgen.runtime.model import CompiledModel, CompiledModesModel
+from mfgen.runtime.model import CompiledModel, CompiledModesModel, uniform_states
 
 INT32_MAX = 2**31 - 1  # the C context counts monitor periods in int32
 MAX_THREADS = 256  # MF_MAX_THREADS in stages.c.j2
@@ -570,10 +570,7 @@ class Simulation:
             if initial_state is None:
                 initial_state = history[-1]
         if initial_state is None:
-            rng = np.random.default_rng(self.seed)
-            low = np.array([model.states[s].range[0] for s in model.state_variables])
-            high = np.array([model.states[s].range[1] for s in model.state_variables])
-            initial_state = low[:, None] + (high - low)[:, None] * rng.random((len(low), n))
+            initial_state = uniform_states(model, n, self.seed)
         state = np.array(initial_state, dtype=np.float64, order="C")
         if state.shape != (model.n_states, n):
             raise ValueError(f"initial_state must have shape ({model.n_states}, {n}), got "
