@@ -317,6 +317,7 @@ class Simulation:
         packed = self._buffers.keep(np.ascontiguousarray(packed))
         self.nsig = _as_noise(model, noise)
         noisy = np.flatnonzero(self.nsig).astype(np.int32)
+        self._noisy_states = noisy  # the rows of a noise_array the C loop reads
         if stochastic and not noisy.size:
             raise ValueError(f"integrator '{integrator}' is stochastic: give noise="
                              "{state: nsig, ...} (TVB's Additive nsig)")
@@ -447,7 +448,7 @@ class Simulation:
         sim.coupling_float32 = int(coupling_precision == "float32")
         sim.coupling_params = ffi.cast("double *", coupling_vector.ctypes.data)
         # A coupling function of the spec (`couplings:`) lives in the model's module.
-        symbol = couplings[names.index(coupling)].get("symbol")
+        symbol = entry.get("symbol")
         sim.user_coupling = ffi.cast("mf_user_coupling_fn", model.function_address(symbol)) \
             if symbol else ffi.NULL
         sim.history = ffi.cast("double *", self._history.ctypes.data)
@@ -654,7 +655,7 @@ class Simulation:
             if noise_array.shape != expected:
                 raise ValueError(f"noise_array must have shape {expected}, got "
                                  f"{noise_array.shape}")
-            noise_buffer = np.ascontiguousarray(noise_array[:, np.flatnonzero(self.nsig)])
+            noise_buffer = np.ascontiguousarray(noise_array[:, self._noisy_states])
             sim.noise_in = ffi.cast("double *", noise_buffer.ctypes.data)
         try:
             return int(self._run(sim, self._state_pointer, n_steps))
