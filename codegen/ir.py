@@ -622,33 +622,35 @@ def build_ir(spec: ModelSpec) -> ModelIR:
     # Kernel rows: state-major, mode-minor (row s * modes + m).
     outputs = [mode_scope.parse(spec.derivatives[s]) for s in state_names
                for mode_scope in scopes]
+    not_states = {real_symbol(n) for n in (*spec.coupling, LOCAL_COUPLING)}
+
+    def of_states(expression: Expression, what: str, why: str) -> sympy.Expr:
+        """`expression` parsed, refused if it reaches a coupling input or local coupling."""
+        value = scope.parse(expression)
+        # after the parse: it may have added statements (an inlined function call)
+        inputs = _inputs_of(value, dict(builder.program)) & not_states
+        if inputs:
+            raise SpecError(f"{what} uses {', '.join(sorted(map(str, inputs)))}",
+                            expression.where, why)
+        return value
+
     observables = []
     for name, expression in spec.observables.items():
         if name in spec.states or name in spec.parameters:
             raise SpecError(f"observable '{name}' has the name of a state variable or "
                             "parameter", expression.where, "give it another name")
-        value = scope.parse(expression)
-        inputs = _inputs_of(value, builder.program) & {
-            real_symbol(n) for n in (*spec.coupling, LOCAL_COUPLING)}
-        if inputs:
-            raise SpecError(f"observable '{name}' uses {', '.join(sorted(map(str, inputs)))}",
-                            expression.where, "observables are functions of the states and "
-                            "parameters (what TVB's monitors record)")
-        observables.append((name, value))
+        observables.append((name, of_states(
+            expression, f"observable '{name}'", "observables are functions of the states and "
+            "parameters (what TVB's monitors record)")))
     noise_b: list[sympy.Expr | None] = [None] * len(state_names)
     for name, expression in spec.multiplicative_noise.items():
         if name not in spec.states:
             raise SpecError(f"multiplicative noise for '{name}', which is not a state variable",
                             expression.where, did_you_mean(name, list(spec.states)) or
                             "name a state variable")
-        value = scope.parse(expression)
-        inputs = _inputs_of(value, builder.program) & {
-            real_symbol(n) for n in (*spec.coupling, LOCAL_COUPLING)}
-        if inputs:
-            raise SpecError(f"the multiplicative noise of '{name}' uses "
-                            f"{', '.join(sorted(map(str, inputs)))}", expression.where,
-                            "b(x) is a function of the states and parameters (TVB's b)")
-        noise_b[state_names.index(name)] = value
+        noise_b[state_names.index(name)] = of_states(
+            expression, f"the multiplicative noise of '{name}'",
+            "b(x) is a function of the states and parameters (TVB's b)")
     _check_unused_functions(spec, builder)
 
     for p in spec.parameters.values():
@@ -670,10 +672,10 @@ def build_ir(spec: ModelSpec) -> ModelIR:
                    modes, states, coupling)
 
 
-def _inputs_of(expr: sympy.Expr, program: list[tuple[sympy.Symbol, sympy.Expr]]
+def _inputs_of(expr: sympy.Expr, definitions: dict[sympy.Symbol, sympy.Expr]
                ) -> set[sympy.Symbol]:
-    """The free symbols `expr` depends on, through the program's statements."""
-    definitions = dict(program)
+    """The free symbols `expr` depends on, through the program's statements (`definitions`:
+    symbol -> its expression)."""
     seen: set[sympy.Symbol] = set()
     pending = list(expr.free_symbols)
     while pending:
