@@ -12,6 +12,7 @@ import importlib.util
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -46,13 +47,20 @@ from mfgen.runtime.model import (
     compiled_model,
     reference_model,
 )
-from mfgen.runtime.toolchain import Toolchain, compile_module, detect_toolchain, has_openmp
+from mfgen.runtime.toolchain import (
+    Toolchain,
+    compile_extension,
+    compile_module,
+    detect_toolchain,
+    has_openmp,
+)
 
 if TYPE_CHECKING:
     from mfgen.codegen.targets import Target
 
 KERNEL_FILE = "kernel.c"
 SIMULATOR_FILE = "simulator.c"
+DFUN_CALL_FILE = "dfun_call.c"
 REFERENCE_FILE = "reference.py"
 
 
@@ -224,14 +232,17 @@ def _compile_into_cache(cache: Cache, module_key: str, module_name: str, source:
     compiled."""
     files = {KERNEL_FILE: source.c_source, REFERENCE_FILE: source.reference_source,
              "ir.txt": ir.canonical_text()}
-    return _publish_module(cache, module_key, module_name, source.c_source,
-                           source.c_declarations, files, (REFERENCE_FILE,), toolchain, force)
+    return _publish_module(cache, module_key, module_name, files, (REFERENCE_FILE,), force,
+                           lambda staged: compile_module(module_name, source.c_source,
+                                                         source.c_declarations, staged,
+                                                         toolchain))
 
 
-def _publish_module(cache: Cache, module_key: str, module_name: str, c_source: str,
-                    c_declarations: str, files: dict[str, str], required: tuple[str, ...],
-                    toolchain: Toolchain, force: bool) -> bool:
-    """Compile a module unless an intact copy is published; True if this call compiled.
+def _publish_module(cache: Cache, module_key: str, module_name: str, files: dict[str, str],
+                    required: tuple[str, ...], force: bool, compile: Callable[[Path], Path]
+                    ) -> bool:
+    """Compile a module (`compile(staging_dir)` -> its .so) unless an intact copy is
+    published; True if this call compiled.
 
     Under the key's lock, in a private staging directory, published by one atomic rename
     together with the module's checksum: no reader ever sees a partial module.
@@ -250,7 +261,7 @@ def _publish_module(cache: Cache, module_key: str, module_name: str, c_source: s
         with cache.staging() as staged:
             for name, text in files.items():
                 (staged / name).write_text(text)
-            so_path = compile_module(module_name, c_source, c_declarations, staged, toolchain)
+            so_path = compile(staged)
             cache.write_checksum(staged, so_path)
             cache.publish(staged, module_key)
         return True
@@ -274,6 +285,36 @@ def load_simulator(cache: Cache | None = None) -> ModuleType:
                                     libraries=target.libraries + toolchain.libraries)
     key = simulator_key(toolchain, target)
     module_name = f"_mfgen_simulator_{key[:32]}"
+
+    def compile(staged: Path) -> Path:
+        from mfgen.codegen.render import render_simulator
+
+        source = render_simulator(target)
+        (staged / SIMULATOR_FILE).write_text(source.c_source)
+        return compile_module(module_name, source.c_source, source.c_declarations, staged,
+                              toolchain)
+    return _load_shared_module(key, module_name, compile, cache)
+
+
+def load_dfun_call(cache: Cache | None = None) -> ModuleType:
+    """The C shim that checks and calls a model's dfun kernel for `CompiledModel.dfun`
+    (templates/dfun_call.c), compiled once per toolchain, NumPy version and generator."""
+    import numpy
+
+    toolchain = detect_toolchain()
+    key = digest("dfun_call", generator_identity(), toolchain.identity(), numpy.__version__)
+    module_name = f"_mfgen_dfun_call_{key[:32]}"
+
+    def compile(staged: Path) -> Path:
+        source = (Path(__file__).resolve().parent.parent / "templates" / DFUN_CALL_FILE)
+        return compile_extension(module_name, source.read_text(), staged, toolchain,
+                                 (f"-I{numpy.get_include()}",))
+    return _load_shared_module(key, module_name, compile, cache)
+
+
+def _load_shared_module(key: str, module_name: str, compile: Callable[[Path], Path],
+                        cache: Cache | None) -> ModuleType:
+    """Import a model-independent module from the cache, compiling it there first if needed."""
     if module_name in sys.modules:
         return sys.modules[module_name]
     cache = cache or _default_cache()
@@ -283,16 +324,12 @@ def load_simulator(cache: Cache | None = None) -> ModuleType:
             if problem.errno in DISK_FULL:
                 raise disk_full_error(cache.root, problem.strerror)
             cache = fallback_cache(cache.root, problem.strerror or str(problem))
-        from mfgen.codegen.render import render_simulator
-
-        source = render_simulator(target)
-        _publish_module(cache, key, module_name, source.c_source, source.c_declarations,
-                        {SIMULATOR_FILE: source.c_source}, (), toolchain, force=False)
+        _publish_module(cache, key, module_name, {}, (), False, compile)
     module_dir = cache.module_dir(key)
     so_path = module_file(module_dir)
     problem = module_problem(module_dir, module_name)
     if problem is not None or so_path is None:  # checked again right before the import
-        raise ImportError(f"the simulator module in {module_dir}: "
+        raise ImportError(f"the module in {module_dir}: "
                           f"{problem or 'compiled module missing'}")
     return _import_file(module_name, so_path)
 
@@ -387,7 +424,10 @@ def _load_entry(entry: dict[str, Any], module_dir: Path) -> CompiledModel:
     def simulator() -> ModuleType:  # built or loaded on the first simulation
         return load_simulator(Cache(cache_root_dir))
 
-    return compiled_model(entry["model"], module, reference, simulator)
+    def dfun_call() -> ModuleType:  # built or loaded on the first dfun call
+        return load_dfun_call(Cache(cache_root_dir))
+
+    return compiled_model(entry["model"], module, reference, simulator, dfun_call)
 
 
 def _generate_reference(spec: str | Path) -> tuple[str, str, str, dict[str, Any]]:

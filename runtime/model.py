@@ -191,7 +191,8 @@ class CompiledModel(ModelBase):
 
     def __init__(self, metadata: Mapping[str, Any], module: Any,
                  reference: ReferenceModel | Callable[[], ReferenceModel],
-                 simulator: Callable[[], Any] | None = None):
+                 simulator: Callable[[], Any] | None = None,
+                 dfun_call: Callable[[], Any] | None = None):
         super().__init__(metadata)
         self._ffi = module.ffi
         self._lib = module.lib
@@ -206,6 +207,11 @@ class CompiledModel(ModelBase):
         self._n_states = len(self.state_variables)  # n_states without a property call
         self._simulator_module: Any = None
         self.module_key: str = metadata["module_key"]
+        # dfun's common call goes through the C shim of templates/dfun_call.c, loaded (and
+        # compiled once per toolchain) on the first call; until then _call is _first_call.
+        self._dfun_call_factory = dfun_call
+        self._call: Callable[..., Any] = self._first_call
+        self._bound: Any = None
 
     # -- the C interface, for the simulation runtime, benchmarks and tests -------------------
     @property
@@ -270,6 +276,20 @@ class CompiledModel(ModelBase):
             self._reference = self._reference()
         return self._reference
 
+    def _first_call(self, _bound: Any, state: Any, coupling: Any, local_coupling: Any,
+                    out: Any) -> np.ndarray | None:
+        """Load the dfun shim, bind this model's uniform kernel to it, then make the call."""
+        if self._dfun_call_factory is None:
+            raise RuntimeError(f"model '{self.name}' was loaded without its dfun shim")
+        shim = self._dfun_call_factory()
+        kernel = int(self._ffi.cast("uintptr_t", self._ffi.addressof(self._lib, "dfun_uniform")))
+        params = int(self._ffi.cast("uintptr_t", self._default_params))
+        # the capsule keeps this model's module and default parameters alive
+        self._bound = shim.bind(kernel, params, self._n_states, self._n_coupling,
+                                (self._lib, self._default_params, self._default_vector))
+        self._call = shim.call
+        return self._call(self._bound, state, coupling, local_coupling, out)
+
     def dfun(self, state: Any, coupling: Any, local_coupling: float = 0.0, *,
              out: np.ndarray | None = None, **parameters: Any) -> np.ndarray:
         """d(state)/dt for `state` (n_state, n_nodes) and `coupling` (n_coupling, n_nodes).
@@ -277,35 +297,12 @@ class CompiledModel(ModelBase):
         Parameters default to the spec's values; pass overrides by name as scalars (all nodes)
         or arrays of shape (n_nodes,) (vector parameters: (size,) or (size, n_nodes)).
         """
-        if (type(state) is np.ndarray and type(coupling) is np.ndarray and not parameters
-                and type(local_coupling) is float):
-            # The common call (float64 C arrays, default parameters) checked with as few
-            # attribute reads as possible: at N = 76 the wrapper costs as much as the kernel.
-            # flags.carray: C-contiguous, aligned and writeable (a read-only input takes the
-            # general path below).
-            shape = state.shape
-            if (len(shape) == 2 and shape[0] == self._n_states and shape[1]
-                    and state.dtype is _FLOAT64 and coupling.dtype is _FLOAT64
-                    and coupling.shape == (self._n_coupling, shape[1])
-                    and state.flags.carray and coupling.flags.carray
-                    and -_INF < local_coupling < _INF):
-                if out is None:
-                    out = np.empty(shape)
-                    usable = True
-                else:  # the kernel's arrays are `restrict`: out must not overlap its inputs
-                    # (distinct arrays that own their memory cannot overlap: no
-                    # may_share_memory, which costs more than the kernel's call overhead)
-                    usable = (type(out) is np.ndarray and out.dtype is _FLOAT64
-                              and out.shape == shape and out.flags.carray
-                              and out is not state and out is not coupling
-                              and out.base is None and state.base is None
-                              and coupling.base is None)
-                if usable:
-                    buffer, double_array = self._from_buffer, self._double_array
-                    self._uniform(shape[1], buffer(double_array, state),
-                                  buffer(double_array, coupling), local_coupling,
-                                  self._default_params, buffer(double_array, out))
-                    return out
+        if not parameters:
+            # The common call (float64 C arrays, default parameters) is checked and made in C;
+            # None means "not that case": the general path below converts or explains.
+            result = self._call(self._bound, state, coupling, local_coupling, out)
+            if result is not None:
+                return result
         state, coupling, lc = self._inputs(state, coupling, local_coupling)
         n_nodes = state.shape[1]
         params, per_node = self._pack(parameters, n_nodes)
@@ -451,10 +448,12 @@ class CompiledModesModel(_Modes, CompiledModel):
 
     def __init__(self, metadata: Mapping[str, Any], module: Any,
                  reference: ReferenceModel | Callable[[], ReferenceModel],
-                 simulator: Callable[[], Any] | None = None):
-        super().__init__(metadata, module, reference, simulator)
+                 simulator: Callable[[], Any] | None = None,
+                 dfun_call: Callable[[], Any] | None = None):
+        super().__init__(metadata, module, reference, simulator, dfun_call)
         self.kernel_model = CompiledModel(kernel_metadata(metadata), module,
-                                          lambda: self.reference.kernel_model, simulator)
+                                          lambda: self.reference.kernel_model, simulator,
+                                          dfun_call)
 
     def dfun_address(self, per_node: bool = False) -> int:
         raise MfgenError(f"model '{self.name}' has {self.n_modes} modes: simulate it with "
@@ -476,10 +475,11 @@ class ReferenceModesModel(_Modes, ReferenceModel):
 
 def compiled_model(metadata: Mapping[str, Any], module: Any,
                    reference: ReferenceModel | Callable[[], ReferenceModel],
-                   simulator: Callable[[], Any] | None = None) -> CompiledModel:
+                   simulator: Callable[[], Any] | None = None,
+                   dfun_call: Callable[[], Any] | None = None) -> CompiledModel:
     """The CompiledModel for a built model's metadata, with or without modes."""
     kind = CompiledModesModel if int(metadata.get("modes", 1)) != 1 else CompiledModel
-    return kind(metadata, module, reference, simulator)
+    return kind(metadata, module, reference, simulator, dfun_call)
 
 
 def reference_model(metadata: Mapping[str, Any], reference_dfun: Callable[..., np.ndarray]

@@ -126,10 +126,26 @@ def compile_module(module_name: str, c_source: str, declarations: str, workdir: 
     wrapper = workdir / f"{module_name}.c"
     with contextlib.redirect_stdout(io.StringIO()):  # cffi announces "generating ..."
         ffi.emit_c_code(str(wrapper))
+    return _compile(module_name, wrapper, workdir, toolchain, ())
+
+
+def compile_extension(module_name: str, c_source: str, workdir: Path, toolchain: Toolchain,
+                      options: tuple[str, ...] = ()) -> Path:
+    """Build a plain CPython extension `module_name` (C source using Python's C API, with
+    `options` such as NumPy's include directory) in `workdir`; return the path of the .so.
+    The source's init function is PyInit_<MFGEN_MODULE_SYMBOL>, defined by the command line."""
+    source = workdir / f"{module_name}.c"
+    source.write_text(c_source)
+    names = (f'-DMFGEN_MODULE_NAME="{module_name}"', f"-DMFGEN_MODULE_SYMBOL={module_name}")
+    return _compile(module_name, source, workdir, toolchain, (*names, *options))
+
+
+def _compile(module_name: str, source: Path, workdir: Path, toolchain: Toolchain,
+             options: tuple[str, ...]) -> Path:
     target = workdir / f"{module_name}{sysconfig.get_config_var('EXT_SUFFIX')}"
     include = sysconfig.get_paths()["include"]
-    command = [*shlex.split(toolchain.compiler), *toolchain.flags, f"-I{include}",
-               str(wrapper), "-o", str(target), *[f"-l{lib}" for lib in toolchain.libraries]]
+    command = [*shlex.split(toolchain.compiler), *toolchain.flags, f"-I{include}", *options,
+               str(source), "-o", str(target), *[f"-l{lib}" for lib in toolchain.libraries]]
     try:
         result = subprocess.run(command, capture_output=True, text=True,
                                 timeout=COMPILE_TIMEOUT_S)
@@ -138,7 +154,7 @@ def compile_module(module_name: str, c_source: str, declarations: str, workdir: 
     except OSError as exc:
         raise CompileError(f"cannot run the C compiler '{toolchain.compiler}': {exc}") from None
     if result.returncode != 0 or not target.exists():
-        raise CompileError(_explain_failure(result.stderr or result.stdout, wrapper, command))
+        raise CompileError(_explain_failure(result.stderr or result.stdout, source, command))
     return target
 
 

@@ -783,7 +783,10 @@ def test_the_corpus_runs_nothing_and_writes_only_the_cache(corpus):
     assert [e for e in corpus["events"] if e[0] == "fork"] == [["fork"]]
     compiles = [e for e in corpus["events"] if e[0] == "process"
                 and any(a.endswith(".c") for a in e[2])]
-    assert len(compiles) == 1, "exactly the one harmless spec is compiled"
+    # besides it, at most mfgen's own dfun shim (templates/dfun_call.c, once per toolchain)
+    models = [e for e in compiles if not any("_mfgen_dfun_call_" in a for a in e[2])]
+    assert len(models) == 1, "exactly the one harmless spec is compiled"
+    assert len(compiles) - len(models) <= 1
     # Nothing appeared anywhere but in the cache (the subprocess's results file aside).
     after = sorted(str(p) for p in corpus["root"].rglob("*")
                    if not str(p).startswith(str(corpus["cache"]))

@@ -164,3 +164,38 @@ def test_any_number_of_nodes(oscillator, n_nodes, rng):
         np.testing.assert_allclose(result, oscillator.reference.dfun(state, coupling, **kwargs),
                                    rtol=1e-12, atol=1e-300)
         assert (buffer[2 * n_nodes:] == 123.0).all(), "the kernel wrote past the output"
+
+
+@pytest.mark.parametrize("n_nodes", [1, 7, 76, 5000])  # 5000 x 5 values: run without the GIL
+def test_the_c_checked_call_equals_the_cffi_call_bit_for_bit(vector_model, n_nodes, rng):
+    """model.dfun's common call is checked and made in C (templates/dfun_call.c); the cffi call
+    of the same kernel, with the arrays checked in Python, must give the same bits."""
+    state = rng.uniform(0.0, 0.02, (vector_model.n_states, n_nodes))
+    coupling = rng.uniform(0.0, 0.01, (len(vector_model.coupling_variables), n_nodes))
+    through_cffi = np.empty_like(state)
+    vector_model.bind_dfun(state, coupling, through_cffi, 0.25)()
+    np.testing.assert_array_equal(vector_model.dfun(state, coupling, 0.25), through_cffi)
+    out = np.full_like(state, np.nan)
+    assert vector_model.dfun(state, coupling, 0.25, out=out) is out
+    np.testing.assert_array_equal(out, through_cffi)
+
+
+def test_partial_overlap_with_an_input_is_refused(oscillator):
+    """`out` sharing any byte with what the kernel reads is refused, however it is sliced."""
+    block = np.zeros((5, 4))
+    block[:2] = STATE
+    block[2] = COUPLING
+    for out in (block[1:3], block[2:4]):  # overlaps the state's last row / the coupling row
+        with pytest.raises(ValueError, match="must not share memory"):
+            oscillator.dfun(block[:2], block[2:3], out=out)
+    np.testing.assert_array_equal(oscillator.dfun(block[:2], block[2:3], out=block[3:5]),
+                                  oscillator.dfun(STATE, COUPLING))
+
+
+def test_the_dfun_shim_takes_only_its_own_capsules(oscillator):
+    oscillator.dfun(STATE, COUPLING)  # loads the shim
+    call = oscillator._call
+    with pytest.raises((TypeError, ValueError)):
+        call(object(), STATE, COUPLING, 0.0, None)
+    with pytest.raises(TypeError):
+        call(oscillator._bound, STATE, COUPLING)
