@@ -7,19 +7,35 @@
  *   0: CSR order, time-major ring (what templates/coupling.c.j2 does);
  *   1: connections sorted by ring address (delay, then source), products into a per-connection
  *      array, then the CSR row sums (same sum order, so the same result bits);
- *   2: CSR order, node-major ring (node, slot): consecutive steps reuse a cache line.
+ *   2: CSR order, node-major ring (node, slot): consecutive steps reuse a cache line;
+ *   3: the floor: CSR order, time-major ring, the ring reads and row sums alone (no weights,
+ *      offsets only): what one thread's random reads of the ring cost on this machine.
  *
- * The rings here are malloc'd (4 KiB pages, a TLB miss per random read); the engine's are NumPy
- * arrays on transparent huge pages, where the CSR order is faster than the sorted one (see
- * engine_results.md, phase 3): the sorted order is in the engine as coupling_order='ring'.
+ * The rings are allocated as NumPy allocates the engine's: on transparent huge pages
+ * (madvise); with 4 KiB pages (HUGE=0) every random read also misses the TLB, and there the
+ * sorted order wins at 100 000 nodes (engine_results.md, phase 3): the sorted order is in the
+ * engine as coupling_order='ring'.
  *
  *     cc -O3 -march=native -o /tmp/coupling_layout benchmarks/coupling_layout.c
  *     /tmp/coupling_layout 10000 200      # nodes, steps (degree 20); CPU time per connection
  */
+#define _GNU_SOURCE
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <time.h>
+
+static double *ring_alloc(int64_t values)
+{
+    void *p = NULL;
+    if (posix_memalign(&p, 2 << 20, values * 8) != 0) return NULL;
+#ifdef MADV_HUGEPAGE
+    const char *huge = getenv("HUGE");
+    if (!huge || huge[0] != '0') madvise(p, values * 8, MADV_HUGEPAGE);
+#endif
+    return p;
+}
 
 static double cpu_seconds(void)
 {
@@ -57,7 +73,7 @@ int main(int argc, char **argv)
     int64_t *order = malloc(n_conn * 8), *offset_sorted = malloc(n_conn * 8);
     double *weight = malloc(n_conn * 8), *weight_sorted = malloc(n_conn * 8);
     double *terms = malloc(n_conn * 8), *c = malloc(n * 8), *x = malloc(n * 8);
-    double *ring_time = malloc(2 * horizon * n * 8), *ring_node = malloc(2 * horizon * n * 8);
+    double *ring_time = ring_alloc(2 * horizon * n), *ring_node = ring_alloc(2 * horizon * n);
     for (int64_t i = 0; i <= n; i++) row[i] = i * degree;
     for (int64_t e = 0; e < n_conn; e++) {
         col[e] = xorshift() % n;
@@ -77,10 +93,11 @@ int main(int argc, char **argv)
     }
     const char *names[] = {"CSR order, time-major ring (the engine's)",
                            "sorted by delay and source, then CSR sums",
-                           "CSR order, node-major ring"};
+                           "CSR order, node-major ring",
+                           "the floor: ring reads and row sums alone"};
     double checksum = 0;
-    for (int round = 0; round < 6; round++) {  /* interleaved: load hits every variant alike */
-        const int variant = round % 3;
+    for (int round = 0; round < 8; round++) {  /* interleaved: load hits every variant alike */
+        const int variant = round % 4;
         const double start = cpu_seconds();
         for (int64_t t = 0; t < steps; t++) {
             const int64_t slot = t % horizon;
@@ -102,6 +119,12 @@ int main(int argc, char **argv)
                         double acc = 0;
                         for (int64_t e = row[i]; e < row[i + 1]; e++)
                             acc += weight[e] * base[offset_time[e]];
+                        c[i] = acc;
+                    }
+                } else if (variant == 3) {
+                    for (int64_t i = 0; i < n; i++) {
+                        double acc = 0;
+                        for (int64_t e = row[i]; e < row[i + 1]; e++) acc += base[offset_time[e]];
                         c[i] = acc;
                     }
                 } else {
