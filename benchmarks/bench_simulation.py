@@ -2,9 +2,9 @@
 """Simulation speed (not a test): mfgen's generated time loop vs TVB's own simulator.
 
 Same configuration on both sides: TVB's default 76-region connectome (tvb-data; the synthetic
-one if it is missing) with delays (speed 3 mm/ms,
-dt 0.1 ms), Linear coupling summed as TVB sums it (mfgen's coupling_precision="float32"), Heun
-deterministic and stochastic, a Raw monitor of every state (issue 8's configuration),
+one if it is missing) with delays (speed 3 mm/ms, dt 0.1 ms), Linear coupling
+(SigmoidalJansenRit for JansenRit) summed as TVB sums it (mfgen's coupling_precision="float32"),
+Heun deterministic and stochastic, a Raw monitor of every state (issue 8's configuration),
 the same initial state (TVB's history filled with it) and the same simulated span (0.2 s
 by default): the cost per step depends on the state a model is in (below), so both sides must
 simulate the same stretch of time.
@@ -29,6 +29,7 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -47,23 +48,39 @@ import mfgen  # noqa: E402
 ROOT = Path(__file__).resolve().parent.parent
 OUTPUT = ROOT / "benchmarks" / "simulation_results.md"
 
-# mfgen spec -> (TVB model class name, noisy state, model parameters for a physiological regime)
+
+
+class Case(NamedTuple):
+    tvb_class: str | None  # None: no TVB counterpart, mfgen only
+    noisy: str | None      # the state the stochastic run puts noise on (None: no such run)
+    nsig: float
+    parameters: dict       # model parameters for a physiological regime
+    coupling: str = "linear"  # a bundled coupling function (TVB's class in TVB_COUPLING)
+
+
+COUPLING_A = 0.0125  # physiological rates with Zerlaut models (docs/provenance.md)
 CASES = {
-    "tvb_zerlaut_adaptation_first_order": ("ZerlautAdaptationFirstOrder", "ou_drift",
-                                           {"weight_noise": 1e-4}),
-    "tvb_zerlaut_adaptation_second_order": ("ZerlautAdaptationSecondOrder", "ou_drift",
-                                            {"weight_noise": 1e-4}),
-    "tvb_generic_2d_oscillator": ("Generic2dOscillator", "V", {}),
-    "zerlaut_adaptation_first_order": (None, None, {}),
-    "tvb_adex_second_order": (None, "noise", {"weight_noise": 1e-4}),
+    "tvb_zerlaut_adaptation_first_order": Case("ZerlautAdaptationFirstOrder", "ou_drift", 1.0,
+                                               {"weight_noise": 1e-4}),
+    "tvb_zerlaut_adaptation_second_order": Case("ZerlautAdaptationSecondOrder", "ou_drift", 1.0,
+                                                {"weight_noise": 1e-4}),
+    "tvb_generic_2d_oscillator": Case("Generic2dOscillator", "V", 1.0, {}),
+    # JansenRit with the coupling TVB pairs it with (Linear drives y1 - y2 past 1e11 here)
+    "tvb_jansen_rit": Case("JansenRit", "y4", 1e-3, {}, "sigmoidal_jansen_rit"),
+    "tvb_montbrio_pazo_roxin": Case("MontbrioPazoRoxin", "V", 1e-2, {}),
+    "zerlaut_adaptation_first_order": Case(None, None, 0.0, {}),
+    "tvb_adex_second_order": Case(None, "noise", 1.0, {"weight_noise": 1e-4}),
 }
+# mfgen's bundled coupling -> (TVB's class, its parameters), the same values on both sides
+COUPLING = {"linear": ("Linear", {"a": COUPLING_A}),
+            "sigmoidal_jansen_rit": ("SigmoidalJansenRit", {})}
 TABLE_HEADER = ("| model | integrator | mfgen s/s | us/step | M node-steps/s | TVB s/s | ratio |",
                 "|---|---|---|---|---|---|---|")
-COUPLING_A = 0.0125  # physiological rates with Zerlaut models (docs/provenance.md)
 
 
 # Issue 8: mfgen's simulation over TVB's Simulator on the 76-region connectome, Heun.
-EXPECTED_RATIO = {"tvb_zerlaut_adaptation_first_order": 80.0, "tvb_generic_2d_oscillator": 50.0}
+EXPECTED_RATIO = {"tvb_zerlaut_adaptation_first_order": 80.0, "tvb_generic_2d_oscillator": 50.0,
+                  "tvb_jansen_rit": 50.0, "tvb_montbrio_pazo_roxin": 50.0}
 
 
 def initial_state(model, n: int) -> np.ndarray:
@@ -77,15 +94,15 @@ def initial_state(model, n: int) -> np.ndarray:
     return state
 
 
-def mfgen_run(model, connectivity, stochastic: bool, noisy: str | None, parameters: dict,
-              seconds: float, monitor: mfgen.Monitor | None = None):
-    options = dict(coupling_parameters={"a": COUPLING_A}, dt=0.1, parameters=parameters,
+def mfgen_run(model, connectivity, stochastic: bool, case: Case, seconds: float,
+              monitor: mfgen.Monitor | None = None):
+    options = dict(coupling=case.coupling, coupling_parameters=COUPLING[case.coupling][1],
+                   dt=0.1, parameters=case.parameters,
                    initial_state=initial_state(model, connectivity.n_regions),
                    monitors=[monitor or mfgen.Raw()], coupling_precision="float32", seed=1,
                    threads=1)
     if stochastic:
-        options.update(integrator="heun_stochastic", noise={noisy or model.state_variables[-1]:
-                                                             1.0})
+        options.update(integrator="heun_stochastic", noise={case.noisy: case.nsig})
     else:
         options.update(integrator="heun")
 
@@ -95,8 +112,7 @@ def mfgen_run(model, connectivity, stochastic: bool, noisy: str | None, paramete
     return run
 
 
-def tvb_run(class_name: str, connectivity, stochastic: bool, noisy: str, parameters: dict,
-            seconds: float, state: np.ndarray):
+def tvb_run(case: Case, connectivity, stochastic: bool, seconds: float, state: np.ndarray):
     from tvb.datatypes.connectivity import Connectivity
     from tvb.simulator import coupling, integrators, models, monitors, noise, simulator
 
@@ -105,14 +121,15 @@ def tvb_run(class_name: str, connectivity, stochastic: bool, noisy: str, paramet
         centres=connectivity.centres, region_labels=np.array(connectivity.region_labels),
         speed=np.array([connectivity.speed]))
     tvb_connectivity.configure()
-    model = getattr(models, class_name)()
-    for name, value in parameters.items():
+    model = getattr(models, case.tvb_class)()
+    for name, value in case.parameters.items():
         setattr(model, name, np.array([value]))
     horizon = int(connectivity.delays(0.1).max()) + 1  # TVB's history: the state throughout
     history = np.repeat(state[np.newaxis, :, :, np.newaxis], horizon, axis=0)
     nsig = np.zeros(len(model.state_variables))
     if stochastic:
-        nsig[list(model.state_variables).index(noisy)] = 1.0
+        nsig[list(model.state_variables).index(case.noisy)] = case.nsig
+    coupling_class, coupling_parameters = COUPLING[case.coupling]
 
     def run():  # a fresh integrator each time: TVB's configure() reshapes nsig in place
         if stochastic:
@@ -121,7 +138,9 @@ def tvb_run(class_name: str, connectivity, stochastic: bool, noisy: str, paramet
             integrator = integrators.HeunDeterministic(dt=0.1)
         sim = simulator.Simulator(
             model=model, connectivity=tvb_connectivity, initial_conditions=history,
-            coupling=coupling.Linear(a=np.array([COUPLING_A])), integrator=integrator,
+            coupling=getattr(coupling, coupling_class)(
+                **{k: np.array([v]) for k, v in coupling_parameters.items()}),
+            integrator=integrator,
             monitors=(monitors.Raw(),),
             simulation_length=seconds * 1000.0)
         sim.configure()
@@ -148,7 +167,8 @@ def main() -> int:
     lines = ["# Simulation benchmark", "",
              f"Machine: {machine()}", "", f"Command: `{command()}`", "",
              f"76-region connectome {connectome.source} ({nnz} connections, max delay "
-             f"{connectome.delays(0.1).max()} steps), dt = 0.1 ms, Linear a = {COUPLING_A}, "
+             f"{connectome.delays(0.1).max()} steps), dt = 0.1 ms, Linear a = {COUPLING_A} "
+             "(JansenRit: SigmoidalJansenRit at TVB's defaults), "
              "float32 coupling sums as TVB's, Raw monitor, the same initial state on both "
              f"sides. CPU seconds per simulated second (both simulate {seconds} s, scaled), "
              "best of repeats.", "",
@@ -158,14 +178,14 @@ def main() -> int:
 
     def measure(spec: str, stochastic: bool, span: float) -> tuple[float, float]:
         """CPU seconds per simulated second: mfgen's and TVB's, over the same `span` (s)."""
-        tvb_class, noisy, parameters = CASES[spec]
+        case = CASES[spec]
         model = mfgen.load(spec)
-        run = mfgen_run(model, connectome, stochastic, noisy, parameters, span)
+        run = mfgen_run(model, connectome, stochastic, case, span)
         run()  # warm-up
         ours = cpu_best(run, repeats if span < 0.5 else 3) / span
         theirs = float("nan")
-        if tvb_class and not args.no_tvb:
-            tvb = tvb_run(tvb_class, connectome, stochastic, noisy, parameters, span,
+        if case.tvb_class and not args.no_tvb:
+            tvb = tvb_run(case, connectome, stochastic, span,
                           initial_state(model, connectome.n_regions))
             tvb()  # numba compile / cache load
             theirs = cpu_best(tvb, 1 if args.quick or span >= 0.5 else 2) / span
@@ -178,9 +198,9 @@ def main() -> int:
         lines.append(line)
         print(line, flush=True)
 
-    for spec, (_, noisy, _) in CASES.items():
+    for spec, case in CASES.items():
         for stochastic in (False, True):
-            if stochastic and noisy is None:
+            if stochastic and case.noisy is None:
                 continue
             ours, theirs = measure(spec, stochastic, seconds)
             row(spec, "heun_stochastic" if stochastic else "heun", ours, theirs)
@@ -202,7 +222,8 @@ def main() -> int:
     model = mfgen.load("tvb_zerlaut_adaptation_first_order")
     for n, degree in ((76, 20), (1000, 20), (1000, 100), (10_000, 20)):
         network = random_network(n, degree)
-        run = mfgen_run(model, network, False, None, {}, 0.1, mfgen.TemporalAverage(1.0))
+        run = mfgen_run(model, network, False, CASES["tvb_zerlaut_adaptation_first_order"], 0.1,
+                        mfgen.TemporalAverage(1.0))
         per_second = cpu_best(run, 1 if args.quick else 3) / 0.1
         line = (f"| {n} | {n * degree} | {per_second:.3f} | {per_second / 1e4 * 1e6:.1f} | "
                 f"{n * 1e4 / per_second / 1e6:.2f} |")
