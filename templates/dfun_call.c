@@ -109,7 +109,7 @@ static PyObject *call(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (bound == NULL)
         return NULL;
     PyObject *state_object = args[1], *coupling_object = args[2], *out_object = args[4];
-    if (!PyFloat_CheckExact(args[3]) || !plain_matrix(state_object, bound->n_states, -1))
+    if (!PyFloat_Check(args[3]) || !plain_matrix(state_object, bound->n_states, -1))
         Py_RETURN_NONE;
     const double local_coupling = PyFloat_AS_DOUBLE(args[3]);
     PyArrayObject *state = (PyArrayObject *)state_object;

@@ -199,3 +199,10 @@ def test_the_dfun_shim_takes_only_its_own_capsules(oscillator):
         call(object(), STATE, COUPLING, 0.0, None)
     with pytest.raises(TypeError):
         call(oscillator._bound, STATE, COUPLING)
+
+
+def test_a_numpy_scalar_local_coupling_takes_the_c_call(oscillator):
+    """np.float64 is a float: the C-checked call takes it (and gives the Python call's bits)."""
+    expected = oscillator.dfun(STATE, COUPLING, 0.3)
+    np.testing.assert_array_equal(oscillator.dfun(STATE, COUPLING, np.float64(0.3)), expected)
+    assert oscillator._call(oscillator._bound, STATE, COUPLING, np.float64(0.3), None) is not None
