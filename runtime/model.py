@@ -57,6 +57,9 @@ class ModelBase:
             self._slot_offsets[name] = offset
             offset += info.size or 1
         self.n_parameter_slots = offset
+        # scalar parameters' slots: a Python float override is written there unconverted
+        self._scalar_slots = {name: self._slot_offsets[name]
+                              for name, info in self.parameter_info.items() if not info.shape}
         self._default_vector = np.zeros(offset)
         for name, info in self.parameter_info.items():
             start = self._slot_offsets[name]
@@ -123,19 +126,25 @@ class ModelBase:
         """The packed parameter vector (shared) or table (n_slots, n_nodes) (per node)."""
         if not overrides:
             return self._default_vector, False
-        checked = {name: self._check_parameter(name, value, n_nodes)
-                   for name, value in overrides.items()}
+        vector = self._default_vector.copy()
+        checked = {}
+        for name, value in overrides.items():
+            slot = self._scalar_slots.get(name)
+            # a finite Python float for a scalar parameter (the common override): no NumPy
+            if slot is not None and type(value) is float and value - value == 0.0:
+                vector[slot] = value
+            else:
+                checked[name] = self._check_parameter(name, value, n_nodes)
         per_node = any(a.ndim == len(self.parameter_info[n].shape) + 1
                        for n, a in checked.items())
         if not per_node:
-            vector = self._default_vector.copy()
             for name, array in checked.items():
                 start = self._slot_offsets[name]
                 vector[start:start + (self.parameter_info[name].size or 1)] = \
                     array.reshape(-1)
             return vector, False
         table = np.empty((self.n_parameter_slots, n_nodes))
-        table[:] = self._default_vector[:, None]
+        table[:] = vector[:, None]
         for name, array in checked.items():
             start = self._slot_offsets[name]
             size = self.parameter_info[name].size or 1
@@ -277,7 +286,7 @@ class CompiledModel(ModelBase):
         return self._reference
 
     def _first_call(self, _bound: Any, state: Any, coupling: Any, local_coupling: Any,
-                    out: Any) -> np.ndarray | None:
+                    out: Any, *packed: np.ndarray) -> np.ndarray | None:
         """Load the dfun shim, bind this model's uniform kernel to it, then make the call."""
         if self._dfun_call_factory is None:
             raise RuntimeError(f"model '{self.name}' was loaded without its dfun shim")
@@ -286,9 +295,10 @@ class CompiledModel(ModelBase):
         params = int(self._ffi.cast("uintptr_t", self._default_params))
         # the capsule keeps this model's module and default parameters alive
         self._bound = shim.bind(kernel, params, self._n_states, self._n_coupling,
+                                self.n_parameter_slots,
                                 (self._lib, self._default_params, self._default_vector))
         self._call = shim.call
-        return self._call(self._bound, state, coupling, local_coupling, out)
+        return self._call(self._bound, state, coupling, local_coupling, out, *packed)
 
     def dfun(self, state: Any, coupling: Any, local_coupling: float = 0.0, *,
              out: np.ndarray | None = None, **parameters: Any) -> np.ndarray:
@@ -297,12 +307,18 @@ class CompiledModel(ModelBase):
         Parameters default to the spec's values; pass overrides by name as scalars (all nodes)
         or arrays of shape (n_nodes,) (vector parameters: (size,) or (size, n_nodes)).
         """
+        # The common call (float64 C arrays; default or shared parameters) is checked and made
+        # in C; None means "not that case": the general path below converts or explains.
         if not parameters:
-            # The common call (float64 C arrays, default parameters) is checked and made in C;
-            # None means "not that case": the general path below converts or explains.
             result = self._call(self._bound, state, coupling, local_coupling, out)
             if result is not None:
                 return result
+        elif type(state) is np.ndarray and state.ndim == 2:
+            params, per_node = self._pack(parameters, state.shape[1])
+            if not per_node:
+                result = self._call(self._bound, state, coupling, local_coupling, out, params)
+                if result is not None:
+                    return result
         state, coupling, lc = self._inputs(state, coupling, local_coupling)
         n_nodes = state.shape[1]
         params, per_node = self._pack(parameters, n_nodes)

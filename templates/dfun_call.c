@@ -24,7 +24,7 @@ typedef void (*dfun_kernel)(const int64_t n, const double *state, const double *
 typedef struct {
     dfun_kernel kernel;
     const double *params;
-    npy_intp n_states, n_coupling;
+    npy_intp n_states, n_coupling, n_slots;
     PyObject *owner; /* keeps the kernel's module and the parameter array alive */
 } bound_kernel;
 
@@ -42,21 +42,22 @@ static void release_bound(PyObject *capsule)
     }
 }
 
-/* bind(kernel_address, params_address, n_states, n_coupling, owner) -> capsule */
+/* bind(kernel_address, params_address, n_states, n_coupling, n_slots, owner) -> capsule */
 static PyObject *bind(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "bind() takes 5 arguments");
+    if (nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "bind() takes 6 arguments");
         return NULL;
     }
     void *kernel = PyLong_AsVoidPtr(args[0]);
     void *params = PyLong_AsVoidPtr(args[1]);
     Py_ssize_t n_states = PyLong_AsSsize_t(args[2]);
     Py_ssize_t n_coupling = PyLong_AsSsize_t(args[3]);
+    Py_ssize_t n_slots = PyLong_AsSsize_t(args[4]);
     if (PyErr_Occurred())
         return NULL;
-    if (kernel == NULL || params == NULL || n_states < 1 || n_coupling < 0) {
+    if (kernel == NULL || params == NULL || n_states < 1 || n_coupling < 0 || n_slots < 0) {
         PyErr_SetString(PyExc_ValueError, "bind(): invalid kernel binding");
         return NULL;
     }
@@ -67,8 +68,9 @@ static PyObject *bind(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     bound->params = params;
     bound->n_states = n_states;
     bound->n_coupling = n_coupling;
-    Py_INCREF(args[4]);
-    bound->owner = args[4];
+    bound->n_slots = n_slots;
+    Py_INCREF(args[5]);
+    bound->owner = args[5];
     PyObject *capsule = PyCapsule_New(bound, CAPSULE_NAME, release_bound);
     if (capsule == NULL) {
         Py_DECREF(bound->owner);
@@ -97,17 +99,28 @@ static int overlap(PyArrayObject *a, PyArrayObject *b)
            && a0 < b0 + PyArray_NBYTES(b) && b0 < a0 + PyArray_NBYTES(a);
 }
 
-/* call(capsule, state, coupling, local_coupling, out) -> out, a new array, or None */
+/* call(capsule, state, coupling, local_coupling, out[, params]) -> out, a new array, or None.
+ * params: the packed parameter vector (float64, n_slots) replacing the model's defaults. */
 static PyObject *call(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 5) {
-        PyErr_SetString(PyExc_TypeError, "call() takes 5 arguments");
+    if (nargs != 5 && nargs != 6) {
+        PyErr_SetString(PyExc_TypeError, "call() takes 5 or 6 arguments");
         return NULL;
     }
     bound_kernel *bound = PyCapsule_GetPointer(args[0], CAPSULE_NAME);
     if (bound == NULL)
         return NULL;
+    const double *params = bound->params;
+    if (nargs == 6) {
+        PyArrayObject *vector = (PyArrayObject *)args[5];
+        if (!PyArray_CheckExact(args[5]) || PyArray_NDIM(vector) != 1
+            || PyArray_TYPE(vector) != NPY_DOUBLE || !PyArray_ISNOTSWAPPED(vector)
+            || !PyArray_CHKFLAGS(vector, NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED)
+            || PyArray_DIM(vector, 0) != bound->n_slots)
+            Py_RETURN_NONE;
+        params = PyArray_DATA(vector);
+    }
     PyObject *state_object = args[1], *coupling_object = args[2], *out_object = args[4];
     if (!PyFloat_Check(args[3]) || !plain_matrix(state_object, bound->n_states, -1))
         Py_RETURN_NONE;
@@ -138,19 +151,19 @@ static PyObject *call(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     double *dx = PyArray_DATA(out);
     if (bound->n_states * n_nodes >= RELEASE_GIL_FROM) {
         Py_BEGIN_ALLOW_THREADS
-        bound->kernel(n_nodes, x, c, local_coupling, bound->params, dx);
+        bound->kernel(n_nodes, x, c, local_coupling, params, dx);
         Py_END_ALLOW_THREADS
     } else {
-        bound->kernel(n_nodes, x, c, local_coupling, bound->params, dx);
+        bound->kernel(n_nodes, x, c, local_coupling, params, dx);
     }
     return (PyObject *)out;
 }
 
 static PyMethodDef methods[] = {
     {"bind", (PyCFunction)(void (*)(void))bind, METH_FASTCALL,
-     "bind(kernel_address, params_address, n_states, n_coupling, owner) -> capsule"},
+     "bind(kernel_address, params_address, n_states, n_coupling, n_slots, owner) -> capsule"},
     {"call", (PyCFunction)(void (*)(void))call, METH_FASTCALL,
-     "call(capsule, state, coupling, local_coupling, out) -> array or None"},
+     "call(capsule, state, coupling, local_coupling, out[, params]) -> array or None"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -206,3 +206,21 @@ def test_a_numpy_scalar_local_coupling_takes_the_c_call(oscillator):
     expected = oscillator.dfun(STATE, COUPLING, 0.3)
     np.testing.assert_array_equal(oscillator.dfun(STATE, COUPLING, np.float64(0.3)), expected)
     assert oscillator._call(oscillator._bound, STATE, COUPLING, np.float64(0.3), None) is not None
+
+
+def test_float_overrides_take_the_c_call_with_the_general_paths_bits(vector_model, rng):
+    """Shared float overrides are packed without NumPy and passed to the C call; NumPy scalars
+    (the general path's conversion), per-node arrays and the reference must agree."""
+    n = 9
+    state = rng.uniform(0.0, 0.02, (vector_model.n_states, n))
+    coupling = rng.uniform(0.0, 0.01, (len(vector_model.coupling_variables), n))
+    scalars = [name for name, info in vector_model.parameter_info.items() if not info.shape][:4]
+    floats = {name: float(vector_model.parameters[name]) * 1.1 for name in scalars}
+    fast = vector_model.dfun(state, coupling, **floats)
+    converted = vector_model.dfun(state, coupling, **{k: np.float64(v) for k, v in floats.items()})
+    per_node = vector_model.dfun(state, coupling, **{k: np.full(n, v) for k, v in floats.items()})
+    np.testing.assert_array_equal(fast, converted)
+    np.testing.assert_allclose(fast, per_node, rtol=1e-14)
+    np.testing.assert_allclose(fast, vector_model.reference.dfun(state, coupling, **floats),
+                               rtol=1e-12, atol=1e-12 * np.abs(fast).max())
+    assert not np.array_equal(fast, vector_model.dfun(state, coupling))  # the overrides count
