@@ -66,6 +66,19 @@ class CouplingFunction:
     mean_rows: tuple[int, ...] = ()  # own rows that are the mean over the network
 
     @property
+    def pre_of_sources_only(self) -> bool:
+        """Whether each connection's term is w_ij pre(x_j) with pre a function of the source's
+        delayed values alone (no x_i, and more than x_j itself) in a plain afferent sum: then
+        pre can be evaluated once per node and step, as the history is stored, instead of once
+        per connection (the simulator's pre history)."""
+        if self.efferent or self.own or self.reciprocal or self.first_inputs or self.mean_rows:
+            return False
+        names = {s.name for s in self.pre.free_symbols}
+        sources = {n for n in names if n == "x_j" or n.startswith("x_j_")}
+        targets = {n for n in names if n == "x_i" or n.startswith("x_i_")}
+        return bool(sources) and not targets and not self.pre.is_Symbol
+
+    @property
     def needs_cvars(self) -> int:
         """How many coupled variables the model must have for this function."""
         used = self.inputs + self.own_inputs + self.first_inputs + tuple(

@@ -29,9 +29,14 @@ _SIMD_BY_CLASS = {f.sympy_name: f for f in SIMD_FUNCTIONS.values() if f.sympy_na
 MONITOR_KINDS = {"raw": 0, "subsample": 0, "temporal_average": 1}
 
 
-def _coupling_context(functions: Any, target: Target) -> list[dict[str, Any]]:
+def _coupling_context(functions: Any, target: Target, cached_pre: bool = False
+                      ) -> list[dict[str, Any]]:
+    """The coupling functions as the templates see them; `cached_pre`: the simulator keeps a
+    history of pre values for those whose pre reads the sources alone (the bundled functions;
+    a model module's own ones compute pre per connection)."""
     return [
         {"name": f.name, "parameters": [p for p, _ in f.parameters], "inputs": list(f.inputs),
+         "cached_pre": cached_pre and f.pre_of_sources_only,
          # Coupling functions name their own C variables (x_i, x_j, gx, parameters).
          "pre": target.printer(f.pre, mangle=False),
          "post": target.printer(f.post, mangle=False),
@@ -54,9 +59,10 @@ def _integrator_context() -> list[dict[str, Any]]:
 
 def _simulator_context(target: Target, functions: Any = None) -> dict[str, Any]:
     """The simulator templates' context, for the bundled coupling functions or `functions`."""
-    if functions is None:
+    bundled = functions is None
+    if bundled:
         functions = load_coupling_functions().values()
-    return {"couplings": _coupling_context(functions, target),
+    return {"couplings": _coupling_context(functions, target, cached_pre=bundled),
             "integrators": _integrator_context(), "target": target}
 
 
@@ -94,7 +100,8 @@ def build_manifest() -> dict[str, Any]:
             {"name": t.name, "stages": t.stages, "stochastic": t.stochastic, "order": t.order,
              "description": t.description} for t in INTEGRATORS.values()],
         "max_stages": max(t.stages for t in INTEGRATORS.values()),
-        "couplings": [_coupling_manifest(f) for f in load_coupling_functions().values()],
+        "couplings": [_coupling_manifest(f, cached_pre=f.pre_of_sources_only)
+                      for f in load_coupling_functions().values()],
         "monitors": [{"name": name, "kind": kind} for name, kind in MONITOR_KINDS.items()],
     }
 

@@ -452,6 +452,12 @@ class Simulation:
         sim.user_coupling = ffi.cast("mf_user_coupling_fn", model.function_address(symbol)) \
             if symbol else ffi.NULL
         sim.history = ffi.cast("double *", self._history.ctypes.data)
+        # pre(x_j) once per node and step, where the coupling's pre reads the sources alone
+        if entry.get("cached_pre") and not symbol:
+            self._pre_history = self._buffers.keep(np.zeros_like(self._history))
+            sim.pre_history = ffi.cast("double *", self._pre_history.ctypes.data)
+        else:
+            sim.pre_history = ffi.NULL
         sim.n_noisy = int(noisy.size)
         sim.noisy_states = ffi.cast("int32_t *", self._noisy.ctypes.data)
         sim.noise_gain = ffi.cast("double *", gain.ctypes.data)
@@ -484,6 +490,7 @@ class Simulation:
             np.zeros(((stages + 2) * model.n_states + len(model.cvar) + 1) * n))
         sim.scratch = ffi.cast("double *", scratch.ctypes.data)
         self._sim = sim
+        model.simulator_module.lib.mf_fill_pre_history(sim)  # from the initial history
         self._state_pointer = ffi.cast("double *", self._state.ctypes.data)
         self._run = model.simulator(integrator)
         self._initial_state = state.copy()
@@ -815,6 +822,7 @@ class Simulation:
         self._history[self.horizon:] = self._history[: self.horizon]  # the mirror
         if self.coupling_precision == "float32":
             self._history32[...] = self._history
+        self.model.simulator_module.lib.mf_fill_pre_history(self._sim)  # from the history
         for index, phase in enumerate(phases):
             self._monitors[index].phase = phase
             self._first_sample[index] = step // self._monitor_meta[index][2]

@@ -363,3 +363,39 @@ derivatives:
 def test_threads_is_checked(oscillator):
     with pytest.raises(ValueError, match=r"threads must be an integer in \[1, 256\]"):
         mfgen.Simulation(oscillator, None, n_nodes=4, threads=0)
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+@pytest.mark.parametrize(("spec", "coupling"), [
+    ("generic_2d_oscillator", "hyperbolic_tangent"),   # pre(x_j) per coupled variable
+    ("tvb_jansen_rit", "sigmoidal_jansen_rit"),        # pre(x_j[0], x_j[1]) combined
+])
+def test_a_pre_history_continues_across_threads_and_checkpoints(spec, coupling, precision):
+    """A coupling whose pre reads the sources alone keeps pre(x_j) per node in a history of its
+    own (computed as the state history is stored, rebuilt from it on restore): any thread
+    count, and a run restored from a checkpoint, give the bits of one uninterrupted run; and
+    it is the coupling TVB's formula gives (tests/test_tvb_couplings.py checks that)."""
+    model = mfgen.load(spec)
+    assert next(c for c in model.manifest["couplings"] if c["name"] == coupling)["cached_pre"]
+    network = Connectivity.synthetic(61, seed=3)
+    rng = np.random.default_rng(8)
+    low, high = np.array([model.states[s].check_range for s in model.state_variables]).T
+    state = low[:, None] + (high - low)[:, None] * rng.uniform(0.4, 0.6, (model.n_states, 61))
+    options = dict(coupling=coupling, coupling_precision=precision, initial_state=state,
+                   integrator="heun_stochastic", noise={model.state_variables[0]: 1e-4}, seed=2,
+                   monitors=[mfgen.Raw()])
+    whole = mfgen.Simulation(model, network, threads=1, **options)
+    assert whole._pre_history.any()  # filled from the initial history
+    reference = whole.run(12.0)
+    threads = (2, 3) if model.simulator_module.lib.mf_max_threads() >= 3 else ()
+    for count in threads:
+        result = mfgen.Simulation(model, network, threads=count, **options).run(12.0)
+        np.testing.assert_array_equal(result["raw"].data, reference["raw"].data)
+    first = mfgen.Simulation(model, network, threads=1, **options)
+    first.run(5.3)
+    second = mfgen.Simulation(model, network, threads=1, **options)
+    second.restore(first.checkpoint())
+    tail = second.run(6.7)
+    np.testing.assert_array_equal(tail.final_state, reference.final_state)
+    count = tail["raw"].data.shape[0]
+    np.testing.assert_array_equal(tail["raw"].data, reference["raw"].data[-count:])
