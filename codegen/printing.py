@@ -8,7 +8,6 @@ from __future__ import annotations
 import math
 
 import sympy
-from sympy import Add, Mul
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.numpy import SciPyPrinter
 
@@ -37,65 +36,6 @@ def _double_literal(value: float, infinity: str, nan: str) -> str:
     return repr(value)
 
 
-def _complex(value: sympy.Expr) -> complex:
-    """complex(value), without `evalf` for SymPy's numbers (where it gives the same double)."""
-    if isinstance(value, (sympy.Float, sympy.Rational)):
-        return complex(float(value))
-    return complex(value)
-
-
-def ordered_terms(expr: sympy.Expr) -> list[sympy.Expr]:
-    """`expr.as_ordered_terms()` (SymPy's default print order of a sum's terms), computed as
-    SymPy 1.14's `Expr.as_terms` does but with the coefficients converted without `evalf`:
-    that conversion was most of the sorting time. tests/test_codegen_text.py
-    checks it against SymPy's own on every bundled spec's kernel."""
-    from sympy.core.exprtools import decompose_power
-
-    add_args = Add.make_args(expr)
-    numbers = (sympy.Number, sympy.NumberSymbol)
-    if len(add_args) == 2:  # SymPy's special case: 1 - x stays in that order
-        front = sorted(add_args, key=lambda x: not isinstance(x, numbers))
-        if isinstance(front[0], numbers) and isinstance(front[1], Mul):
-            factors = sorted(Mul.make_args(front[1]), key=lambda x: not isinstance(x, numbers))
-            if (len(factors) == 2 and isinstance(factors[0], sympy.Number)
-                    and front[0].is_positive and factors[0].is_negative):
-                return front
-    gens: set[sympy.Expr] = set()
-    terms = []
-    for term in add_args:
-        coeff_expr, rest = term.as_coeff_Mul()
-        coeff = _complex(coeff_expr)
-        cpart: dict[sympy.Expr, sympy.Expr] = {}
-        ncpart = []
-        if rest is not sympy.S.One:
-            for factor in Mul.make_args(rest):
-                if factor.is_number:
-                    try:
-                        coeff *= _complex(factor)
-                    except (TypeError, ValueError):
-                        pass
-                    else:
-                        continue
-                if factor.is_commutative:
-                    base, exp = decompose_power(factor)
-                    cpart[base] = exp
-                    gens.add(base)
-                else:
-                    ncpart.append(factor)
-        terms.append((term, ((coeff.real, coeff.imag), cpart, tuple(ncpart))))
-    if any(term.is_Order for term, _ in terms):
-        return expr.as_ordered_terms()
-    indices = {g: i for i, g in enumerate(sorted(gens, key=sympy.default_sort_key))}
-    data = []
-    for term, (coeff, cpart, ncpart) in terms:
-        monom = [0] * len(indices)
-        for base, exp in cpart.items():
-            monom[indices[base]] = exp
-        data.append((term, (coeff, tuple(monom), ncpart)))
-    key, reverse = sympy.Expr._parse_order(None)
-    return [term for term, _ in sorted(data, key=key, reverse=reverse)]
-
-
 _SQRT_C = MATH_FUNCTIONS["sqrt"].c_name
 _POW_C = MATH_FUNCTIONS["pow"].c_name
 
@@ -116,11 +56,6 @@ class CPrinter(C99CodePrinter):
         self.mangle = mangle
         # The table's names win; SymPy's own stay for what differentiation may introduce.
         self.known_functions = {**self.known_functions, **printer_names("c_name")}
-
-    def _as_ordered_terms(self, expr: sympy.Expr, order: str | None = None) -> list:
-        if (order or self.order) is None and expr.is_Add:
-            return ordered_terms(expr)
-        return super()._as_ordered_terms(expr, order=order)
 
     def _print_Symbol(self, expr: sympy.Symbol) -> str:
         if not self.mangle or expr.name in BUILTIN_INPUTS:
@@ -264,9 +199,9 @@ class NumpyPrinter(SciPyPrinter):
 
 _C = CPrinter()
 _C_PLAIN = CPrinter(mangle=False)
-# order="none": terms in SymPy's own (deterministic) argument order; its default order sorts
-# them by evaluating every coefficient, a third of a second-order model's render time. The
-# reference is compared with the kernel within tolerances, never bit for bit.
+# order="none": terms in SymPy's own (deterministic) argument order. Its default order sorts
+# them by evaluating every coefficient: half of a second-order model's render time. Only the
+# last bits of a sum can change, and the reference differs from the (CSE'd) kernel there anyway.
 _NUMPY = NumpyPrinter({"fully_qualified_modules": True, "allow_unknown_functions": False,
                        "order": "none"})
 
