@@ -4,10 +4,12 @@ are the same in every process, whatever Python's hash seed: cache keys are their
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import sympy
 
@@ -27,26 +29,27 @@ def test_structural_text_tells_trees_apart():
     assert structural_text(x + y) == structural_text(y + x)  # the same tree, the same text
 
 
-DIGESTS = """
-import hashlib, json, sys
-from mfgen.codegen.ir import build_ir
-from mfgen.codegen.locate import resolve_spec_path
-from mfgen.codegen.optimize import optimize
-from mfgen.codegen.render import render
-from mfgen.codegen.spec import load_spec
-ir = build_ir(load_spec(resolve_spec_path(sys.argv[1])))
-source = render(ir, optimize(ir))
-print(json.dumps([hashlib.sha256(t.encode()).hexdigest() for t in
-                  (ir.canonical_text(), source.c_source, source.reference_source)]))
-"""
+def digests(spec: str) -> list[str]:
+    """sha256 of the IR's canonical text, the C and the NumPy reference of `spec`."""
+    from mfgen.codegen.ir import build_ir
+    from mfgen.codegen.locate import resolve_spec_path
+    from mfgen.codegen.optimize import optimize
+    from mfgen.codegen.render import render
+    from mfgen.codegen.spec import load_spec
+
+    ir = build_ir(load_spec(resolve_spec_path(spec)))
+    source = render(ir, optimize(ir))
+    return [hashlib.sha256(t.encode()).hexdigest()
+            for t in (ir.canonical_text(), source.c_source, source.reference_source)]
 
 
 def test_generated_text_does_not_depend_on_the_hash_seed():
-    """Cache keys are digests of these texts: a second process must find the first's module."""
-    digests = []
-    for seed in ("1", "2"):
-        run = subprocess.run([sys.executable, "-c", DIGESTS, SPEC], capture_output=True,
-                             text=True, env={**os.environ, "PYTHONHASHSEED": seed}, timeout=300)
-        assert run.returncode == 0, run.stderr
-        digests.append(json.loads(run.stdout))
-    assert digests[0] == digests[1]
+    """Cache keys are digests of these texts: another process must find this one's module.
+    This process has a random hash seed (or $PYTHONHASHSEED); the other one another seed."""
+    seed = str(int(os.environ.get("PYTHONHASHSEED", "0") or 0) + 1)
+    code = (f"import json, sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+            f"from test_codegen_text import digests; print(json.dumps(digests({SPEC!r})))")
+    other = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                           env={**os.environ, "PYTHONHASHSEED": seed}, timeout=300)
+    assert other.returncode == 0, other.stderr
+    assert json.loads(other.stdout) == digests(SPEC)
