@@ -45,6 +45,24 @@ class CouplingInput:
     state_index: int
 
 
+def structural_text(expr: sympy.Basic, memo: dict[sympy.Basic, str] | None = None) -> str:
+    """`expr` as text, for digests: each node's class name and its arguments in SymPy's own
+    (canonical, deterministic) order, atoms as `srepr` writes them. Two expressions get the
+    same text exactly when they are the same tree. Unlike `srepr` it never sorts the terms
+    of a sum (that ordering evaluates every coefficient) and it writes a subtree shared by
+    several statements once per `memo`."""
+    memo = {} if memo is None else memo
+    known = memo.get(expr)
+    if known is not None:
+        return known
+    if expr.args:
+        text = f"{type(expr).__name__}({', '.join(structural_text(a, memo) for a in expr.args)})"
+    else:
+        text = sympy.srepr(expr)
+    memo[expr] = text
+    return text
+
+
 @dataclass
 class ModelIR:
     name: str
@@ -78,24 +96,30 @@ class ModelIR:
     def canonical_text(self) -> str:
         """Everything that determines generated code (defaults excluded: they are data).
 
-        Computed once: the program is not changed after `build_ir`, and printing a second-order
-        model's ~1000 statements takes about a second.
+        Computed once: the program is not changed after `build_ir`. Expressions are written
+        by `structural_text` (srepr's term sorting took about a second for a second-order
+        model's ~1000 statements).
         """
         if self._canonical:
             return self._canonical
+        memo: dict[sympy.Basic, str] = {}
+
+        def text(expr: sympy.Basic) -> str:
+            return structural_text(expr, memo)
+
         lines = [f"model {self.name}"] + ([f"modes {self.modes}"] if self.modes > 1 else [])
         lines += [f"param {p.name} {p.size}" for p in self.parameters]
         lines += [f"state {s.name}" for s in self.states]
         lines += [f"coupling {c.name} {c.state}" for c in self.coupling]
-        lines += [f"{sym} = {sympy.srepr(expr)}" for sym, expr in self.program]
-        lines += [f"d/dt {s.name} = {sympy.srepr(e)}" for s, e in zip(self.states, self.outputs)]
-        lines += [f"observable {name} = {sympy.srepr(e)}" for name, e in self.observables]
-        lines += [f"noise b {s.name} = {sympy.srepr(e)}" for s, e in zip(self.states, self.noise_b)
+        lines += [f"{sym} = {text(expr)}" for sym, expr in self.program]
+        lines += [f"d/dt {s.name} = {text(e)}" for s, e in zip(self.states, self.outputs)]
+        lines += [f"observable {name} = {text(e)}" for name, e in self.observables]
+        lines += [f"noise b {s.name} = {text(e)}" for s, e in zip(self.states, self.noise_b)
                   if e is not None]
         lines += [f"coupling function {f.name} {[p for p, _ in f.parameters]} {f.inputs} "
-                  f"{sympy.srepr(f.pre)} {sympy.srepr(f.post)}"
+                  f"{text(f.pre)} {text(f.post)}"
                   # efferent sums and own rows only where used: other digests stay as they were
-                  + (f" efferent={f.efferent} own={[(r, sympy.srepr(e)) for r, e in f.own]}"
+                  + (f" efferent={f.efferent} own={[(r, text(e)) for r, e in f.own]}"
                      if f.efferent or f.own else "")
                   + (" reciprocal" if f.reciprocal else "")
                   + (f" mean={list(f.mean_rows)}" if f.mean_rows else "")

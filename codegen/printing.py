@@ -199,7 +199,11 @@ class NumpyPrinter(SciPyPrinter):
 
 _C = CPrinter()
 _C_PLAIN = CPrinter(mangle=False)
-_NUMPY = NumpyPrinter({"fully_qualified_modules": True, "allow_unknown_functions": False})
+# order="none": terms in SymPy's own (deterministic) argument order. Its default order sorts
+# them by evaluating every coefficient: half of a second-order model's render time. Only the
+# last bits of a sum can change, and the reference differs from the (CSE'd) kernel there anyway.
+_NUMPY = NumpyPrinter({"fully_qualified_modules": True, "allow_unknown_functions": False,
+                       "order": "none"})
 
 
 def c_expression(expr: sympy.Expr, mangle: bool = True) -> str:
