@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import tempfile
+import threading
 
 import numpy as np
 import pytest
@@ -16,10 +18,21 @@ _CACHE_DIR: str | None = None
 _WORKER_INPUT_KEY = "mfgen_cache_dir"
 
 
+def _restore_ctrl_c() -> None:
+    """A shell without job control starts `make test &` with SIGINT ignored, and an ignored
+    signal stays ignored across fork and exec: the tests that send a real Ctrl-C (to this
+    process or to an `mfgen run` child) would see nothing happen. Python's own handler, as an
+    interactive start installs it; children exec'd from here then start with the default."""
+    if (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.SIG_IGN):
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def pytest_configure(config: pytest.Config) -> None:
     """Before any test module imports mfgen: the session's cache, so no test reads or writes
     the user's cache (an MFGEN_CACHE_DIR already set by a parent run is replaced too)."""
     global _CACHE_DIR
+    _restore_ctrl_c()
     worker_input = getattr(config, "workerinput", None)
     if worker_input is not None:  # an xdist worker: the controller owns the cache
         os.environ["MFGEN_CACHE_DIR"] = worker_input[_WORKER_INPUT_KEY]
