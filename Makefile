@@ -15,10 +15,11 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # One pytest-xdist worker per core, at most 4 (each holds ~0.7 GB); they share one model cache.
+# Whole modules per worker, in tests/conftest.py's order (slowest first), not xdist's.
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
 test: setup  ## run the test suite (TEST_WORKERS=0: in one process, no workers)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 demo: setup  ## TVB-AdEx on TVB's 76-region connectome, 5 s: demo/results.h5 + demo/results.png
 	$(VENV)/bin/mfgen run examples/tvb_adex.yaml --force --transient 300

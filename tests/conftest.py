@@ -51,13 +51,16 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         shutil.rmtree(_CACHE_DIR, ignore_errors=True)
 
 
-# The modules that take longest (wall time per module, measured under `make test`), started
-# first: `make test` hands whole modules to its workers (--dist loadfile, so a module's
-# module-scoped fixtures are set up once) in collection order, so no worker is left running
-# one of these alone at the end.
-SLOWEST_MODULES_FIRST = ("test_second_order", "test_tvb_zoo", "test_cache_damage", "test_cache",
-                         "test_cli", "test_build_budget", "test_simulation", "test_results",
-                         "test_tvb_bridge")
+# The modules that take longest (wall time per module, measured under `make test` on an idle
+# 2-core machine), started first: `make test` hands whole modules to its workers (--dist
+# loadfile, so a module's module-scoped fixtures are set up once) in collection order, and
+# --no-loadscope-reorder keeps xdist (>= 3.8) from reordering them by their number of tests.
+# Longest first, so no worker is left running one of these alone at the end.
+SLOWEST_MODULES_FIRST = ("test_second_order", "test_sanitizers", "test_build_budget",
+                         "test_tvb_zoo", "test_second_order_mpmath", "test_cli", "test_cache",
+                         "test_cache_damage", "test_simulation", "test_sweep_dask", "test_fuzz",
+                         "test_simulation_engine", "test_hostile_specs", "test_tvb_bridge",
+                         "test_results")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
