@@ -230,11 +230,11 @@ with Cache(Path(sys.argv[1])).lock("k" * 64, hold_limit_s=float(sys.argv[2])):
 
 def test_a_lock_held_by_a_stopped_build_is_announced_then_broken(private_cache, monkeypatch):
     Cache(private_cache)
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_AND_STOP, str(private_cache), "3"],
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_AND_STOP, str(private_cache), "1.2"],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == "locked\n"
-        monkeypatch.setattr(cache_module, "LOCK_NOTICE_S", 0.5)
+        monkeypatch.setattr(cache_module, "LOCK_NOTICE_S", 0.3)
         start = time.monotonic()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -245,7 +245,7 @@ def test_a_lock_held_by_a_stopped_build_is_announced_then_broken(private_cache, 
                    for m in messages), messages
         assert any("broke the build lock" in m and f"(process {holder.pid})" in m
                    for m in messages), messages
-        assert 0.5 < waited < 30  # the holder's deadline was 3 s after it locked
+        assert 0.3 < waited < 30  # the notice first; the holder's deadline: 1.2 s after it locked
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()
