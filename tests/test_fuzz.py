@@ -19,7 +19,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -341,17 +340,20 @@ def mutate(text: str, mutations) -> str:
     return text
 
 
-FOLDER = Path(tempfile.mkdtemp(prefix="mfgen-fuzz-specs-"))
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """One folder for the module (Hypothesis reruns a test body many times per fixture)."""
+    return tmp_path_factory.mktemp("fuzz-specs")
 
 
 @maybe_seed
 @fuzz_settings(SPEC_EXAMPLES)
-@given(st.lists(MUTATION, min_size=1, max_size=4))
-def test_mutated_specs_load_or_raise_spec_errors(mutations):
+@given(mutations=st.lists(MUTATION, min_size=1, max_size=4))
+def test_mutated_specs_load_or_raise_spec_errors(folder, mutations):
     from mfgen.codegen.ir import build_ir
     from mfgen.codegen.spec import load_spec
 
-    path = FOLDER / "fuzzed.yaml"
+    path = folder / "fuzzed.yaml"
     text = mutate(BASE, mutations)
     path.write_bytes(text.encode("utf-8", "surrogatepass"))
     try:
@@ -362,10 +364,10 @@ def test_mutated_specs_load_or_raise_spec_errors(mutations):
     assert len(ir.outputs) == len(ir.states)
 
 
-def test_the_base_spec_of_the_mutations_is_valid():
+def test_the_base_spec_of_the_mutations_is_valid(folder):
     from mfgen.codegen.ir import build_ir
     from mfgen.codegen.spec import load_spec
 
-    path = FOLDER / "base.yaml"
+    path = folder / "base.yaml"
     path.write_text(BASE)
     assert [s.name for s in build_ir(load_spec(path)).states] == ["x", "y"]
