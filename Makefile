@@ -15,10 +15,15 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # One pytest-xdist worker per core, at most 4 (each holds ~0.7 GB); they share one model cache.
+# Whole modules per worker, in tests/conftest.py's order (slowest first), not xdist's.
+# Without Hypothesis's pytest plugin: it imports Hypothesis (~1 s) at the end of every session
+# even when no Hypothesis test ran; test_fuzz.py needs only Hypothesis itself, and a falsifying
+# example is still printed with its test's failure.
 TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); [ $$n -gt 4 ] && n=4; echo $$n)
 
 test: setup  ## run the test suite (TEST_WORKERS=0: in one process, no workers)
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+	    -p no:hypothesispytest
 
 demo: setup  ## TVB-AdEx on TVB's 76-region connectome, 5 s: demo/results.h5 + demo/results.png
 	$(VENV)/bin/mfgen run examples/tvb_adex.yaml --force --transient 300

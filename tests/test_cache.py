@@ -106,22 +106,6 @@ def test_concurrent_builds_compile_once(tmp_path, private_cache):
     assert not list((private_cache / "tmp").iterdir()), "a staging directory was left behind"
 
 
-def test_damaged_module_is_rebuilt_with_a_warning(tmp_path, private_cache):
-    path = spec_copy(tmp_path)
-    built = mfgen.build(path)
-    for so in built.module_dir.glob("*.so"):
-        so.write_bytes(b"garbage")
-    # A new process would fail to import the garbage; the import machinery caches modules
-    # in this process, so check the loader's own validation path in a subprocess.
-    import subprocess
-    import sys
-    code = f"import mfgen; m = mfgen.load({str(path)!r}); print(m.dfun([[1.0], [1.0]], [[0.0]]))"
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                            timeout=120, env=dict(os.environ))
-    assert result.returncode == 0, result.stderr
-    assert "damaged" in result.stderr and "rebuilding" in result.stderr
-
-
 def test_compile_failure_shows_compiler_message_and_source_lines(tmp_path):
     source = "#include <stdint.h>\nvoid f(void) {\n    int x = ;\n}\n"
     with pytest.raises(CompileError) as caught:
@@ -230,11 +214,11 @@ with Cache(Path(sys.argv[1])).lock("k" * 64, hold_limit_s=float(sys.argv[2])):
 
 def test_a_lock_held_by_a_stopped_build_is_announced_then_broken(private_cache, monkeypatch):
     Cache(private_cache)
-    holder = subprocess.Popen([sys.executable, "-c", HOLD_AND_STOP, str(private_cache), "3"],
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_AND_STOP, str(private_cache), "1.2"],
                               stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline() == "locked\n"
-        monkeypatch.setattr(cache_module, "LOCK_NOTICE_S", 0.5)
+        monkeypatch.setattr(cache_module, "LOCK_NOTICE_S", 0.3)
         start = time.monotonic()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -245,7 +229,7 @@ def test_a_lock_held_by_a_stopped_build_is_announced_then_broken(private_cache, 
                    for m in messages), messages
         assert any("broke the build lock" in m and f"(process {holder.pid})" in m
                    for m in messages), messages
-        assert 0.5 < waited < 30  # the holder's deadline was 3 s after it locked
+        assert 0.3 < waited < 30  # the notice first; the holder's deadline: 1.2 s after it locked
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait()

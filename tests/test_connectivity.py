@@ -63,11 +63,13 @@ def test_sparse_and_dense_weights_simulate_identically():
                                   mfgen.simulate(model, sparse, **options)["raw"].data)
 
 
-@pytest.mark.parametrize("weights, lengths, message", [
-    (np.ones((2, 3)), np.ones((2, 3)), "square"),
-    (np.full((2, 2), np.nan), np.ones((2, 2)), "finite"),
-    (np.ones((2, 2)), -np.ones((2, 2)), "non-negative"),
+@pytest.mark.parametrize(("arguments", "message"), [
+    (dict(weights=np.full((3, 3), np.nan)), "weights and tract_lengths must be finite"),
+    (dict(tract_lengths=-np.ones((3, 3))), "tract_lengths must be non-negative"),
+    (dict(weights=np.ones((3, 2)), tract_lengths=np.ones((3, 2))), "must both be square"),
+    (dict(speed=0.0), "speed must be positive"),
 ])
-def test_bad_connectivity_is_refused(weights, lengths, message):
+def test_bad_connectivity_is_refused(arguments, message):
+    values = {"weights": np.ones((3, 3)), "tract_lengths": np.ones((3, 3)), **arguments}
     with pytest.raises(ValueError, match=message):
-        mfgen.Connectivity(weights, lengths)
+        mfgen.Connectivity(**values)

@@ -19,14 +19,11 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import sympy
-from hypothesis import HealthCheck, given, seed, settings
-from hypothesis import strategies as st
 
 from mfgen.codegen.expressions import VectorRef, parse_expression
 from mfgen.codegen.printing import c_expression, numpy_expression
@@ -37,15 +34,6 @@ EXPRESSION_EXAMPLES = 20_000 if LONG else 1_500
 SPEC_EXAMPLES = 3_000 if LONG else 200
 MAX_COMPILED = 3_000 if LONG else 200  # accepted expressions compiled at the end
 FUZZ_SEED = int(os.environ.get("MFGEN_FUZZ_SEED", "0")) or None
-
-
-def fuzz_settings(examples: int):
-    return settings(max_examples=examples, deadline=None, database=None,
-                    suppress_health_check=list(HealthCheck))
-
-
-def maybe_seed(test):
-    return seed(FUZZ_SEED)(test) if FUZZ_SEED else test
 
 
 # -- a scope like a model's: states x, y, z; parameter k; vector P[3]; function F(u, v) ---------
@@ -79,77 +67,11 @@ class Scope:
         return sympy.diff(F_BODY, *[variables[w] for w in wrt]).xreplace(binding)
 
 
-# -- expression strategy ----------------------------------------------------------------------
-NUMBERS = st.one_of(
-    st.integers(-5, 5).map(str),
-    st.integers(-(2**70), 2**70).map(str),
-    st.floats(allow_nan=False, allow_infinity=False, width=64).map(repr),
-    st.sampled_from(["1e308", "1e309", "1e-320", "0.0", "1e-300", "4503599627370497",
-                     "9007199254740993", "0.5", "2.5", "1e200", "1" * 400]),
-)
-LEAVES = st.one_of(
-    st.sampled_from(["x", "y", "z", "k", "pi", "P[0]", "P[1]", "P[2]", "(x + 0.5)",
-                     "(y - 0.25)", "local", "P", "P[3]", "P[-1]", "nan", "inf", "e"]),
-    NUMBERS,
-)
-UNARY = ["exp", "log", "sqrt", "erf", "erfc", "tanh", "sin", "cos", "abs"]
-BAD = ["x.real", "lambda: x", "[x]", "{x}", "(x, y)", "'s'", "f'{x}'", "x if y else z",
-       "(q := x)", "__import__('os')", "x // y", "x % y", "x @ y", "~x", "x << 1", "*P",
-       "F(x=1, v=2)", "Symbol('x')", "eval('x')", "where(x, 1, 2)", "max(x)", "exp(x, y)",
-       "diff(F, w)(x, y)", "diff(F, u, v, u)(x, y)", "diff(G, u)(x, y)", "F(P, x)", "G(x)",
-       "x ** 100", "10 ** 10 ** 10", "P[0:1]", "None", "True", "...", "1j"]
-
-
-def _combine(children):
-    """One grammar step over already generated sub-expressions."""
-    binary = st.tuples(children, st.sampled_from(["+", "-", "*", "/", "**"]), children).map(
-        lambda t: f"({t[0]} {t[1]} {t[2]})")
-    small_power = st.tuples(children, st.integers(-9, 9)).map(lambda t: f"({t[0]})**{t[1]}")
-    unary = st.tuples(st.sampled_from(UNARY), children).map(lambda t: f"{t[0]}({t[1]})")
-    minus = children.map(lambda c: f"-({c})")
-    extreme = st.tuples(st.sampled_from(["min", "max"]), st.lists(children, min_size=2,
-                                                                  max_size=4)).map(
-        lambda t: f"{t[0]}({', '.join(t[1])})")
-    comparison = st.tuples(children, st.sampled_from(["<", "<=", ">", ">=", "==", "!="]),
-                           children).map(lambda t: f"{t[0]} {t[1]} {t[2]}")
-    condition = st.one_of(
-        comparison,
-        st.tuples(comparison, st.sampled_from(["and", "or"]), comparison).map(
-            lambda t: f"({t[0]}) {t[1]} ({t[2]})"),
-        comparison.map(lambda c: f"not ({c})"),
-        st.tuples(children, children, children).map(lambda t: f"{t[0]} < {t[1]} < {t[2]}"))
-    where = st.tuples(condition, children, children).map(
-        lambda t: f"where({t[0]}, {t[1]}, {t[2]})")
-    call = st.tuples(children, children).map(lambda t: f"F({t[0]}, {t[1]})")
-    derivative = st.tuples(st.sampled_from(["u", "v", "u, u", "u, v", "v, v"]), children,
-                           children).map(lambda t: f"diff(F, {t[0]})({t[1]}, {t[2]})")
-    return st.one_of(binary, small_power, unary, minus, extreme, where, call, derivative)
-
-
-EXPRESSIONS = st.recursive(LEAVES, _combine, max_leaves=12)
-JUNK = st.one_of(
-    st.text(alphabet=st.sampled_from(list("xyzkP()[]+-*/<>=!,. 0123456789e_'\"\\:;")),
-            max_size=40),
-    st.text(max_size=20),  # any unicode, control characters included
-    st.lists(st.sampled_from(["x", "(", ")", "+", "**", "exp", "where", ",", "P", "[", "]", "1",
-                              "1e999", "diff", "F", "and", "not", "<", " "]),
-             max_size=25).map("".join),
-)
-INPUT = st.one_of(
-    EXPRESSIONS, EXPRESSIONS, EXPRESSIONS,
-    st.tuples(EXPRESSIONS, st.sampled_from(BAD)).map(lambda t: f"{t[0]} + {t[1]}"),
-    st.sampled_from(BAD), JUNK,
-    st.integers(-(2**80), 2**80), st.floats(), st.none(), st.booleans(),
-)
-
 ACCEPTED: dict[str, tuple[str, str]] = {}  # expression text -> (C, NumPy)
 WHERE = Location("fuzz.yaml", 1, 1)
 
 
-@maybe_seed
-@fuzz_settings(EXPRESSION_EXAMPLES)
-@given(INPUT)
-def _fuzz_expression(text):
+def _check_expression(text) -> None:
     try:
         expr = parse_expression(text, WHERE, Scope())
     except SpecError as exc:
@@ -164,8 +86,10 @@ def _fuzz_expression(text):
 
 @pytest.fixture(scope="module")
 def fuzzed_expressions():
+    from fuzz_strategies import INPUT, fuzz
+
     ACCEPTED.clear()
-    _fuzz_expression()
+    fuzz(_check_expression, INPUT, EXPRESSION_EXAMPLES, FUZZ_SEED)
     return dict(ACCEPTED)
 
 
@@ -301,24 +225,6 @@ derivatives:
   x: -k * x + drive + c_0
   y: diff(F, u)(x, P) - y + where(x > 0, 1, max(y, 0))
 """
-TOKENS = ["&a ", "*a", "<<: *a", "!!python/object/apply:os.system ['x']", "!!binary", "{",
-          "}", "[", "]", ": ", "- ", "'", '"', "\t", "\x00", "\x1b", "\u202e", "\u0445", "#",
-          "---", "...", "%YAML 1.1", "? ", "|", ">", "1e999", ".nan", "-.inf", "1" * 400,
-          "0x" + "f" * 300, "null", "~", "yes", "2001-13-45", "extends: generic_2d_oscillator",
-          "extends: /etc/passwd", "extends: [fuzzed]", "__import__('os')", "exp", "NAN", "int",
-          "diff(F, u, u)(x, P)", "F(x)", "P[7]", "x ** 100", "\\", "\n", "\n  ", "  ", "where(",
-          "state_variables:", "derivatives:", "functions:", "parameters:", "range: [1, 0]",
-          "default: [" + ", ".join(["1.0"] * 300) + "]"]
-MUTATION = st.one_of(
-    st.tuples(st.just("insert"), st.floats(0, 1), st.sampled_from(TOKENS)),
-    st.tuples(st.just("insert"), st.floats(0, 1), st.text(max_size=8)),
-    st.tuples(st.just("delete"), st.floats(0, 1), st.integers(1, 30)),
-    st.tuples(st.just("replace-line"), st.floats(0, 1), st.sampled_from(TOKENS)),
-    st.tuples(st.just("duplicate-line"), st.floats(0, 1), st.just("")),
-    st.tuples(st.just("swap-lines"), st.floats(0, 1), st.floats(0, 1)),
-)
-
-
 def mutate(text: str, mutations) -> str:
     for kind, where, arg in mutations:
         position = int(where * len(text))
@@ -341,31 +247,36 @@ def mutate(text: str, mutations) -> str:
     return text
 
 
-FOLDER = Path(tempfile.mkdtemp(prefix="mfgen-fuzz-specs-"))
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    """One folder for the module (Hypothesis reruns a test body many times per fixture)."""
+    return tmp_path_factory.mktemp("fuzz-specs")
 
 
-@maybe_seed
-@fuzz_settings(SPEC_EXAMPLES)
-@given(st.lists(MUTATION, min_size=1, max_size=4))
-def test_mutated_specs_load_or_raise_spec_errors(mutations):
+def test_mutated_specs_load_or_raise_spec_errors(folder):
+    from fuzz_strategies import MUTATIONS, fuzz
+
     from mfgen.codegen.ir import build_ir
     from mfgen.codegen.spec import load_spec
 
-    path = FOLDER / "fuzzed.yaml"
-    text = mutate(BASE, mutations)
-    path.write_bytes(text.encode("utf-8", "surrogatepass"))
-    try:
-        ir = build_ir(load_spec(path))
-    except SpecError as exc:
-        assert str(exc).count("\n") <= 1, str(exc)
-        return
-    assert len(ir.outputs) == len(ir.states)
+    def check(mutations) -> None:
+        path = folder / "fuzzed.yaml"
+        text = mutate(BASE, mutations)
+        path.write_bytes(text.encode("utf-8", "surrogatepass"))
+        try:
+            ir = build_ir(load_spec(path))
+        except SpecError as exc:
+            assert str(exc).count("\n") <= 1, str(exc)
+            return
+        assert len(ir.outputs) == len(ir.states)
+
+    fuzz(check, MUTATIONS, SPEC_EXAMPLES, FUZZ_SEED)
 
 
-def test_the_base_spec_of_the_mutations_is_valid():
+def test_the_base_spec_of_the_mutations_is_valid(folder):
     from mfgen.codegen.ir import build_ir
     from mfgen.codegen.spec import load_spec
 
-    path = FOLDER / "base.yaml"
+    path = folder / "base.yaml"
     path.write_text(BASE)
     assert [s.name for s in build_ir(load_spec(path)).states] == ["x", "y"]

@@ -159,18 +159,6 @@ def test_bad_simulation_arguments_are_named(blowup, options, error, message):
         _simulation(blowup, **options)
 
 
-@pytest.mark.parametrize(("arguments", "message"), [
-    (dict(weights=np.full((3, 3), np.nan)), "weights and tract_lengths must be finite"),
-    (dict(tract_lengths=-np.ones((3, 3))), "tract_lengths must be non-negative"),
-    (dict(weights=np.ones((3, 2)), tract_lengths=np.ones((3, 2))), "must both be square"),
-    (dict(speed=0.0), "speed must be positive"),
-])
-def test_bad_connectivity_is_refused(arguments, message):
-    values = {"weights": np.ones((3, 3)), "tract_lengths": np.ones((3, 3)), **arguments}
-    with pytest.raises(ValueError, match=message):
-        Connectivity(**values)
-
-
 def test_bad_run_arguments_are_named(blowup):
     simulation = _simulation(blowup, integrator="heun_stochastic", noise={"u": 0.1})
     with pytest.raises(ValueError, match="duration -1.0 ms is not a non-negative multiple"):
