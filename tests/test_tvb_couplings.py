@@ -140,6 +140,18 @@ def error(actual: np.ndarray, expected: np.ndarray) -> float:
     return float((np.abs(actual - expected) / np.maximum(np.abs(expected), floor)).max())
 
 
+def assert_presigmoidal_rows(probe, network, history, name, parameters, expected, formula):
+    """mfgen's float32 mode is TVB's arithmetic (its float32 history and weights, float64 pre,
+    sequential float64 sum over axis 0): equal to the rounding of (x1 - x0) / dt; float64 mode
+    is the float64 formula; both are TVB's to the float32 inputs, and the formula is TVB's."""
+    float32 = mfgen_coupling_rows(probe, network, history, name, parameters, "float32")
+    float64 = mfgen_coupling_rows(probe, network, history, name, parameters, "float64")
+    assert error(float32, expected) < 1e-12
+    assert error(float64, formula) < FLOAT64_TOLERANCE
+    assert error(float64, expected) < FLOAT32_TOLERANCE  # float32 inputs vs float64 ones
+    assert error(formula, expected) < FLOAT32_TOLERANCE
+
+
 # TVB keeps float32 history and weights, so its coupling carries float32 rounding (2**-24
 # ~ 6e-8 per term; up to 59 terms of both signs): mfgen's float32 mode rounds the same inputs
 # but computes sin of the float32 difference with libm's sinf where TVB's NumPy runs its own
@@ -222,18 +234,10 @@ def test_pre_sigmoidal_is_tvbs(probe, network_with_self_connections):
     expected = tvb_coupling_rows(network, history, coupling.PreSigmoidal(
         **{k: np.array([v]) for k, v in PRE_SIGMOIDAL.items()}))
     formula = pre_sigmoidal_formula(PRE_SIGMOIDAL, network, history)
-    float32 = mfgen_coupling_rows(probe, network, history, "pre_sigmoidal", PRE_SIGMOIDAL,
-                                  "float32")
-    float64 = mfgen_coupling_rows(probe, network, history, "pre_sigmoidal", PRE_SIGMOIDAL,
-                                  "float64")
-    # TVB's float32 history and weights, its float64 pre and its sequential float64 sum over
-    # axis 0 are what mfgen's float32 mode computes: equal to rounding of (x1 - x0) / dt.
-    assert error(float32, expected) < 1e-12
-    assert error(float64, formula) < FLOAT64_TOLERANCE
-    assert error(float64, expected) < FLOAT32_TOLERANCE  # float32 inputs vs float64 ones
-    # the formula is TVB's, and the cases it covers are there: self-connected nodes read
-    # their delayed values in row 1, the others H Q; row 0 differs from the sum over j
-    assert error(formula, expected) < FLOAT32_TOLERANCE
+    assert_presigmoidal_rows(probe, network, history, "pre_sigmoidal", PRE_SIGMOIDAL, expected,
+                             formula)
+    # the cases the formula covers are there: self-connected nodes read their delayed values
+    # in row 1, the others H Q; row 0 differs from the sum over j
     has_self = np.diag(network.weights) != 0
     assert has_self.any() and (~has_self).any()
     np.testing.assert_array_equal(expected[1, ~has_self], PRE_SIGMOIDAL["H"] * PRE_SIGMOIDAL["Q"])
@@ -277,14 +281,8 @@ def test_pre_sigmoidal_global_is_tvbs(probe, network_with_self_connections):
     c_1[:] = c_1.mean()
     expected = np.array([c_0, c_1])[..., 0]
     formula = pre_sigmoidal_global_formula(PRE_SIGMOIDAL, network, history)
-    float32 = mfgen_coupling_rows(probe, network, history, "pre_sigmoidal_global",
-                                  PRE_SIGMOIDAL, "float32")
-    float64 = mfgen_coupling_rows(probe, network, history, "pre_sigmoidal_global",
-                                  PRE_SIGMOIDAL, "float64")
-    assert error(float32, expected) < 1e-12
-    assert error(float64, formula) < FLOAT64_TOLERANCE
-    assert error(float64, expected) < FLOAT32_TOLERANCE
-    assert error(formula, expected) < FLOAT32_TOLERANCE  # the formula is TVB's
+    assert_presigmoidal_rows(probe, network, history, "pre_sigmoidal_global", PRE_SIGMOIDAL,
+                             expected, formula)
     # the cases are there: nodes with and without a connection from node 0 (threshold 0),
     # one value in row 1, and the local threshold gives other numbers
     from_0 = network.weights[:, 0] != 0
@@ -333,16 +331,8 @@ def test_pre_sigmoidal_static_is_tvbs(global_threshold, probe, network_with_self
         dynamic=False, globalT=global_threshold,
         **{k: np.array([v]) for k, v in PRE_SIGMOIDAL_STATIC.items()}))
     formula = pre_sigmoidal_static_formula(PRE_SIGMOIDAL_STATIC, network, history)
-    float32 = mfgen_coupling_rows(probe, network, history, "pre_sigmoidal_static",
-                                  PRE_SIGMOIDAL_STATIC, "float32")
-    float64 = mfgen_coupling_rows(probe, network, history, "pre_sigmoidal_static",
-                                  PRE_SIGMOIDAL_STATIC, "float64")
-    # float32 inputs, float64 pre and TVB's sequential float64 sum over axis 0: TVB's numbers
-    # to the rounding of (x1 - x0) / dt
-    assert error(float32, expected) < 1e-12
-    assert error(float64, formula) < FLOAT64_TOLERANCE
-    assert error(float64, expected) < FLOAT32_TOLERANCE  # float32 inputs vs float64 ones
-    assert error(formula, expected) < FLOAT32_TOLERANCE  # the formula is TVB's
+    assert_presigmoidal_rows(probe, network, history, "pre_sigmoidal_static",
+                             PRE_SIGMOIDAL_STATIC, expected, formula)
     # the cases are there: connections one way only (both ways), and pairing the weight with
     # its own connection's delay, or dropping the zeros, gives other numbers
     one_way = (network.weights != 0) & (network.weights.T == 0)
