@@ -87,10 +87,12 @@ def assert_traits_are_tvbs(model: Any, cls: type, left_out: set[str] = frozenset
         assert model.states[name].boundaries == expected, name
 
 
-def run_interrupted_then_resumed(config: Any, folder: Path) -> tuple[Any, Any, Any]:
+def run_interrupted_then_resumed(config: Any, folder: Path,
+                                 before_resume: Callable[[Path], None] | None = None
+                                 ) -> tuple[Any, Any, Any]:
     """`run_to_file` of a run config three ways: complete, stopped by a Ctrl-C raised from the
-    progress callback at its third call (two chunks written), and that file resumed.
-    Returns (complete, stopped, resumed) results."""
+    progress callback at its third call (two chunks written), and that file resumed (after
+    `before_resume(stopped file)`, if given). Returns (complete, stopped, resumed) results."""
     from mfgen.runtime.results import load_result, run_to_file
 
     complete = run_to_file(config, folder / "complete.h5")
@@ -108,6 +110,8 @@ def run_interrupted_then_resumed(config: Any, folder: Path) -> tuple[Any, Any, A
     else:
         raise AssertionError("the run was not interrupted")
     stopped = load_result(folder / "stopped.h5")
+    if before_resume is not None:
+        before_resume(folder / "stopped.h5")
     resumed = run_to_file(config, folder / "stopped.h5", resume=True)
     return complete, stopped, resumed
 

@@ -243,20 +243,14 @@ def test_a_run_that_blows_up_keeps_its_samples_marked_failed(tmp_path):
 def test_a_half_written_checkpoint_is_never_resumed_from(tmp_path):
     """A kill while a checkpoint is written leaves the other, whole copy current."""
     config = load_run_config(write_config(tmp_path, duration=1000.0))
-    complete = run_to_file(config, tmp_path / "complete.h5")
-    calls = []
 
-    def interrupt(done: int, total: int) -> None:
-        calls.append(done)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
+    def tear_the_other_checkpoint(path) -> None:
+        with h5py.File(path, "r+") as handle:
+            current = handle.attrs["checkpoint"]
+            other = handle["checkpoint_b" if current == "checkpoint_a" else "checkpoint_a"]
+            other["state"][...] = np.nan  # as if killed half-way through writing the next one
+            other.attrs["step"] = 7
 
-    with pytest.raises(KeyboardInterrupt):
-        run_to_file(config, tmp_path / "stopped.h5", progress=interrupt)
-    with h5py.File(tmp_path / "stopped.h5", "r+") as handle:
-        current = handle.attrs["checkpoint"]
-        other = handle["checkpoint_b" if current == "checkpoint_a" else "checkpoint_a"]
-        other["state"][...] = np.nan  # as if killed half-way through writing the next one
-        other.attrs["step"] = 7
-    resumed = run_to_file(config, tmp_path / "stopped.h5", resume=True)
+    complete, _, resumed = run_interrupted_then_resumed(config, tmp_path,
+                                                        tear_the_other_checkpoint)
     assert np.array_equal(resumed["temporal_average"].data, complete["temporal_average"].data)
