@@ -79,6 +79,18 @@ class CouplingFunction:
         return bool(sources) and not targets and not self.pre.is_Symbol
 
     @property
+    def sums_history_alone(self) -> bool:
+        """Whether each step's coupling is post(sum_j w_ij x_j(t - d_ij)): pre is the source's
+        delayed value itself in a plain afferent sum of one coupled variable (post reads gx and
+        parameters only). Then the coupling of the next steps, as many as the shortest delay
+        allows, depends on the stored history alone and the simulator can compute several
+        steps of it in one pass over the connections (its coupling blocks)."""
+        if self.efferent or self.own or self.reciprocal or self.first_inputs or \
+                self.mean_rows or self.inputs:
+            return False
+        return self.pre.is_Symbol and self.pre.name == "x_j"
+
+    @property
     def needs_cvars(self) -> int:
         """How many coupled variables the model must have for this function."""
         used = self.inputs + self.own_inputs + self.first_inputs + tuple(

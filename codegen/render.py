@@ -25,18 +25,25 @@ from mfgen.codegen.targets import C, Target
 LIBMVEC_FUNCTIONS = tuple(SIMD_FUNCTIONS)
 _SIMD_BY_CLASS = {f.sympy_name: f for f in SIMD_FUNCTIONS.values() if f.sympy_name}
 
+# Steps of coupling computed in one pass where a coupling sums the history alone and every
+# delay is at least BLOCK_STEPS - 1 steps (coupling.c.j2): eight doubles or floats, one vector
+# register per connection read.
+BLOCK_STEPS = 8
+
 # What the runtime's monitors are, by name: C kind 0 samples the state, 1 averages it.
 MONITOR_KINDS = {"raw": 0, "subsample": 0, "temporal_average": 1}
 
 
-def _coupling_context(functions: Any, target: Target, cached_pre: bool = False
+def _coupling_context(functions: Any, target: Target, bundled: bool = False
                       ) -> list[dict[str, Any]]:
-    """The coupling functions as the templates see them; `cached_pre`: the simulator keeps a
-    history of pre values for those whose pre reads the sources alone (the bundled functions;
-    a model module's own ones compute pre per connection)."""
+    """The coupling functions as the templates see them. For the bundled ones (the shared
+    simulator's), `cached_pre`: the simulator keeps a history of pre values where pre reads
+    the sources alone; `blocks`: it can compute several steps of a coupling that sums the
+    history alone in one pass. A model module's own functions do neither."""
     return [
         {"name": f.name, "parameters": [p for p, _ in f.parameters], "inputs": list(f.inputs),
-         "cached_pre": cached_pre and f.pre_of_sources_only,
+         "cached_pre": bundled and f.pre_of_sources_only,
+         "blocks": bundled and f.sums_history_alone,
          # Coupling functions name their own C variables (x_i, x_j, gx, parameters).
          "pre": target.printer(f.pre, mangle=False),
          "post": target.printer(f.post, mangle=False),
@@ -62,8 +69,9 @@ def _simulator_context(target: Target, functions: Any = None) -> dict[str, Any]:
     bundled = functions is None
     if bundled:
         functions = load_coupling_functions().values()
-    return {"couplings": _coupling_context(functions, target, cached_pre=bundled),
-            "integrators": _integrator_context(), "target": target}
+    return {"couplings": _coupling_context(functions, target, bundled=bundled),
+            "integrators": _integrator_context(), "target": target,
+            "block_steps": BLOCK_STEPS}
 
 
 def _coupling_manifest(function: Any, **extra: Any) -> dict[str, Any]:
@@ -100,8 +108,10 @@ def build_manifest() -> dict[str, Any]:
             {"name": t.name, "stages": t.stages, "stochastic": t.stochastic, "order": t.order,
              "description": t.description} for t in INTEGRATORS.values()],
         "max_stages": max(t.stages for t in INTEGRATORS.values()),
-        "couplings": [_coupling_manifest(f, cached_pre=f.pre_of_sources_only)
+        "couplings": [_coupling_manifest(f, cached_pre=f.pre_of_sources_only,
+                                         blocks=f.sums_history_alone)
                       for f in load_coupling_functions().values()],
+        "block_steps": BLOCK_STEPS,
         "monitors": [{"name": name, "kind": kind} for name, kind in MONITOR_KINDS.items()],
     }
 

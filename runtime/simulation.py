@@ -272,9 +272,10 @@ class Simulation:
         self.n_nodes = n
         row_ptr, col, weight, delay = connectivity.sparse(self.dt)
         self.horizon = int(delay.max(initial=0)) + 1
-        # the mirrored ring (two copies of each slot), plus its float32 twin in float32 mode
-        history_bytes = 2 * self.horizon * max(len(model.cvar), 1) * n * (
-            12 if coupling_precision == "float32" else 8)
+        # the mirrored ring (two copies of each slot), plus its float32 twin in float32 mode,
+        # plus at most one node-major copy (coupling blocks)
+        # (8 + 4 + 4 bytes a value in float32 mode, 8 + 8 in float64 mode)
+        history_bytes = 2 * self.horizon * max(len(model.cvar), 1) * n * 16
         if history_bytes > MAX_HISTORY_BYTES:
             raise ValueError(
                 f"the longest delay is {self.horizon - 1} steps (tract length / speed / dt): "
@@ -438,9 +439,17 @@ class Simulation:
             array = self._buffers.keep(np.ascontiguousarray(array) if array.size
                                        else np.zeros(1, array.dtype))
             setattr(sim, name, ffi.cast(ctype, array.ctypes.data))
-        self.coupling_order = self._coupling_order(coupling_order, n, len(offset))
+        symbol = entry.get("symbol")  # a coupling function of the spec, in the model module
+        block_steps = int(model.manifest["block_steps"])
+        self.coupling_order = self._coupling_order(
+            coupling_order, n, len(offset),
+            blocks=self._blocks_refused(entry, symbol, delay, block_steps))
         self._sort_connections(sim, row_ptr, offset, n)
-        sim.max_row = max(int(np.diff(row_ptr).max(initial=0)), 1)
+        sim.block_steps = block_steps if self.coupling_order == "blocks" else 0
+        self._set_up_blocks(sim, col, delay)
+        # one row's terms per thread (a block's: block_steps floats, half as many doubles)
+        sim.max_row = max(int(np.diff(row_ptr).max(initial=0)), 1) * max(
+            sim.block_steps // 2, 1)
         terms = self._buffers.keep(np.zeros(sim.max_row * self.threads))
         sim.terms = ffi.cast("double *", terms.ctypes.data)
         sim.history32 = ffi.cast("float *", self._history32.ctypes.data)
@@ -448,7 +457,6 @@ class Simulation:
         sim.coupling_float32 = int(coupling_precision == "float32")
         sim.coupling_params = ffi.cast("double *", coupling_vector.ctypes.data)
         # A coupling function of the spec (`couplings:`) lives in the model's module.
-        symbol = entry.get("symbol")
         sim.user_coupling = ffi.cast("mf_user_coupling_fn", model.function_address(symbol)) \
             if symbol else ffi.NULL
         sim.history = ffi.cast("double *", self._history.ctypes.data)
@@ -497,15 +505,72 @@ class Simulation:
 
     # -- set-up ------------------------------------------------------------------------------
     @staticmethod
-    def _coupling_order(order: str, n: int, n_connections: int) -> str:
-        """'rows': the delayed coupling reads each row's connections in CSR order; 'ring':
-        first every connection in ring-address order, then the row sums (the same bits; pays
-        once the ring no longer fits the caches: RING_ORDER_MIN_NODES). 'auto' picks by size."""
-        if order not in ("auto", "rows", "ring"):
-            raise ValueError(f"coupling_order must be 'auto', 'rows' or 'ring', got {order!r}")
+    def _coupling_order(order: str, n: int, n_connections: int, blocks: str | None) -> str:
+        """'rows': the delayed coupling reads each row's connections in CSR order, every step;
+        'ring': first every connection in ring-address order, then the row sums (pays once the
+        ring no longer fits the caches: RING_ORDER_MIN_NODES); 'blocks': the coupling of
+        several steps in one pass (coupling blocks; `blocks` says why not, None if they can
+        run). All three give the same bits. 'auto': blocks where they can run, else by size."""
+        orders = ("auto", "rows", "ring", "blocks")
+        if order not in orders:
+            raise ValueError(f"coupling_order must be one of {', '.join(map(repr, orders))}, "
+                             f"got {order!r}")
+        if order == "blocks" and blocks is not None:
+            raise ValueError(f"coupling_order='blocks' cannot be used here: {blocks}; use "
+                             "'auto'")
         if order == "auto":
-            order = "ring" if n >= RING_ORDER_MIN_NODES and not numpy_huge_pages() else "rows"
+            order = "blocks" if blocks is None else \
+                "ring" if n >= RING_ORDER_MIN_NODES and not numpy_huge_pages() else "rows"
         return order if n_connections else "rows"
+
+    @staticmethod
+    def _blocks_refused(entry: Mapping[str, Any], symbol: str | None, delay: np.ndarray,
+                        block_steps: int) -> str | None:
+        """Why coupling blocks cannot compute this coupling, or None where they can: a
+        bundled coupling that sums the history alone (manifest `blocks`, e.g. linear) over a
+        network whose shortest delay is at least block_steps - 1 steps (a block's last step
+        then reads history stored by its first)."""
+        if symbol or not entry.get("blocks"):
+            return (f"coupling '{entry['name']}' does not sum the delayed states alone "
+                    "(pre: x_j, post of gx)")
+        if not delay.size:
+            return "the network has no connections"
+        if int(delay.min()) < block_steps - 1:
+            return (f"the shortest delay is {int(delay.min())} steps, under "
+                    f"{block_steps - 1} (tract length / speed / dt)")
+        return None
+
+    def _set_up_blocks(self, sim: Any, col: np.ndarray, delay: np.ndarray) -> None:
+        """Coupling blocks' arrays: each connection's read of the node-major ring, the ring
+        (filled from the history) and the block's coupling."""
+        ffi = self._ffi
+        self._block_history = None
+        if not sim.block_steps:
+            for name in ("block_offset", "block_history", "block_history32",
+                         "block_coupling"):
+                setattr(sim, name, ffi.NULL)
+            return
+        n_cvar, horizon = len(self.model.cvar), self.horizon
+        offset = col.astype(np.int64) * (n_cvar * 2 * horizon) + (horizon - delay.astype(
+            np.int64))
+        dtype = np.float32 if self.coupling_precision == "float32" else np.float64
+        self._block_history = self._buffers.keep(
+            np.zeros((self.n_nodes, n_cvar, 2 * horizon), dtype))
+        self._fill_block_history()
+        coupling = self._buffers.keep(np.zeros((sim.block_steps, n_cvar, self.n_nodes)))
+        sim.block_offset = ffi.cast("int64_t *", self._buffers.keep(offset).ctypes.data)
+        ring = ffi.cast("double *" if dtype == np.float64 else "float *",
+                        self._block_history.ctypes.data)
+        sim.block_history, sim.block_history32 = (ring, ffi.NULL) if dtype == np.float64 \
+            else (ffi.NULL, ring)
+        sim.block_coupling = ffi.cast("double *", coupling.ctypes.data)
+
+    def _fill_block_history(self) -> None:
+        """The node-major ring from the history (both copies of each slot), as the C store
+        writes it: at set-up and on restore."""
+        if self._block_history is not None:
+            by_node = self._history[: self.horizon].transpose(2, 1, 0)
+            self._block_history[...] = np.concatenate([by_node, by_node], axis=2)
 
     def _sort_connections(self, sim: Any, row_ptr: np.ndarray, offset: np.ndarray,
                           n: int) -> None:
@@ -823,6 +888,7 @@ class Simulation:
         if self.coupling_precision == "float32":
             self._history32[...] = self._history
         self.model.simulator_module.lib.mf_fill_pre_history(self._sim)  # from the history
+        self._fill_block_history()
         for index, phase in enumerate(phases):
             self._monitors[index].phase = phase
             self._first_sample[index] = step // self._monitor_meta[index][2]
@@ -850,6 +916,7 @@ class Simulation:
             "coupling": self.coupling,
             "coupling_parameters": self.coupling_parameters,
             "coupling_precision": self.coupling_precision,
+            "coupling_order": self.coupling_order,  # how it was summed (the same bits)
             "local_coupling": self.local_coupling,
             "noise_nsig": dict(zip(model.state_variables, self.nsig.tolist())),
             "seed": self.seed,
@@ -993,6 +1060,8 @@ def _share_network(first: Simulation, other: Simulation) -> None:
         return
     source, target = first._sim, other._sim
     names = ["row_ptr", "offset", "weight", "weight32"]
+    if source.block_steps and target.block_steps:
+        names.append("block_offset")  # the ring and the block's coupling stay each set's own
     if source.n_sorted_blocks and target.n_sorted_blocks:
         # the same connections; edge_values stays each set's own (sets run in parallel)
         names += ["n_sorted_blocks", "sorted_bounds", "sorted_offset", "sorted_edge",

@@ -283,11 +283,7 @@ def test_ring_order_coupling_has_the_bits_of_csr_order(oscillator, precision):
     give the same bits as the CSR order; rows of 0 to 150 connections (float32 sums rows of
     9 to 129 terms on the fly, others through the terms array)."""
     n, rng = 151, np.random.default_rng(5)
-    counts = rng.permutation(np.r_[0, 1, 7, 8, 9, 10, 129, 130, 150, rng.integers(2, 150, n - 9)])
-    weights = np.zeros((n, n))
-    for i, count in enumerate(counts):
-        columns = rng.choice(np.r_[0:i, i + 1:n], size=count, replace=False)
-        weights[i, columns] = rng.lognormal(-3.0, 1.0, count)
+    weights = _rows_of_every_length(n, rng)
     network = Connectivity(weights, rng.uniform(1.0, 60.0, (n, n)))
     functions = [c["name"] for c in oscillator.manifest["couplings"]
                  if not c.get("needs_cvars")]
@@ -315,20 +311,90 @@ def test_ring_order_coupling_has_the_bits_of_csr_order(oscillator, precision):
             np.testing.assert_array_equal(result["raw"].data, csr["raw"].data, err_msg=coupling)
 
 
+def _rows_of_every_length(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Weights with rows of 0 to 150 connections (float32 sums rows of 9 to 129 terms on the
+    fly, others through the terms array)."""
+    counts = rng.permutation(np.r_[0, 1, 7, 8, 9, 10, 129, 130, 150,
+                                   rng.integers(2, 150, n - 9)])
+    weights = np.zeros((n, n))
+    for i, count in enumerate(counts):
+        columns = rng.choice(np.r_[0:i, i + 1:n], size=count, replace=False)
+        weights[i, columns] = rng.lognormal(-3.0, 1.0, count)
+    return weights
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+def test_coupling_blocks_have_the_bits_of_per_step_coupling(oscillator, precision):
+    """Where every delay is at least block_steps - 1 steps, a coupling that sums the delayed
+    states alone is computed block_steps steps at a time from a node-major ring: every such
+    bundled function, float64 and TVB-exact float32, rows of 0 to 150 connections, calls that
+    start mid-block, one thread, a team of three, a batch and a checkpoint restored mid-block
+    give the bits of the per-step CSR coupling. The shortest delay is exactly
+    block_steps - 1, so a block's last step reads the slot its first step stored."""
+    n, rng = 151, np.random.default_rng(6)
+    block_steps = oscillator.manifest["block_steps"]
+    lengths = rng.uniform(4.0, 60.0, (n, n))   # 10-150 steps at 4 mm/ms and dt 0.1 ms
+    weights = _rows_of_every_length(n, rng)
+    row = int(np.argmax(weights.sum(axis=1)))
+    lengths[row, np.flatnonzero(weights[row])[0]] = (block_steps - 1) * 0.4
+    network = Connectivity(weights, lengths, speed=4.0)
+    assert network.sparse(0.1)[3].min() == block_steps - 1
+    functions = [c["name"] for c in oscillator.manifest["couplings"] if c.get("blocks")]
+    assert {"linear", "scaling", "sigmoidal"} <= set(functions)
+    threads = (1, 3) if oscillator.simulator_module.lib.mf_max_threads() >= 3 else (1,)
+    for coupling in functions:
+        options = dict(coupling=coupling, coupling_precision=precision, seed=4,
+                       integrator="heun_stochastic", noise={"V": 1e-3},
+                       coupling_parameters={"a": 0.7} if coupling == "linear" else None)
+        per_step = mfgen.Simulation(oscillator, network, coupling_order="rows", threads=1,
+                                    **options).run(8.0)
+        blocked = [mfgen.Simulation(oscillator, network, threads=t, **options)
+                   for t in threads]
+        assert all(simulation.coupling_order == "blocks" for simulation in blocked)
+        results = [simulation.run(8.0, chunk_steps=13) for simulation in blocked]
+        results += run_batch([mfgen.Simulation(oscillator, network, **options)], 8.0)
+        first = mfgen.Simulation(oscillator, network, **options)
+        first.run(2.3)   # 23 steps: the checkpoint falls inside a block
+        second = mfgen.Simulation(oscillator, network, **options)
+        second.restore(first.checkpoint())
+        tail = second.run(5.7)
+        np.testing.assert_array_equal(tail.final_state, per_step.final_state, err_msg=coupling)
+        for result in results:
+            np.testing.assert_array_equal(result["raw"].data, per_step["raw"].data,
+                                          err_msg=coupling)
+
+
+def test_coupling_blocks_run_where_they_can_and_say_why_not(oscillator):
+    n, rng = 30, np.random.default_rng(2)
+    weights = rng.uniform(0.0, 1.0, (n, n)) * (rng.random((n, n)) < 0.3)
+    lengths = rng.uniform(4.0, 40.0, (n, n))
+    far = Connectivity(weights, lengths, speed=4.0)
+    assert mfgen.Simulation(oscillator, far).coupling_order == "blocks"
+    with pytest.raises(ValueError, match="'kuramoto' does not sum the delayed states alone"):
+        mfgen.Simulation(oscillator, far, coupling="kuramoto", coupling_order="blocks")
+    assert mfgen.Simulation(oscillator, far, coupling="kuramoto").coupling_order == "rows"
+    near = Connectivity(weights, np.where(weights > 0, 2.4, 0.0) + lengths * (lengths > 10),
+                        speed=4.0)   # some tracts of 2.4 mm: 6 steps
+    with pytest.raises(ValueError, match="the shortest delay is 6 steps, under 7"):
+        mfgen.Simulation(oscillator, near, coupling_order="blocks")
+    assert mfgen.Simulation(oscillator, near).coupling_order == "rows"
+
+
 def test_coupling_order_is_checked_and_chosen_by_size(oscillator, monkeypatch):
     from mfgen.runtime import simulation as engine
 
-    with pytest.raises(ValueError, match="coupling_order must be 'auto', 'rows' or 'ring'"):
+    with pytest.raises(ValueError, match="coupling_order must be one of 'auto', 'rows', "
+                       "'ring', 'blocks'"):
         mfgen.Simulation(oscillator, Connectivity.synthetic(8, seed=1), coupling_order="csr")
-    network = Connectivity.synthetic(40, seed=1)
+    network = Connectivity.synthetic(40, seed=1)  # kuramoto below: no coupling blocks
     monkeypatch.setattr(engine, "RING_ORDER_MIN_NODES", 40)
     monkeypatch.setattr(engine, "numpy_huge_pages", lambda: False)
-    assert mfgen.Simulation(oscillator, network).coupling_order == "ring"
+    assert mfgen.Simulation(oscillator, network, coupling="kuramoto").coupling_order == "ring"
     monkeypatch.setattr(engine, "numpy_huge_pages", lambda: True)
-    assert mfgen.Simulation(oscillator, network).coupling_order == "rows"
+    assert mfgen.Simulation(oscillator, network, coupling="kuramoto").coupling_order == "rows"
     monkeypatch.setattr(engine, "RING_ORDER_MIN_NODES", 41)
     monkeypatch.setattr(engine, "numpy_huge_pages", lambda: False)
-    assert mfgen.Simulation(oscillator, network).coupling_order == "rows"
+    assert mfgen.Simulation(oscillator, network, coupling="kuramoto").coupling_order == "rows"
 
 
 def test_a_blow_up_is_found_at_the_same_place_by_any_thread_count(tmp_path):
