@@ -51,6 +51,13 @@ STEPS = 5000
 ENGINE_OVER_DFUN = 0.6           # issue 8: everything but the two dfun calls <= 0.6x them
 WRAPPER_OVER_KERNEL = 2.5 / 1.6  # issue 8: model.dfun 2.5 us where the kernel takes 1.6 us
 COLD_BUILD_CPU_S = 1.0           # issue 8: cold build of a first-order spec <= 1 s
+COUPLING_NS_PER_CONNECTION = 2.5  # issue 8: 10 000 nodes, 200 000 connections, one thread
+THREAD_SPEEDUP = 1.7             # issue 8: >= 1.7x on 2 cores from 1 000 nodes
+
+
+def available_threads(model: mfgen.CompiledModel) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
+    return min(cores, int(model.simulator_module.lib.mf_max_threads()))
 
 
 def initial_state(model: mfgen.CompiledModel, n: int) -> np.ndarray:
@@ -121,27 +128,34 @@ def cold_build() -> tuple[float, float]:
         return float(wall), float(cpu)
 
 
+ORDERS = ("rows", "ring", "blocks")
+
+
 def scaling(model: mfgen.CompiledModel, sizes: list[tuple[int, int]], quick: bool
-            ) -> list[str]:
-    """Per size: one thread's CPU time per step with the coupling read in CSR order ('rows')
-    and in ring-address order ('ring', the same bits), rounds interleaved; then wall time per
-    step for each thread count (order 'auto')."""
+            ) -> dict[int, dict[str, float]]:
+    """Per size: one thread's CPU time per step with each coupling order ('rows': CSR order
+    every step; 'ring': ring-address order first; 'blocks': 8 steps per pass; the same bits)
+    and on the same nodes without connections (the rest of the step), rounds interleaved; the
+    coupling's ns per connection is the difference over the connections. Then wall time per
+    step for each thread count (order 'auto'). Returns, per size, the auto order's coupling ns
+    per connection and the best threads' speed-up over one."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
     thread_counts = sorted({1, 2, min(cores, 4), cores} - {0})
     available = int(model.simulator_module.lib.mf_max_threads())
     if available == 1:
         thread_counts = [1]
-    lines = ["| nodes | connections | rows: 1 thr CPU us/step | ring: 1 thr CPU us/step | "
-             "ring / rows | ns/connection (auto, 1 thr CPU) | "
-             + " | ".join(f"{t} thr wall us/step" for t in thread_counts)
-             + " | best speed-up (wall) |",
-             "|---|---|---|---|---|---|" + "---|" * (len(thread_counts) + 1)]
-    print("\n".join(lines), flush=True)
+    print("| nodes | connections | "
+          + " | ".join(f"{order}: 1 thr CPU us/step" for order in ORDERS)
+          + " | no connections | coupling ns/connection (rows / ring / blocks) | auto | "
+          + " | ".join(f"{t} thr wall us/step" for t in thread_counts)
+          + " | best speed-up (wall) |\n"
+          + "|---" * (7 + len(ORDERS) + len(thread_counts)) + "|", flush=True)
     repeats = 2 if quick else 3
+    summary = {}
     for n, degree in sizes:
         network = random_network(n, degree)
         state = initial_state(model, n)
-        steps = max(20, min(2000, 2_000_000 // (n * degree)))
+        steps = max(24, min(2000, 2_000_000 // (n * degree)))
 
         def measure(order: str, threads: int, clock: Any, network: mfgen.Connectivity = network,
                     state: np.ndarray = state, steps: int = steps) -> float:
@@ -154,20 +168,24 @@ def scaling(model: mfgen.CompiledModel, sizes: list[tuple[int, int]], quick: boo
             simulation.run(steps * 0.1)
             return (clock() - start) / steps
 
-        cpu = interleaved({order: lambda order=order: measure(order, 1, time.process_time)
-                           for order in ("rows", "ring")}, repeats)
+        empty = mfgen.Connectivity.empty(n)
+        variants = {order: lambda order=order: measure(order, 1, time.process_time)
+                    for order in ORDERS}
+        variants["none"] = lambda empty=empty: measure("rows", 1, time.process_time, empty)
+        cpu = interleaved(variants, repeats)
         auto = mfgen.Simulation(model, network, threads=1).coupling_order
         times = interleaved({threads: lambda threads=threads: measure(
             "auto", threads, time.perf_counter) for threads in thread_counts}, repeats)
-        per_connection = cpu[auto] / (n * degree) * 1e9
+        coupling = {order: (cpu[order] - cpu["none"]) / (n * degree) * 1e9 for order in ORDERS}
         best = min(times.values())
-        lines.append(f"| {n} | {n * degree} | {cpu['rows'] * 1e6:.1f} | "
-                     f"{cpu['ring'] * 1e6:.1f} | {cpu['ring'] / cpu['rows']:.2f} | "
-                     f"{per_connection:.2f} ({auto}) | "
-                     + " | ".join(f"{times[t] * 1e6:.1f}" for t in thread_counts)
-                     + f" | {times[1] / best:.2f}x |")
-        print(lines[-1], flush=True)
-    return lines
+        summary[n] = {"coupling_ns": coupling[auto], "speedup": times[1] / best}
+        print(f"| {n} | {n * degree} | "
+              + " | ".join(f"{cpu[order] * 1e6:.1f}" for order in ORDERS)
+              + f" | {cpu['none'] * 1e6:.1f} | "
+              + " / ".join(f"{coupling[order]:.2f}" for order in ORDERS)
+              + f" | {auto} | " + " | ".join(f"{times[t] * 1e6:.1f}" for t in thread_counts)
+              + f" | {times[1] / best:.2f}x |", flush=True)
+    return summary
 
 
 def main() -> int:
@@ -212,13 +230,21 @@ def main() -> int:
           f"{wall:.2f} s wall, {measured['cold_build_cpu_s']:.2f} s CPU\n")
     print(f"Scaling ({SPEC}, Heun, random networks of degree 20, delays 25-375 steps; "
           f"transparent huge pages for NumPy's arrays: {numpy_huge_pages()}):\n")
-    scaling(model, sizes, args.quick)
+    scaled = scaling(model, sizes, args.quick)
     checks = [
         Expectation(f"engine_ratio_{precision}", measured[f"engine_ratio_{precision}"],
                     ENGINE_OVER_DFUN, True, f"(step - 2 dfun) / 2 dfun, {precision} coupling")
         for precision in ("float64", "float32")]
     checks.append(Expectation("model.dfun/kernel at N=76", measured["wrapper_ratio"],
                               WRAPPER_OVER_KERNEL, True, "model.dfun 2.5 us over 1.6 us"))
+    for n, limit, what in ((10_000, COUPLING_NS_PER_CONNECTION,
+                            "coupling ns per connection and step, one thread, order auto"),):
+        checks.append(Expectation(f"coupling_ns_at_{n}", scaled[n]["coupling_ns"], limit, True,
+                                  what))
+    if available_threads(model) >= 2:
+        checks += [Expectation(f"threads_speedup_at_{n}", scaled[n]["speedup"], THREAD_SPEEDUP,
+                               False, "wall time, one thread over the best thread count")
+                   for n in (1000, 10_000)]
     checks.append(Expectation("cold_build_cpu_s", measured["cold_build_cpu_s"],
                               COLD_BUILD_CPU_S, True, "zerlaut_adaptation_first_order, parse "
                               "to import, CPU s of Python and the compiler (absolute)"))
