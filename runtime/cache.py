@@ -62,7 +62,7 @@ def cache_root() -> Path:
 # Everything that decides what C is generated: the code generator, its templates and the
 # coupling functions compiled into every module (specs/coupling/*.yaml).
 GENERATOR_PACKAGES = ("mfgen.codegen", "mfgen.templates", "mfgen.specs.coupling")
-GENERATOR_SUFFIXES = (".py", ".j2", ".h", ".txt", ".yaml")
+GENERATOR_SUFFIXES = (".py", ".j2", ".h", ".c", ".txt", ".yaml")
 
 
 def generator_files() -> list[tuple[str, bytes]]:

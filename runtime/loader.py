@@ -1,12 +1,18 @@
 """`mfgen.build` and `mfgen.load`: run the pipeline when needed, else load from the cache.
 
     spec file --codegen.spec--> ModelSpec --codegen.ir--> ModelIR --codegen.optimize--> Kernel
-      --codegen.render--> C + NumPy source --runtime.toolchain--> cffi module (cached)
+      --codegen.render--> C + NumPy source --runtime.toolchain--> shared library (cached)
       --runtime.model--> CompiledModel / ReferenceModel
+
+A model's module is a plain shared library of its kernels (no Python API: it compiles without
+Python's headers); Python calls them through the dfun shim (templates/dfun_call.c) and the
+simulator through their addresses. The simulator and the shim are CPython modules compiled
+once per toolchain.
 """
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import importlib.util
 import sys
@@ -50,6 +56,7 @@ from mfgen.runtime.model import (
 from mfgen.runtime.toolchain import (
     Toolchain,
     compile_extension,
+    compile_library,
     compile_module,
     detect_toolchain,
     has_openmp,
@@ -58,6 +65,8 @@ from mfgen.runtime.toolchain import (
 if TYPE_CHECKING:
     from mfgen.codegen.targets import Target
 
+# Part of every model module's key: a module of another format is never loaded as this one.
+MODEL_MODULE_FORMAT = "shared library of kernels, no Python API"
 KERNEL_FILE = "kernel.c"
 SIMULATOR_FILE = "simulator.c"
 DFUN_CALL_FILE = "dfun_call.c"
@@ -87,7 +96,8 @@ def _spec_key(path: Path, toolchain: Toolchain) -> str:
     from mfgen.codegen.locate import read_spec_bytes
 
     data = read_spec_bytes(path)  # first: an unreadable spec is the error to report
-    return digest("spec-index", generator_identity(), toolchain.identity(), str(path), data)
+    return digest("spec-index", MODEL_MODULE_FORMAT, generator_identity(),
+                  toolchain.identity(), str(path), data)
 
 
 def _sources_unchanged(entry: dict[str, Any]) -> bool:
@@ -205,8 +215,9 @@ def _generate_and_compile(path: Path, spec_key: str, toolchain: Toolchain, cache
         (out / f"{ir.name}.c").write_text(source.c_source)
         (out / f"{ir.name}_reference.py").write_text(source.reference_source)
 
-    module_key = digest("module", generator_identity(), toolchain.identity(), ir.canonical_text(),
-                        source.c_source, source.reference_source)
+    module_key = digest("module", MODEL_MODULE_FORMAT, generator_identity(),
+                        toolchain.identity(), ir.canonical_text(), source.c_source,
+                        source.reference_source)
     module_name = f"_mfgen_{module_key[:32]}"
     mark = time.perf_counter()
     stage("compile")
@@ -251,9 +262,8 @@ def _compile_into_cache(cache: Cache, module_key: str, module_name: str, source:
     files = {KERNEL_FILE: source.c_source, REFERENCE_FILE: source.reference_source,
              "ir.txt": ir.canonical_text()}
     return _publish_module(cache, module_key, module_name, files, (REFERENCE_FILE,), force,
-                           lambda staged: compile_module(module_name, source.c_source,
-                                                         source.c_declarations, staged,
-                                                         toolchain))
+                           lambda staged: compile_library(module_name, staged / KERNEL_FILE,
+                                                          staged, toolchain))
 
 
 def _publish_module(cache: Cache, module_key: str, module_name: str, files: dict[str, str],
@@ -389,6 +399,16 @@ def _import_file(module_name: str, path: Path) -> ModuleType:
     return module
 
 
+def _load_library(module_name: str, path: Path) -> ctypes.CDLL:
+    """A model's kernels (a plain shared library), loaded once per process."""
+    if module_name not in _libraries:
+        _libraries[module_name] = ctypes.CDLL(str(path))
+    return _libraries[module_name]
+
+
+_libraries: dict[str, ctypes.CDLL] = {}
+
+
 def _import_verified(module_name: str, module_dir: Path, filename: str) -> ModuleType:
     """Import generated Python from the cache: the bytes executed are the bytes verified."""
     if module_name in sys.modules:
@@ -430,7 +450,7 @@ def _load_entry(entry: dict[str, Any], module_dir: Path) -> CompiledModel:
     so_path = module_file(module_dir)
     if problem is not None or so_path is None:  # checked again right before the import
         raise ImportError(problem or "compiled module missing")
-    module = _import_file(entry["module_name"], so_path)
+    module = _load_library(entry["module_name"], so_path)
 
     def reference() -> ReferenceModel:  # imported on first use (SciPy costs ~0.1 s)
         generated = _import_verified(entry["module_name"] + "_reference", module_dir,

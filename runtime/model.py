@@ -5,6 +5,7 @@ Nothing here imports SymPy: a cached model loads in milliseconds.
 
 from __future__ import annotations
 
+import ctypes
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -203,21 +204,15 @@ class CompiledModel(ModelBase):
                  simulator: Callable[[], Any] | None = None,
                  dfun_call: Callable[[], Any] | None = None):
         super().__init__(metadata)
-        self._ffi = module.ffi
-        self._lib = module.lib
-        self._uniform = module.lib.dfun_uniform
-        self._per_node = module.lib.dfun_per_node
+        self._library = module  # the model's kernels: a plain shared library (ctypes.CDLL)
         self._reference = reference  # a factory until first use: importing SciPy costs time
         self._simulator_factory = simulator  # the shared simulator module, loaded on first use
-        self._from_buffer = module.ffi.from_buffer
-        self._double_array = module.ffi.typeof("double[]")  # parsed once, not per call
-        self._default_params = self._from_buffer("double[]", self._default_vector)
         self._n_coupling = len(self.coupling_variables)
         self._n_states = len(self.state_variables)  # n_states without a property call
         self._simulator_module: Any = None
         self.module_key: str = metadata["module_key"]
-        # dfun's common call goes through the C shim of templates/dfun_call.c, loaded (and
-        # compiled once per toolchain) on the first call; until then _call is _first_call.
+        # dfun's calls go through the C shim of templates/dfun_call.c, loaded (and compiled
+        # once per toolchain) on the first call; until then _call is _first_call.
         self._dfun_call_factory = dfun_call
         self._call: Callable[..., Any] = self._first_call
         self._bound: Any = None
@@ -249,26 +244,22 @@ class CompiledModel(ModelBase):
 
     def dfun_address(self, per_node: bool = False) -> int:
         """The address of the compiled dfun over a range of nodes (the simulator's mf_dfun)."""
-        name = "dfun_per_node_nodes" if per_node else "dfun_uniform_nodes"
-        return int(self._ffi.cast("uintptr_t", self._ffi.addressof(self._lib, name)))
+        return self.function_address("dfun_per_node_nodes" if per_node
+                                     else "dfun_uniform_nodes")
 
     def function_address(self, symbol: str) -> int:
-        """The address of a function the module exports (a spec's coupling function,
-        `mf_user_coupling_<i>` in the manifest), for the simulator's context."""
-        return int(self._ffi.cast("uintptr_t", self._ffi.addressof(self._lib, symbol)))
+        """The address of a function the module exports (its kernels; a spec's coupling
+        function, `mf_user_coupling_<i>` in the manifest), for the simulator's context."""
+        return int(ctypes.cast(self._library[symbol], ctypes.c_void_p).value)
 
     def bind_dfun(self, state: np.ndarray, coupling: np.ndarray, out: np.ndarray,
-                  local_coupling: float = 0.0, **parameters: Any) -> Callable[[], None]:
-        """The C kernel bound to checked buffers: a call computes dfun into `out` with no
-        Python checks (for benchmarks: `dfun` minus its wrapper). Keep the arrays alive."""
+                  local_coupling: float = 0.0, **parameters: Any) -> Callable[[], Any]:
+        """dfun bound to checked arrays: a call computes it into `out` with no Python checks,
+        only the C shim's (for benchmarks: `dfun` minus its wrapper). Keep the arrays alive."""
         self.dfun(state, coupling, local_coupling, out=out, **parameters)  # checks everything
-        params, per_node = self._pack(parameters, state.shape[1])
-        kernel = self._per_node if per_node else self._uniform
-        buffer = self._from_buffer
-        args = (state.shape[1], buffer("double[]", state), buffer("double[]", coupling),
-                float(local_coupling), buffer("double[]", params),
-                buffer("double[]", out, require_writable=True))
-        return lambda: kernel(*args)
+        params, _ = self._pack(parameters, state.shape[1])
+        call, bound, lc = self._call, self._bound, float(local_coupling)
+        return lambda: call(bound, state, coupling, lc, out, params)
 
     def philox(self, counter: Any, key: Any) -> list[int]:
         """Philox4x32-10 of a 4-word counter and a 2-word key, as the noise uses it."""
@@ -287,16 +278,16 @@ class CompiledModel(ModelBase):
 
     def _first_call(self, _bound: Any, state: Any, coupling: Any, local_coupling: Any,
                     out: Any, *packed: np.ndarray) -> np.ndarray | None:
-        """Load the dfun shim, bind this model's uniform kernel to it, then make the call."""
+        """Load the dfun shim, bind this model's kernels to it, then make the call."""
         if self._dfun_call_factory is None:
             raise RuntimeError(f"model '{self.name}' was loaded without its dfun shim")
         shim = self._dfun_call_factory()
-        kernel = int(self._ffi.cast("uintptr_t", self._ffi.addressof(self._lib, "dfun_uniform")))
-        params = int(self._ffi.cast("uintptr_t", self._default_params))
-        # the capsule keeps this model's module and default parameters alive
-        self._bound = shim.bind(kernel, params, self._n_states, self._n_coupling,
-                                self.n_parameter_slots,
-                                (self._lib, self._default_params, self._default_vector))
+        # the capsule keeps this model's library and default parameters alive
+        self._bound = shim.bind(self.function_address("dfun_uniform"),
+                                self.function_address("dfun_per_node"),
+                                self._default_vector.ctypes.data, self._n_states,
+                                self._n_coupling, self.n_parameter_slots,
+                                (self._library, self._default_vector))
         self._call = shim.call
         return self._call(self._bound, state, coupling, local_coupling, out, *packed)
 
@@ -307,21 +298,20 @@ class CompiledModel(ModelBase):
         Parameters default to the spec's values; pass overrides by name as scalars (all nodes)
         or arrays of shape (n_nodes,) (vector parameters: (size,) or (size, n_nodes)).
         """
-        # The common call (float64 C arrays; default or shared parameters) is checked and made
-        # in C; None means "not that case": the general path below converts or explains.
+        # The common call (float64 C arrays of the right shapes) is checked and made in C;
+        # None means "not that case": the general path below converts or explains.
         if not parameters:
             result = self._call(self._bound, state, coupling, local_coupling, out)
             if result is not None:
                 return result
         elif type(state) is np.ndarray and state.ndim == 2:
-            params, per_node = self._pack(parameters, state.shape[1])
-            if not per_node:
-                result = self._call(self._bound, state, coupling, local_coupling, out, params)
-                if result is not None:
-                    return result
+            params, _ = self._pack(parameters, state.shape[1])
+            result = self._call(self._bound, state, coupling, local_coupling, out, params)
+            if result is not None:
+                return result
         state, coupling, lc = self._inputs(state, coupling, local_coupling)
         n_nodes = state.shape[1]
-        params, per_node = self._pack(parameters, n_nodes)
+        params, _ = self._pack(parameters, n_nodes)
         if out is None:
             out = np.empty_like(state)
         elif not (type(out) is np.ndarray and out.dtype == _FLOAT64
@@ -333,11 +323,9 @@ class CompiledModel(ModelBase):
             # The kernel's arrays are `restrict`: writing where it reads is undefined.
             raise ValueError("out must not share memory with state or coupling; pass a "
                              "separate array")
-        if n_nodes:
-            kernel = self._per_node if per_node else self._uniform
-            buffer = self._ffi.from_buffer
-            kernel(n_nodes, buffer("double[]", state), buffer("double[]", coupling), lc,
-                   buffer("double[]", params), buffer("double[]", out, require_writable=True))
+        if n_nodes and self._call(self._bound, state, coupling, lc, out, params) is None:
+            raise RuntimeError(f"mfgen: the dfun shim refused arrays checked here (model "
+                               f"'{self.name}'); please report this")
         return out
 
 

@@ -132,7 +132,14 @@ def compile_module(module_name: str, c_source: str, declarations: str, workdir: 
     wrapper = workdir / f"{module_name}.c"
     with contextlib.redirect_stdout(io.StringIO()):  # cffi announces "generating ..."
         ffi.emit_c_code(str(wrapper))
-    return _compile(module_name, wrapper, workdir, toolchain, ())
+    return _compile(wrapper, _extension_path(workdir, module_name), toolchain, ())
+
+
+def compile_library(library_name: str, source: Path, workdir: Path, toolchain: Toolchain
+                    ) -> Path:
+    """Build the plain shared library `library_name`.so (no Python API: a model module, its
+    kernels called through their addresses) from the C file `source`; return its path."""
+    return _compile(source, workdir / f"{library_name}.so", toolchain, (), python=False)
 
 
 def compile_extension(module_name: str, c_source: str, workdir: Path, toolchain: Toolchain,
@@ -143,14 +150,19 @@ def compile_extension(module_name: str, c_source: str, workdir: Path, toolchain:
     source = workdir / f"{module_name}.c"
     source.write_text(c_source)
     names = (f'-DMFGEN_MODULE_NAME="{module_name}"', f"-DMFGEN_MODULE_SYMBOL={module_name}")
-    return _compile(module_name, source, workdir, toolchain, (*names, *options))
+    return _compile(source, _extension_path(workdir, module_name), toolchain,
+                    (*names, *options))
 
 
-def _compile(module_name: str, source: Path, workdir: Path, toolchain: Toolchain,
-             options: tuple[str, ...]) -> Path:
-    target = workdir / f"{module_name}{sysconfig.get_config_var('EXT_SUFFIX')}"
-    include = sysconfig.get_paths()["include"]
-    command = [*shlex.split(toolchain.compiler), *toolchain.flags, f"-I{include}", *options,
+def _extension_path(workdir: Path, module_name: str) -> Path:
+    return workdir / f"{module_name}{sysconfig.get_config_var('EXT_SUFFIX')}"
+
+
+def _compile(source: Path, target: Path, toolchain: Toolchain, options: tuple[str, ...],
+             python: bool = True) -> Path:
+    """Compile `source` into the shared object `target`, with Python's headers if `python`."""
+    include = [f"-I{sysconfig.get_paths()['include']}"] if python else []
+    command = [*shlex.split(toolchain.compiler), *toolchain.flags, *include, *options,
                str(source), "-o", str(target), *[f"-l{lib}" for lib in toolchain.libraries]]
     try:
         result = subprocess.run(command, capture_output=True, text=True,

@@ -1,15 +1,17 @@
-/* The Python call of a model's dfun kernel with its checks done in C (`CompiledModel.dfun`).
+/* The Python call of a model's dfun kernels, with their checks done in C (`CompiledModel.dfun`).
  *
  * At 76 nodes a Zerlaut kernel runs in ~1.3 us; passing three NumPy arrays through cffi
- * (ffi.from_buffer each) and checking them in Python cost as much again. Here the common call
- * (float64 C arrays of the right shapes, default parameters) is checked with NumPy's C API
- * macros and the kernel called directly. Any other argument returns None, and the Python
- * wrapper takes its general path, which converts what it can and raises the error a user
- * should see: this file never raises for a user's input.
+ * (ffi.from_buffer each) and checking them in Python cost as much again. Here a call with
+ * float64 C arrays of the right shapes is checked with NumPy's C API macros and the kernel
+ * called directly. Any other argument returns None, and the Python wrapper takes its general
+ * path, which converts what it can (and then calls here again) or raises the error a user
+ * should see: this file never raises for a user's input. A model module is a plain shared
+ * library: this is the only way Python calls its kernels.
  *
- * Model-independent, compiled once per toolchain and NumPy version. A kernel is bound once per
- * model (`bind`: its address, the address of its packed default parameters and the object that
- * keeps both alive) into a capsule; `call` takes only that capsule, never a raw address.
+ * Model-independent, compiled once per toolchain and NumPy version. A model's kernels are
+ * bound once (`bind`: the addresses of its kernels for shared and for per-node parameters,
+ * the address of its packed default parameters and the object that keeps all alive) into a
+ * capsule; `call` takes only that capsule, never a raw address.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -22,7 +24,8 @@ typedef void (*dfun_kernel)(const int64_t n, const double *state, const double *
                             const double local_coupling, const double *params, double *deriv);
 
 typedef struct {
-    dfun_kernel kernel;
+    dfun_kernel kernel;            /* parameters (n_slots): shared by every node */
+    dfun_kernel per_node_kernel;   /* parameters (n_slots, n_nodes) */
     const double *params;
     npy_intp n_states, n_coupling, n_slots;
     PyObject *owner; /* keeps the kernel's module and the parameter array alive */
@@ -42,22 +45,25 @@ static void release_bound(PyObject *capsule)
     }
 }
 
-/* bind(kernel_address, params_address, n_states, n_coupling, n_slots, owner) -> capsule */
+/* bind(kernel_address, per_node_kernel_address, params_address, n_states, n_coupling,
+ *      n_slots, owner) -> capsule */
 static PyObject *bind(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
-    if (nargs != 6) {
-        PyErr_SetString(PyExc_TypeError, "bind() takes 6 arguments");
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError, "bind() takes 7 arguments");
         return NULL;
     }
     void *kernel = PyLong_AsVoidPtr(args[0]);
-    void *params = PyLong_AsVoidPtr(args[1]);
-    Py_ssize_t n_states = PyLong_AsSsize_t(args[2]);
-    Py_ssize_t n_coupling = PyLong_AsSsize_t(args[3]);
-    Py_ssize_t n_slots = PyLong_AsSsize_t(args[4]);
+    void *per_node_kernel = PyLong_AsVoidPtr(args[1]);
+    void *params = PyLong_AsVoidPtr(args[2]);
+    Py_ssize_t n_states = PyLong_AsSsize_t(args[3]);
+    Py_ssize_t n_coupling = PyLong_AsSsize_t(args[4]);
+    Py_ssize_t n_slots = PyLong_AsSsize_t(args[5]);
     if (PyErr_Occurred())
         return NULL;
-    if (kernel == NULL || params == NULL || n_states < 1 || n_coupling < 0 || n_slots < 0) {
+    if (kernel == NULL || per_node_kernel == NULL || params == NULL || n_states < 1
+        || n_coupling < 0 || n_slots < 0) {
         PyErr_SetString(PyExc_ValueError, "bind(): invalid kernel binding");
         return NULL;
     }
@@ -65,12 +71,13 @@ static PyObject *bind(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (bound == NULL)
         return PyErr_NoMemory();
     bound->kernel = (dfun_kernel)kernel;
+    bound->per_node_kernel = (dfun_kernel)per_node_kernel;
     bound->params = params;
     bound->n_states = n_states;
     bound->n_coupling = n_coupling;
     bound->n_slots = n_slots;
-    Py_INCREF(args[5]);
-    bound->owner = args[5];
+    Py_INCREF(args[6]);
+    bound->owner = args[6];
     PyObject *capsule = PyCapsule_New(bound, CAPSULE_NAME, release_bound);
     if (capsule == NULL) {
         Py_DECREF(bound->owner);
@@ -100,7 +107,8 @@ static int overlap(PyArrayObject *a, PyArrayObject *b)
 }
 
 /* call(capsule, state, coupling, local_coupling, out[, params]) -> out, a new array, or None.
- * params: the packed parameter vector (float64, n_slots) replacing the model's defaults. */
+ * params: the packed parameters replacing the model's defaults, float64 (n_slots) for every
+ * node or (n_slots, n_nodes) per node. */
 static PyObject *call(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
     (void)self;
@@ -111,16 +119,6 @@ static PyObject *call(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     bound_kernel *bound = PyCapsule_GetPointer(args[0], CAPSULE_NAME);
     if (bound == NULL)
         return NULL;
-    const double *params = bound->params;
-    if (nargs == 6) {
-        PyArrayObject *vector = (PyArrayObject *)args[5];
-        if (!PyArray_CheckExact(args[5]) || PyArray_NDIM(vector) != 1
-            || PyArray_TYPE(vector) != NPY_DOUBLE || !PyArray_ISNOTSWAPPED(vector)
-            || !PyArray_CHKFLAGS(vector, NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED)
-            || PyArray_DIM(vector, 0) != bound->n_slots)
-            Py_RETURN_NONE;
-        params = PyArray_DATA(vector);
-    }
     PyObject *state_object = args[1], *coupling_object = args[2], *out_object = args[4];
     if (!PyFloat_Check(args[3]) || !plain_matrix(state_object, bound->n_states, -1))
         Py_RETURN_NONE;
@@ -130,6 +128,20 @@ static PyObject *call(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (n_nodes < 1 || !isfinite(local_coupling)
         || !plain_matrix(coupling_object, bound->n_coupling, n_nodes))
         Py_RETURN_NONE;
+    const double *params = bound->params;
+    dfun_kernel kernel = bound->kernel;
+    if (nargs == 6) {
+        PyArrayObject *given = (PyArrayObject *)args[5];
+        if (plain_matrix(args[5], bound->n_slots, n_nodes)) {
+            kernel = bound->per_node_kernel;
+        } else if (!PyArray_CheckExact(args[5]) || PyArray_NDIM(given) != 1
+                   || PyArray_TYPE(given) != NPY_DOUBLE || !PyArray_ISNOTSWAPPED(given)
+                   || !PyArray_CHKFLAGS(given, NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED)
+                   || PyArray_DIM(given, 0) != bound->n_slots) {
+            Py_RETURN_NONE;
+        }
+        params = PyArray_DATA(given);
+    }
     PyArrayObject *coupling = (PyArrayObject *)coupling_object;
     PyArrayObject *out;
     if (out_object == Py_None) {
@@ -151,17 +163,18 @@ static PyObject *call(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     double *dx = PyArray_DATA(out);
     if (bound->n_states * n_nodes >= RELEASE_GIL_FROM) {
         Py_BEGIN_ALLOW_THREADS
-        bound->kernel(n_nodes, x, c, local_coupling, params, dx);
+        kernel(n_nodes, x, c, local_coupling, params, dx);
         Py_END_ALLOW_THREADS
     } else {
-        bound->kernel(n_nodes, x, c, local_coupling, params, dx);
+        kernel(n_nodes, x, c, local_coupling, params, dx);
     }
     return (PyObject *)out;
 }
 
 static PyMethodDef methods[] = {
     {"bind", (PyCFunction)(void (*)(void))bind, METH_FASTCALL,
-     "bind(kernel_address, params_address, n_states, n_coupling, n_slots, owner) -> capsule"},
+     "bind(kernel_address, per_node_kernel_address, params_address, n_states, n_coupling, "
+     "n_slots, owner) -> capsule"},
     {"call", (PyCFunction)(void (*)(void))call, METH_FASTCALL,
      "call(capsule, state, coupling, local_coupling, out[, params]) -> array or None"},
     {NULL, NULL, 0, NULL},

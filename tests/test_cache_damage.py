@@ -315,7 +315,8 @@ def test_a_read_only_cache_still_loads_and_builds_new_specs_elsewhere(built, tmp
 
 @needs_unshare
 def test_a_really_full_disk_is_a_clear_error(fast_builds, tmp_path):
-    """A 64 kB tmpfs as the cache: the build runs out of space and says so."""
+    """A 24 kB tmpfs as the cache (a small model's module takes ~40 kB): the build runs out
+    of space and says so."""
     small = tmp_path / "small"
     small.mkdir()
     path = tmp_path / "probe.yaml"
@@ -328,7 +329,7 @@ def test_a_really_full_disk_is_a_clear_error(fast_builds, tmp_path):
             print("ERROR", exc)
     """
     env = dict(os.environ, MFGEN_CACHE_DIR=str(small / "cache"))
-    run = _in_namespace(f"mount -t tmpfs -o size=64k tmpfs {small}", script, tmp_path, env)
+    run = _in_namespace(f"mount -t tmpfs -o size=24k tmpfs {small}", script, tmp_path, env)
     assert run.returncode == 0, run.stderr
     assert "ERROR the disk holding the mfgen cache at" in run.stdout, run.stdout
     assert "Free some space, or set MFGEN_CACHE_DIR" in run.stdout

@@ -776,6 +776,8 @@ def test_the_corpus_runs_nothing_and_writes_only_the_cache(corpus):
             problems.append(event)
         elif kind == "exec" and not _trusted_code(event[1], event[2], cache):
             problems.append(event)  # code from outside Python, mfgen and the cache ran
+        elif kind == "dlopen" and not (event[1] and _inside(event[1], cache)):
+            problems.append(event)  # a library loaded from anywhere but the cache
         elif kind == "forbidden":
             problems.append(event)
     assert not problems, problems

@@ -4,6 +4,8 @@ the same kernels under AddressSanitizer)."""
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 import pytest
 
@@ -167,17 +169,32 @@ def test_any_number_of_nodes(oscillator, n_nodes, rng):
 
 
 @pytest.mark.parametrize("n_nodes", [1, 7, 76, 5000])  # 5000 x 5 values: run without the GIL
-def test_the_c_checked_call_equals_the_cffi_call_bit_for_bit(vector_model, n_nodes, rng):
-    """model.dfun's common call is checked and made in C (templates/dfun_call.c); the cffi call
-    of the same kernel, with the arrays checked in Python, must give the same bits."""
+def test_the_c_checked_call_equals_a_direct_kernel_call_bit_for_bit(vector_model, n_nodes,
+                                                                    rng):
+    """model.dfun is checked and made in C (templates/dfun_call.c); the same kernel called
+    directly (ctypes, at its address in the model's library) must give the same bits, with
+    shared and with per-node parameters."""
     state = rng.uniform(0.0, 0.02, (vector_model.n_states, n_nodes))
     coupling = rng.uniform(0.0, 0.01, (len(vector_model.coupling_variables), n_nodes))
-    through_cffi = np.empty_like(state)
-    vector_model.bind_dfun(state, coupling, through_cffi, 0.25)()
-    np.testing.assert_array_equal(vector_model.dfun(state, coupling, 0.25), through_cffi)
-    out = np.full_like(state, np.nan)
-    assert vector_model.dfun(state, coupling, 0.25, out=out) is out
-    np.testing.assert_array_equal(out, through_cffi)
+    kernel_type = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
+                                   ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p)
+    name = next(iter(vector_model.parameters))
+    for kernel, overrides in (("dfun_uniform", {}),
+                              ("dfun_per_node", {name: rng.uniform(0.5, 1.5, n_nodes)})):
+        params, per_node = vector_model.pack_parameters(overrides, n_nodes)
+        assert per_node == (kernel == "dfun_per_node")
+        direct = np.empty_like(state)
+        kernel_type(vector_model.function_address(kernel))(
+            n_nodes, state.ctypes.data, coupling.ctypes.data, 0.25, params.ctypes.data,
+            direct.ctypes.data)
+        np.testing.assert_array_equal(vector_model.dfun(state, coupling, 0.25, **overrides),
+                                      direct)
+        out = np.full_like(state, np.nan)
+        assert vector_model.dfun(state, coupling, 0.25, out=out, **overrides) is out
+        np.testing.assert_array_equal(out, direct)
+        bound = np.full_like(state, np.nan)
+        vector_model.bind_dfun(state, coupling, bound, 0.25, **overrides)()
+        np.testing.assert_array_equal(bound, direct)
 
 
 def test_partial_overlap_with_an_input_is_refused(oscillator):

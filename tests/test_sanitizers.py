@@ -115,6 +115,7 @@ print("SIMULATIONS OK", runs)
 """
 
 OUT_OF_BOUNDS = """
+import ctypes
 import numpy as np, mfgen
 
 model = mfgen.load(SPEC)
@@ -122,11 +123,12 @@ n = 8
 state = np.zeros((model.n_states, n))
 coupling = np.zeros((len(model.coupling_variables), n))
 out = np.empty_like(state)
-ffi = model._ffi
+kernel = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_void_p, ctypes.c_void_p,
+                          ctypes.c_double, ctypes.c_void_p, ctypes.c_void_p)(
+    model.function_address("dfun_uniform"))
 print("CALLING WITH n TOO LARGE", flush=True)
-model._uniform(n + 1, ffi.from_buffer("double[]", state), ffi.from_buffer("double[]", coupling),
-               0.0, ffi.from_buffer("double[]", model._default_vector),
-               ffi.from_buffer("double[]", out))
+kernel(n + 1, state.ctypes.data, coupling.ctypes.data, 0.0, model._default_vector.ctypes.data,
+       out.ctypes.data)
 print("NOT DETECTED")
 """
 

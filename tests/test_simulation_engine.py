@@ -86,14 +86,16 @@ def test_an_integrator_added_to_the_table_is_accepted_by_simulation(monkeypatch,
 
 def test_the_generator_identity_covers_templates_and_coupling_functions():
     """Issue 8: an edit to specs/coupling/tvb_couplings.yaml was ignored while the cache was
-    warm (the identity hashed codegen/ and templates/ only)."""
+    warm (the identity hashed codegen/ and templates/ only); so was one to the dfun shim's C
+    source (templates/dfun_call.c: .c files were not hashed)."""
     hashed = {name for name, _ in generator_files()}
     assert "mfgen.specs.coupling/tvb_couplings.yaml" in hashed
     templates = Path(mfgen.__file__).parent.parent / "templates"
     if templates.is_dir():  # a source checkout: every template file is part of the identity
-        for path in templates.iterdir():
-            if path.suffix in (".j2", ".h"):
-                assert f"mfgen.templates/{path.name}" in hashed
+        files = [path for path in templates.iterdir() if path.is_file()]
+        assert "dfun_call.c" in {path.name for path in files}
+        for path in files:
+            assert f"mfgen.templates/{path.name}" in hashed
     # the coupling functions the generator compiles in are the ones hashed
     contents = dict(generator_files())
     data = contents["mfgen.specs.coupling/tvb_couplings.yaml"].decode()
