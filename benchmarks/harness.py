@@ -60,6 +60,63 @@ def per_call(call: Callable[[], object], calls: int, repeats: int = 5) -> float:
     return cpu_best(batch, repeats) / calls
 
 
+KERNEL_LOOP_DECLARATION = """
+void repeat_kernel(uintptr_t kernel, int64_t calls, int64_t n, const double *state,
+                   const double *coupling, double local_coupling, const double *params,
+                   double *deriv);
+"""
+KERNEL_LOOP = """
+#include <stdint.h>
+typedef void (*kernel_fn)(const int64_t n, const double *state, const double *coupling,
+                          const double local_coupling, const double *params, double *deriv);
+void repeat_kernel(uintptr_t kernel, int64_t calls, int64_t n, const double *state,
+                   const double *coupling, double local_coupling, const double *params,
+                   double *deriv)
+{
+    for (int64_t i = 0; i < calls; i++)
+        ((kernel_fn)kernel)(n, state, coupling, local_coupling, params, deriv);
+}
+"""
+_kernel_loop: Any = None
+
+
+def bare_kernel(model: mfgen.CompiledModel, state: np.ndarray, coupling: np.ndarray,
+                out: np.ndarray, local_coupling: float = 0.0, **parameters: Any
+                ) -> Callable[[int], None]:
+    """`calls(k)`: the model's dfun kernel called k times from a C loop (no Python between
+    the calls): what a kernel call costs inside the simulator. Keep the arrays alive."""
+    global _kernel_loop
+    if _kernel_loop is None:
+        import importlib.util
+        import tempfile
+
+        from mfgen.runtime.toolchain import compile_module, detect_toolchain
+
+        folder = Path(tempfile.mkdtemp(prefix="mfgen-bench-"))
+        path = compile_module("_mfgen_bench_kernel_loop", KERNEL_LOOP,
+                              KERNEL_LOOP_DECLARATION, folder, detect_toolchain())
+        spec = importlib.util.spec_from_file_location("_mfgen_bench_kernel_loop", path)
+        _kernel_loop = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(_kernel_loop)
+    model.dfun(state, coupling, local_coupling, out=out, **parameters)  # checks everything
+    params, per_node = model.pack_parameters(parameters, state.shape[1])
+    kernel = model.function_address("dfun_per_node" if per_node else "dfun_uniform")
+    ffi, lib = _kernel_loop.ffi, _kernel_loop.lib
+    args = [ffi.from_buffer("double[]", a) for a in (state, coupling)]
+    params_buffer = ffi.from_buffer("double[]", params)
+    out_buffer = ffi.from_buffer("double[]", out, require_writable=True)
+
+    def calls(count: int) -> None:
+        lib.repeat_kernel(kernel, count, state.shape[1], *args, float(local_coupling),
+                          params_buffer, out_buffer)
+    return calls
+
+
+def kernel_seconds(calls: Callable[[int], None], count: int, repeats: int = 5) -> float:
+    """Best CPU time per kernel call of `count` calls made in C (s)."""
+    return cpu_best(lambda: calls(count), repeats) / count
+
+
 def interleaved(variants: dict[str, Callable[[], float]], rounds: int = 3) -> dict[str, float]:
     """Each variant measures itself (returns seconds); rounds alternate the variants and the
     best of each is kept."""
