@@ -157,7 +157,8 @@ def scaling(model: mfgen.CompiledModel, sizes: list[tuple[int, int]], quick: boo
     for n, degree in sizes:
         network = random_network(n, degree)
         state = initial_state(model, n)
-        steps = max(24, min(2000, 2_000_000 // (n * degree)))
+        # enough steps that a run's fixed costs (the call, waking the threads) stay small
+        steps = max(100, min(2000, 20_000_000 // (n * degree)))
 
         def measure(order: str, threads: int, clock: Any, network: mfgen.Connectivity = network,
                     state: np.ndarray = state, steps: int = steps) -> float:
