@@ -4,9 +4,9 @@
 Measured side by side in one run, for every bundled spec (or those named with --specs):
 
 * dfun time at N = 76, 1 000 and 100 000 nodes: the compiled C kernel (with a preallocated
-  ``out=``, and without it at N <= 1 000), the bare cffi kernel, the spec's generated NumPy
-  reference, the hand-written seed port (tests/seed_ports.py) and the real TVB 2.10 ``dfun``
-  where they exist (dfun_cases.py);
+  ``out=``, and without it at N <= 1 000), the bare kernel (called from a C loop), the spec's
+  generated NumPy reference, the hand-written seed port (tests/seed_ports.py) and the real
+  TVB 2.10 ``dfun`` where they exist (dfun_cases.py);
 * cold build time and warm load time, in subprocesses (build_times.py).
 
 Timing, machine description and expectations are in harness.py. Expectations (--check, `make

@@ -214,8 +214,8 @@ def main() -> int:
         scaling(model, sizes, args.quick)
         return 0
     measured: dict[str, float] = {}
-    print("| coupling | us/step | dfun kernel us (called from C) | engine (step - 2 dfun) / 2 dfun | "
-          "median of the rounds' engine ratios | model.dfun us | "
+    print("| coupling | us/step | dfun kernel us (called from C) | "
+          "engine (step - 2 dfun) / 2 dfun | median of the rounds' engine ratios | model.dfun us | "
           "model.dfun(weight_noise=1e-4) us | Simulation() ms |\n"
           "|---|---|---|---|---|---|---|---|")
     for precision in ("float64", "float32"):

@@ -14,7 +14,7 @@ from types import ModuleType
 from typing import Any
 
 import numpy as np
-from harness import ROOT, Candidate, Timing, fmt_time, log, time_interleaved
+from harness import ROOT, Candidate, Timing, bare_kernel, fmt_time, log, time_interleaved
 
 from mfgen.runtime.checking import relative_error
 
@@ -149,10 +149,15 @@ def max_rel_diff(a: np.ndarray, b: np.ndarray) -> float:
                                 ignore_nonfinite=True).max())
 
 
+KERNEL_CALLS = 20  # kernel calls per timed call of "C kernel only", made in a C loop
+
+
 def raw_kernel(model: Any, state: np.ndarray, coupling: np.ndarray, out: np.ndarray
-               ) -> Callable[[], Any] | None:
-    """The cffi kernel called directly with prepared buffers: `dfun` minus its Python wrapper."""
-    return model.bind_dfun(state, coupling, out)
+               ) -> Callable[[], Any]:
+    """The bare kernel, KERNEL_CALLS calls from a C loop per call: `dfun` minus its Python
+    wrapper and the C shim's checks, what a call costs inside the simulator."""
+    calls = bare_kernel(model, state, coupling, out)
+    return lambda: calls(KERNEL_CALLS)
 
 
 def bench_spec(spec: str, model: Any, sizes: tuple[int, ...], seeds: ModuleType | None,
@@ -189,9 +194,9 @@ def bench_spec(spec: str, model: Any, sizes: tuple[int, ...], seeds: ModuleType 
                                 model.dfun(s, c, 0.0, out=o))]
         if n <= 1000:
             candidates.append(Candidate("C", lambda s=state, c=coupling: model.dfun(s, c, 0.0)))
-        kernel = raw_kernel(model, state, coupling, out)
-        if kernel is not None and n <= 1000:
-            candidates.append(Candidate("C kernel only", kernel))
+        if n <= 1000:
+            candidates.append(Candidate("C kernel only", raw_kernel(model, state, coupling, out),
+                                        inner=KERNEL_CALLS))
         ref_cand = Candidate("NumPy ref", lambda s=state, c=coupling:
                              model.reference.dfun(s, c, 0.0))
         candidates.append(ref_cand)

@@ -10,6 +10,7 @@ one run, so that they hold on a slower or busier machine.
 
 from __future__ import annotations
 
+import atexit
 import gc
 import os
 import platform
@@ -93,6 +94,7 @@ def bare_kernel(model: mfgen.CompiledModel, state: np.ndarray, coupling: np.ndar
         from mfgen.runtime.toolchain import compile_module, detect_toolchain
 
         folder = Path(tempfile.mkdtemp(prefix="mfgen-bench-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
         path = compile_module("_mfgen_bench_kernel_loop", KERNEL_LOOP,
                               KERNEL_LOOP_DECLARATION, folder, detect_toolchain())
         spec = importlib.util.spec_from_file_location("_mfgen_bench_kernel_loop", path)
@@ -171,6 +173,7 @@ class Candidate:
     calls: int = 1
     rounds: int = 1
     first_call: float = float("nan")
+    inner: int = 1  # calls of the timed thing one fn() makes (a C loop of kernel calls)
 
     @property
     def median(self) -> float:
@@ -212,7 +215,7 @@ def time_interleaved(candidates: list[Candidate], timing: Timing) -> None:
             cand.first_call = time.process_time() - start
         probe = cand.first_call
         if timing.first_call_only_s is not None and probe > timing.first_call_only_s:
-            cand.per_call.append(probe)  # --quick: NumPy at large N, one call is enough
+            cand.per_call.append(probe / cand.inner)  # --quick: NumPy at large N, one call
             cand.calls, cand.rounds = 1, 0
             continue
         if probe < batch_s:  # refine the estimate for fast calls
@@ -238,7 +241,7 @@ def time_interleaved(candidates: list[Candidate], timing: Timing) -> None:
                 start = time.process_time()
                 for _ in range(calls):
                     fn()
-                cand.per_call.append((time.process_time() - start) / calls)
+                cand.per_call.append((time.process_time() - start) / (calls * cand.inner))
     finally:
         if gc_was_enabled:
             gc.enable()

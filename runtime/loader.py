@@ -20,6 +20,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -334,7 +335,7 @@ def load_dfun_call(cache: Cache | None = None) -> ModuleType:
     module_name = f"_mfgen_dfun_call_{key[:32]}"
 
     def compile(staged: Path) -> Path:
-        source = (Path(__file__).resolve().parent.parent / "templates" / DFUN_CALL_FILE)
+        source = resources.files("mfgen.templates") / DFUN_CALL_FILE  # package data
         return compile_extension(module_name, source.read_text(), staged, toolchain,
                                  (f"-I{numpy.get_include()}",))
     return _load_shared_module(key, module_name, compile, cache)

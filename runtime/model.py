@@ -199,12 +199,12 @@ class CompiledModel(ModelBase):
 
     backend = "c"
 
-    def __init__(self, metadata: Mapping[str, Any], module: Any,
+    def __init__(self, metadata: Mapping[str, Any], module: ctypes.CDLL,
                  reference: ReferenceModel | Callable[[], ReferenceModel],
                  simulator: Callable[[], Any] | None = None,
                  dfun_call: Callable[[], Any] | None = None):
         super().__init__(metadata)
-        self._library = module  # the model's kernels: a plain shared library (ctypes.CDLL)
+        self._library = module  # the model's kernels: a plain shared library
         self._reference = reference  # a factory until first use: importing SciPy costs time
         self._simulator_factory = simulator  # the shared simulator module, loaded on first use
         self._n_coupling = len(self.coupling_variables)
@@ -259,6 +259,10 @@ class CompiledModel(ModelBase):
         self.dfun(state, coupling, local_coupling, out=out, **parameters)  # checks everything
         params, _ = self._pack(parameters, state.shape[1])
         call, bound, lc = self._call, self._bound, float(local_coupling)
+        if call(bound, state, coupling, lc, out, params) is None:
+            raise ValueError("bind_dfun needs the arrays the kernel takes as they are: "
+                             "float64, C-contiguous, of the model's shapes (dfun converts "
+                             "others; a bound call would not)")
         return lambda: call(bound, state, coupling, lc, out, params)
 
     def philox(self, counter: Any, key: Any) -> list[int]:
@@ -450,7 +454,7 @@ class CompiledModesModel(_Modes, CompiledModel):
     """A compiled model with modes (see `_Modes`); `kernel_model` is what a `Simulation`
     runs (states named `xi[0]`, ...)."""
 
-    def __init__(self, metadata: Mapping[str, Any], module: Any,
+    def __init__(self, metadata: Mapping[str, Any], module: ctypes.CDLL,
                  reference: ReferenceModel | Callable[[], ReferenceModel],
                  simulator: Callable[[], Any] | None = None,
                  dfun_call: Callable[[], Any] | None = None):
@@ -477,7 +481,7 @@ class ReferenceModesModel(_Modes, ReferenceModel):
         self.kernel_model = ReferenceModel(kernel_metadata(metadata), reference_dfun)
 
 
-def compiled_model(metadata: Mapping[str, Any], module: Any,
+def compiled_model(metadata: Mapping[str, Any], module: ctypes.CDLL,
                    reference: ReferenceModel | Callable[[], ReferenceModel],
                    simulator: Callable[[], Any] | None = None,
                    dfun_call: Callable[[], Any] | None = None) -> CompiledModel:

@@ -272,10 +272,10 @@ class Simulation:
         self.n_nodes = n
         row_ptr, col, weight, delay = connectivity.sparse(self.dt)
         self.horizon = int(delay.max(initial=0)) + 1
-        # the mirrored ring (two copies of each slot), plus its float32 twin in float32 mode,
-        # plus at most one node-major copy (coupling blocks)
-        # (8 + 4 + 4 bytes a value in float32 mode, 8 + 8 in float64 mode)
-        history_bytes = 2 * self.horizon * max(len(model.cvar), 1) * n * 16
+        # the mirrored ring (two copies of each slot), plus its float32 twin in float32 mode
+        # (coupling blocks add a node-major copy only where it fits: _blocks_refused)
+        ring_values = 2 * self.horizon * max(len(model.cvar), 1) * n
+        history_bytes = ring_values * (12 if coupling_precision == "float32" else 8)
         if history_bytes > MAX_HISTORY_BYTES:
             raise ValueError(
                 f"the longest delay is {self.horizon - 1} steps (tract length / speed / dt): "
@@ -441,9 +441,11 @@ class Simulation:
             setattr(sim, name, ffi.cast(ctype, array.ctypes.data))
         symbol = entry.get("symbol")  # a coupling function of the spec, in the model module
         block_steps = int(model.manifest["block_steps"])
+        block_ring_bytes = ring_values * (4 if coupling_precision == "float32" else 8)
         self.coupling_order = self._coupling_order(
             coupling_order, n, len(offset),
-            blocks=self._blocks_refused(entry, symbol, delay, block_steps))
+            blocks=self._blocks_refused(entry, symbol, delay, block_steps,
+                                        history_bytes + block_ring_bytes))
         self._sort_connections(sim, row_ptr, offset, n)
         sim.block_steps = block_steps if self.coupling_order == "blocks" else 0
         self._set_up_blocks(sim, col, delay)
@@ -525,12 +527,16 @@ class Simulation:
 
     @staticmethod
     def _blocks_refused(entry: Mapping[str, Any], symbol: str | None, delay: np.ndarray,
-                        block_steps: int) -> str | None:
+                        block_steps: int, history_bytes: int) -> str | None:
         """Why coupling blocks cannot compute this coupling, or None where they can: a
         bundled coupling that sums the history alone (manifest `blocks`, e.g. linear) over a
         network whose shortest delay is at least block_steps - 1 steps (a block's last step
-        then reads history stored by its first)."""
-        if symbol or not entry.get("blocks"):
+        then reads history stored by its first), where the rings with the blocks' node-major
+        copy (`history_bytes`) stay under MAX_HISTORY_BYTES."""
+        if symbol:
+            return (f"coupling '{entry['name']}' is the spec's own: blocks run the bundled "
+                    "couplings compiled into the simulator")
+        if not entry.get("blocks"):
             return (f"coupling '{entry['name']}' does not sum the delayed states alone "
                     "(pre: x_j, post of gx)")
         if not delay.size:
@@ -538,6 +544,9 @@ class Simulation:
         if int(delay.min()) < block_steps - 1:
             return (f"the shortest delay is {int(delay.min())} steps, under "
                     f"{block_steps - 1} (tract length / speed / dt)")
+        if history_bytes > MAX_HISTORY_BYTES:
+            return (f"the history with its node-major copy would need "
+                    f"{history_bytes / 2**30:.1f} GiB")
         return None
 
     def _set_up_blocks(self, sim: Any, col: np.ndarray, delay: np.ndarray) -> None:
@@ -570,7 +579,8 @@ class Simulation:
         writes it: at set-up and on restore."""
         if self._block_history is not None:
             by_node = self._history[: self.horizon].transpose(2, 1, 0)
-            self._block_history[...] = np.concatenate([by_node, by_node], axis=2)
+            self._block_history[..., : self.horizon] = by_node   # in place: no temporary
+            self._block_history[..., self.horizon:] = by_node
 
     def _sort_connections(self, sim: Any, row_ptr: np.ndarray, offset: np.ndarray,
                           n: int) -> None:
@@ -826,7 +836,8 @@ class Simulation:
     # -- checkpoints -------------------------------------------------------------------------
     def _config_digest(self) -> int:
         config = self.config()
-        for key in ("steps", "initial_state_sha256", "threads"):
+        # neither the thread count nor the order of the coupling sums changes a bit
+        for key in ("steps", "initial_state_sha256", "threads", "coupling_order"):
             config.pop(key)
         text = json.dumps(config, sort_keys=True, default=str)
         return int(hashlib.sha256(text.encode()).hexdigest()[:15], 16)
@@ -945,7 +956,8 @@ def simulate(model: CompiledModel, connectivity: Connectivity | None = None, *,
 def run_batch(simulations: Sequence[Simulation], duration: float, *, threads: int = 1,
               chunk_steps: int = 2000, stop: Callable[[], bool] | None = None
               ) -> list[SimulationResult | SimulationError]:
-    """Advance many independent simulations of one model and network together: one C call
+    """Advance many independent simulations (of one model and network, typically; any
+    models of one simulator module may be mixed) together: one C call
     per chunk of steps runs every set (simulate_batch_<integrator>), in parallel over the
     sets on `threads` OpenMP threads. Each set keeps its own context (parameters, coupling
     parameters, noise amplitudes and seed, initial state, monitors), so its result equals
@@ -1055,8 +1067,10 @@ def _reverse_connections(row_ptr: np.ndarray, col: np.ndarray) -> np.ndarray:
 def _share_network(first: Simulation, other: Simulation) -> None:
     """Point `other`'s C context at `first`'s connectome arrays when they are the same
     network (one copy in the cache for the whole batch instead of one per set)."""
+    # the offsets are laid out by the number of coupled variables: another model's stride
     if other is first or other.connectivity is not first.connectivity or \
-            other.horizon != first.horizon or other._sum_kind != first._sum_kind:
+            other.horizon != first.horizon or other._sum_kind != first._sum_kind or \
+            len(other.model.cvar) != len(first.model.cvar):
         return
     source, target = first._sim, other._sim
     names = ["row_ptr", "offset", "weight", "weight32"]

@@ -1,9 +1,11 @@
-"""The C toolchain: which compiler, which flags, and turning generated C into a cffi module.
+"""The C toolchain: which compiler, which flags, and turning generated C into shared objects:
+a model's plain library of kernels (`compile_library`), the simulator's cffi module
+(`compile_module`: API mode, `FFI.set_source` + `emit_c_code`) and the dfun shim's CPython
+module (`compile_extension`).
 
-The cffi wrapper is produced in API mode (`FFI.set_source` + `emit_c_code`) and compiled here
-with one compiler call whose output is captured, so a failure shows the compiler's message
-next to the generated lines it points at. There is no fallback to NumPy: a missing or failing
-compiler is an error that says what to do.
+Each is compiled with one compiler call whose output is captured, so a failure shows the
+compiler's message next to the generated lines it points at. There is no fallback to NumPy:
+a missing or failing compiler is an error that says what to do.
 """
 
 from __future__ import annotations

@@ -195,6 +195,8 @@ def test_the_c_checked_call_equals_a_direct_kernel_call_bit_for_bit(vector_model
         bound = np.full_like(state, np.nan)
         vector_model.bind_dfun(state, coupling, bound, 0.25, **overrides)()
         np.testing.assert_array_equal(bound, direct)
+    with pytest.raises(ValueError, match="bind_dfun needs the arrays the kernel takes"):
+        vector_model.bind_dfun(state.astype(np.float32), coupling, np.empty_like(state))
 
 
 def test_partial_overlap_with_an_input_is_refused(oscillator):
