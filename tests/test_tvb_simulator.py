@@ -163,6 +163,61 @@ def test_same_traces_as_tvb(model_name, stochastic, network):
     assert relative_error(average64.data, average) <= FLOAT64_TOLERANCE
 
 
+@pytest.mark.parametrize("name, tvb_coupling, parameters", [
+    ("linear", coupling.Linear, {"a": 1.0, "b": 0.1}),
+    ("scaling", coupling.Scaling, {"a": 0.7}),
+])
+def test_coupling_blocks_are_tvbs_float32_coupling_to_the_last_bit(name, tvb_coupling,
+                                                                  parameters):
+    """Every step of a coupling block against TVB's own float32 coupling: on a network whose
+    delays are all at least 8 steps, 8 Euler steps of dV/dt = c_0 all read the initial history,
+    so V's trace is the running sum of 8 steps of coupling, all computed by one block; rows of
+    0 to 199 non-zero weights (NumPy's pairwise sum in all its branches). (TVB's Sigmoidal,
+    the third coupling blocks run, is not a SparseCoupling in TVB 2.10: it sums the dense
+    weight matrix, in another order, so no bundled coupling is its bits.)"""
+    n, rng = 200, np.random.default_rng(6)
+    counts = rng.permutation(np.r_[0, 1, 7, 8, 9, 129, 130, 199, rng.integers(2, 200, n - 8)])
+    weights = np.zeros((n, n))
+    for i, count in enumerate(counts):
+        columns = rng.choice(np.r_[0:i, i + 1:n], size=count, replace=False)
+        weights[i, columns] = rng.lognormal(0.0, 1.0, count)
+    lengths = rng.uniform(3.2, 30.0, (n, n))  # delays 8 .. 75 steps
+    network = mfgen.Connectivity(weights, lengths, SPEED, centres=rng.normal(size=(n, 3)))
+    horizon = tvb_horizon(network)
+    history = np.stack([rng.uniform(-2.0, 2.0, (horizon, n)), np.zeros((horizon, n))], axis=1)
+    g2d = {"alpha": 0.0, "f": 0.0, "e": 0.0, "g": 0.0, "I": 0.0, "d": 1.0, "tau": 1.0,
+           "gamma": 1.0, "a": 0.0, "b": 0.0, "c": 0.0, "beta": 0.0}
+    steps = 8
+    sim = simulator.Simulator(
+        model=models.Generic2dOscillator(**{k: np.array([v]) for k, v in g2d.items()}),
+        connectivity=helpers.tvb_connectivity(network),
+        coupling=tvb_coupling(**{k: np.array([v]) for k, v in parameters.items()}),
+        integrator=integrators.EulerDeterministic(dt=DT), monitors=(monitors.Raw(),),
+        initial_conditions=history[..., None].copy(), simulation_length=steps * DT)
+    sim.configure()
+    ((_, tvb_raw),) = sim.run()
+    tvb_v = tvb_raw[:, 0, :, 0]
+
+    def mfgen_v(precision: str) -> np.ndarray:
+        result = mfgen.simulate(
+            mfgen.load("tvb_generic_2d_oscillator"), network, duration=steps * DT, dt=DT,
+            integrator="euler", coupling=name, coupling_parameters=parameters,
+            initial_history=history, parameters=g2d, coupling_precision=precision,
+            coupling_order="blocks")
+        assert result.config["coupling_order"] == "blocks"
+        return result["raw"]["V"]
+
+    def error(v: np.ndarray) -> float:
+        step = np.diff(np.vstack([history[-1, 0], tvb_v]), axis=0)   # dt * coupling
+        floor = 1e-3 * np.abs(step).max()
+        return float((np.abs(np.diff(np.vstack([history[-1, 0], v]), axis=0) - step)
+                      / np.maximum(np.abs(step), floor)).max())
+
+    assert tvb_v.shape == (steps, n)
+    assert error(mfgen_v("float32")) < 1e-11
+    assert error(mfgen_v("float64")) > 1e-9  # TVB's float32 rounding is visible
+
+
 def test_coupling_blocks_give_tvbs_traces(network):
     """Without the zero-length self-connections, and with tracts of at least 3 mm, every
     delay is at least 8 steps, so mfgen computes the Linear coupling 8 steps at a time from
