@@ -163,6 +163,39 @@ def test_same_traces_as_tvb(model_name, stochastic, network):
     assert relative_error(average64.data, average) <= FLOAT64_TOLERANCE
 
 
+# dV/dt = c_0, dW/dt = 0: Euler steps of this Generic2dOscillator add dt times the coupling.
+G2D_PROBE = {"alpha": 0.0, "f": 0.0, "e": 0.0, "g": 0.0, "I": 0.0, "d": 1.0, "tau": 1.0,
+             "gamma": 1.0, "a": 0.0, "b": 0.0, "c": 0.0, "beta": 0.0}
+
+
+def probe_network(seed: int, shortest_mm: float) -> tuple[mfgen.Connectivity, np.ndarray]:
+    """200 nodes whose rows have 0 to 199 non-zero weights (NumPy's pairwise sum in all its
+    branches), tracts of shortest_mm to 30 mm, and a random history of V (W = 0)."""
+    n, rng = 200, np.random.default_rng(seed)
+    counts = rng.permutation(np.r_[0, 1, 7, 8, 9, 129, 130, 199, rng.integers(2, 200, n - 8)])
+    weights = np.zeros((n, n))
+    for i, count in enumerate(counts):
+        columns = rng.choice(np.r_[0:i, i + 1:n], size=count, replace=False)
+        weights[i, columns] = rng.lognormal(0.0, 1.0, count)
+    lengths = rng.uniform(shortest_mm, 30.0, (n, n))
+    network = mfgen.Connectivity(weights, lengths, SPEED, centres=rng.normal(size=(n, 3)))
+    horizon = tvb_horizon(network)
+    history = np.stack([rng.uniform(-2.0, 2.0, (horizon, n)), np.zeros((horizon, n))], axis=1)
+    return network, history
+
+
+def tvb_probe(network, history, tvb_coupling, parameters, steps: int):
+    """TVB's Simulator of the probe, configured for `steps` Euler steps."""
+    sim = simulator.Simulator(
+        model=models.Generic2dOscillator(**{k: np.array([v]) for k, v in G2D_PROBE.items()}),
+        connectivity=helpers.tvb_connectivity(network),
+        coupling=tvb_coupling(**{k: np.array([v]) for k, v in parameters.items()}),
+        integrator=integrators.EulerDeterministic(dt=DT), monitors=(monitors.Raw(),),
+        initial_conditions=history[..., None].copy(), simulation_length=steps * DT)
+    sim.configure()
+    return sim
+
+
 @pytest.mark.parametrize("name, tvb_coupling, parameters", [
     ("linear", coupling.Linear, {"a": 1.0, "b": 0.1}),
     ("scaling", coupling.Scaling, {"a": 0.7}),
@@ -175,34 +208,16 @@ def test_coupling_blocks_are_tvbs_float32_coupling_to_the_last_bit(name, tvb_cou
     0 to 199 non-zero weights (NumPy's pairwise sum in all its branches). (TVB's Sigmoidal,
     the third coupling blocks run, is not a SparseCoupling in TVB 2.10: it sums the dense
     weight matrix, in another order, so no bundled coupling is its bits.)"""
-    n, rng = 200, np.random.default_rng(6)
-    counts = rng.permutation(np.r_[0, 1, 7, 8, 9, 129, 130, 199, rng.integers(2, 200, n - 8)])
-    weights = np.zeros((n, n))
-    for i, count in enumerate(counts):
-        columns = rng.choice(np.r_[0:i, i + 1:n], size=count, replace=False)
-        weights[i, columns] = rng.lognormal(0.0, 1.0, count)
-    lengths = rng.uniform(3.2, 30.0, (n, n))  # delays 8 .. 75 steps
-    network = mfgen.Connectivity(weights, lengths, SPEED, centres=rng.normal(size=(n, 3)))
-    horizon = tvb_horizon(network)
-    history = np.stack([rng.uniform(-2.0, 2.0, (horizon, n)), np.zeros((horizon, n))], axis=1)
-    g2d = {"alpha": 0.0, "f": 0.0, "e": 0.0, "g": 0.0, "I": 0.0, "d": 1.0, "tau": 1.0,
-           "gamma": 1.0, "a": 0.0, "b": 0.0, "c": 0.0, "beta": 0.0}
+    network, history = probe_network(6, shortest_mm=3.2)  # delays 8 .. 75 steps
     steps = 8
-    sim = simulator.Simulator(
-        model=models.Generic2dOscillator(**{k: np.array([v]) for k, v in g2d.items()}),
-        connectivity=helpers.tvb_connectivity(network),
-        coupling=tvb_coupling(**{k: np.array([v]) for k, v in parameters.items()}),
-        integrator=integrators.EulerDeterministic(dt=DT), monitors=(monitors.Raw(),),
-        initial_conditions=history[..., None].copy(), simulation_length=steps * DT)
-    sim.configure()
-    ((_, tvb_raw),) = sim.run()
+    ((_, tvb_raw),) = tvb_probe(network, history, tvb_coupling, parameters, steps).run()
     tvb_v = tvb_raw[:, 0, :, 0]
 
     def mfgen_v(precision: str) -> np.ndarray:
         result = mfgen.simulate(
             mfgen.load("tvb_generic_2d_oscillator"), network, duration=steps * DT, dt=DT,
             integrator="euler", coupling=name, coupling_parameters=parameters,
-            initial_history=history, parameters=g2d, coupling_precision=precision,
+            initial_history=history, parameters=G2D_PROBE, coupling_precision=precision,
             coupling_order="blocks")
         assert result.config["coupling_order"] == "blocks"
         return result["raw"]["V"]
@@ -213,7 +228,7 @@ def test_coupling_blocks_are_tvbs_float32_coupling_to_the_last_bit(name, tvb_cou
         return float((np.abs(np.diff(np.vstack([history[-1, 0], v]), axis=0) - step)
                       / np.maximum(np.abs(step), floor)).max())
 
-    assert tvb_v.shape == (steps, n)
+    assert tvb_v.shape == (steps, network.n_regions)
     assert error(mfgen_v("float32")) < 1e-11
     assert error(mfgen_v("float64")) > 1e-9  # TVB's float32 rounding is visible
 
@@ -250,33 +265,15 @@ def test_float32_coupling_is_tvbs_to_the_last_bit(name, tvb_coupling, parameters
 
     One Euler step of a Generic2dOscillator reduced to dV/dt = c_0, dW/dt = 0 on a network
     whose rows have 0 to 199 non-zero weights: (V1 - V0) / dt is the coupling."""
-    n, rng = 200, np.random.default_rng(5)
-    counts = rng.permutation(np.r_[0, 1, 7, 8, 9, 129, 130, 199, rng.integers(2, 200, n - 8)])
-    weights = np.zeros((n, n))
-    for i, count in enumerate(counts):
-        columns = rng.choice(np.r_[0:i, i + 1:n], size=count, replace=False)
-        weights[i, columns] = rng.lognormal(0.0, 1.0, count)
-    lengths = rng.uniform(1.0, 30.0, (n, n))  # delays 3 .. 75 steps
-    network = mfgen.Connectivity(weights, lengths, SPEED, centres=rng.normal(size=(n, 3)))
-    horizon = tvb_horizon(network)
-    history = np.stack([rng.uniform(-2.0, 2.0, (horizon, n)), np.zeros((horizon, n))], axis=1)
-    g2d = {"alpha": 0.0, "f": 0.0, "e": 0.0, "g": 0.0, "I": 0.0, "d": 1.0, "tau": 1.0,
-           "gamma": 1.0, "a": 0.0, "b": 0.0, "c": 0.0, "beta": 0.0}
-
-    sim = simulator.Simulator(
-        model=models.Generic2dOscillator(**{k: np.array([v]) for k, v in g2d.items()}),
-        connectivity=helpers.tvb_connectivity(network),
-        coupling=tvb_coupling(**{k: np.array([v]) for k, v in parameters.items()}),
-        integrator=integrators.EulerDeterministic(dt=DT), monitors=(monitors.Raw(),),
-        initial_conditions=history[..., None].copy(), simulation_length=DT)
-    sim.configure()
+    network, history = probe_network(5, shortest_mm=1.0)  # delays 3 .. 75 steps
+    sim = tvb_probe(network, history, tvb_coupling, parameters, 1)
     tvb_c = sim.coupling(sim.current_step + 1, sim.history)[0, :, 0]
 
     def mfgen_coupling(precision: str) -> np.ndarray:
         result = mfgen.simulate(
             mfgen.load("tvb_generic_2d_oscillator"), network, duration=DT, dt=DT,
             integrator="euler", coupling=name, coupling_parameters=parameters,
-            initial_history=history, parameters=g2d, coupling_precision=precision)
+            initial_history=history, parameters=G2D_PROBE, coupling_precision=precision)
         return (result["raw"]["V"][0] - history[-1, 0]) / DT
 
     def error(c: np.ndarray) -> float:
