@@ -475,7 +475,7 @@ class Simulation:
         sim.noise_in = ffi.NULL
         # TVB's Multiplicative noise, where the spec declares b(x) (multiplicative_noise:).
         if model.manifest.get("multiplicative_noise") and noisy.size:
-            values = self._buffers.keep(np.zeros((model.n_states, n)))
+            values = self._buffers.keep(np.zeros((self.threads, model.n_states, n)))
             sim.noise_b = ffi.cast("mf_dfun", model.function_address(
                 "noise_b_per_node_nodes" if per_node else "noise_b_uniform_nodes"))
             sim.noise_b_values = ffi.cast("double *", values.ctypes.data)
@@ -484,7 +484,7 @@ class Simulation:
         # Observables: the model module's observe kernel, only when a monitor records one.
         n_observed = len(model.manifest.get("observables", []))
         if observing:
-            observed = self._buffers.keep(np.zeros((n_observed, n)))
+            observed = self._buffers.keep(np.zeros((self.threads, n_observed, n)))
             zeros = self._buffers.keep(np.zeros((max(len(model.cvar), 1), n)))
             sim.observe = ffi.cast("mf_dfun", model.function_address(
                 "observe_per_node_nodes" if per_node else "observe_uniform_nodes"))
@@ -495,10 +495,14 @@ class Simulation:
         sim.n_observed = n_observed if observing else 0
         sim.n_monitors = len(self.monitor_specs)
         sim.monitors = self._monitors
+        # Per thread: the stages, the stage input, the noise, the coupling (n_cvar + 1 rows)
+        # and, in a team, the thread's copy of the state (stages.c.j2, mf_steps_*).
         stages = int(model.manifest["max_stages"])
-        scratch = self._buffers.keep(
-            np.zeros(((stages + 2) * model.n_states + len(model.cvar) + 1) * n))
+        rows = (stages + 2) * model.n_states + len(model.cvar) + 1 + (
+            model.n_states if self.threads > 1 else 0)
+        scratch = self._buffers.keep(np.zeros((self.threads, rows * n)))
         sim.scratch = ffi.cast("double *", scratch.ctypes.data)
+        sim.scratch_per_thread = rows * n
         self._sim = sim
         model.simulator_module.lib.mf_fill_pre_history(sim)  # from the initial history
         self._state_pointer = ffi.cast("double *", self._state.ctypes.data)
@@ -566,7 +570,8 @@ class Simulation:
         self._block_history = self._buffers.keep(
             np.zeros((self.n_nodes, n_cvar, 2 * horizon), dtype))
         self._fill_block_history()
-        coupling = self._buffers.keep(np.zeros((sim.block_steps, n_cvar, self.n_nodes)))
+        coupling = self._buffers.keep(
+            np.zeros((self.threads, sim.block_steps, n_cvar, self.n_nodes)))
         sim.block_offset = ffi.cast("int64_t *", self._buffers.keep(offset).ctypes.data)
         ring = ffi.cast("double *" if dtype == np.float64 else "float *",
                         self._block_history.ctypes.data)

@@ -104,6 +104,14 @@ for n in (0, 1, 2, 5):
                 result = simulation.run(round(steps * 0.1, 10), chunk_steps=997 if n else 5)
                 assert result.steps == steps
                 runs += 1
+# a team of three threads, each in arrays of its own (state copy, stages, a block's coupling)
+team = Connectivity(rng.uniform(0, 0.5, (21, 21)), rng.uniform(5, 40, (21, 21)), speed=4.0)
+for precision in ("float64", "float32"):
+    simulation = mfgen.Simulation(model, team, threads=3, integrator="heun_stochastic",
+                                  noise={"y": 0.01}, coupling_precision=precision,
+                                  monitors=[Raw(), TemporalAverage(0.5)])
+    assert simulation.coupling_order == "blocks"
+    simulation.run(12.3, chunk_steps=37)
 # a blow-up stops the C loop early
 try:
     mfgen.simulate(model, Connectivity(np.ones((3, 3)), np.ones((3, 3))), integrator="rk4",

@@ -292,6 +292,32 @@ def test_results_are_bit_identical_for_any_thread_count(oscillator, precision):
         np.testing.assert_array_equal(other.final_state, runs[0].final_state)
 
 
+def test_a_team_keeps_observables_and_multiplicative_noise_per_thread(tmp_path):
+    """In a team each thread works in arrays of its own (its copy of the state, the stages,
+    the observables, b(x) of multiplicative noise, a block's coupling): one run's bits for any
+    thread count, for a model with observables and multiplicative noise."""
+    spec = tmp_path / "epileptor_multiplicative.yaml"
+    spec.write_text("name: epileptor_multiplicative\nextends: tvb_epileptor\n"
+                    "multiplicative_noise:\n  x1: 0.5 * x1 + 1.0\n")
+    model = mfgen.load(spec)
+    assert model.manifest["observables"] and model.manifest["multiplicative_noise"]
+    rng = np.random.default_rng(3)
+    n = 53
+    network = Connectivity(rng.uniform(0.0, 0.1, (n, n)) * (rng.random((n, n)) < 0.3),
+                           rng.uniform(4.0, 40.0, (n, n)), speed=4.0)
+    options = dict(integrator="heun_stochastic", noise={"x1": 1e-4, "z": 1e-5}, seed=5,
+                   monitors=[mfgen.Raw(), mfgen.TemporalAverage(0.5, ["x2_minus_x1"])])
+    teams = (1, 2, 3) if model.simulator_module.lib.mf_max_threads() >= 2 else (1,)
+    runs = [mfgen.Simulation(model, network, threads=threads, **options) for threads in teams]
+    assert all(run.coupling_order == "blocks" for run in runs)
+    results = [run.run(20.0, chunk_steps=31) for run in runs]
+    for other in results[1:]:
+        for label in ("raw", "temporal_average"):
+            np.testing.assert_array_equal(other[label].data, results[0][label].data)
+        np.testing.assert_array_equal(other.final_state, results[0].final_state)
+    assert np.ptp(results[0]["temporal_average"].data) > 0
+
+
 @pytest.mark.parametrize("precision", ["float64", "float32"])
 def test_ring_order_coupling_has_the_bits_of_csr_order(oscillator, precision):
     """Large networks read the history ring in address order first, then sum each row in CSR
