@@ -31,8 +31,10 @@ from mfgen.runtime.model import CompiledModel, CompiledModesModel, uniform_state
 
 INT32_MAX = 2**31 - 1  # the C context counts monitor periods in int32
 MAX_THREADS = 256  # MF_MAX_THREADS in stages.c.j2
-# Below this many nodes a step is too short for threads to pay (two barriers per step cost
-# about as much as the work); measured with benchmarks/bench_simulation.py --threads.
+# threads=None starts threads from this many nodes. On an idle machine two threads pay from
+# ~250 nodes (1.4x; 1.6x at 500, 1.7-1.8x at 1 000: benchmarks/engine_results.md, round 6),
+# but below 1 000 a step takes under ~30 us, and a thread descheduled by other work for a
+# time slice costs more than many steps; `threads=2` asks for them anyway.
 PARALLEL_MIN_NODES = 1000
 # From this many nodes, where the history ring is on 4 KiB pages, the delayed coupling reads it
 # in address order (coupling_order='ring'): 0.65-0.92x the time of CSR order at 30 000 to
