@@ -29,6 +29,11 @@ _SIMD_BY_CLASS = {f.sympy_name: f for f in SIMD_FUNCTIONS.values() if f.sympy_na
 # delay is at least BLOCK_STEPS - 1 steps (coupling.c.j2): eight doubles or floats, one vector
 # register per connection read.
 BLOCK_STEPS = 8
+# Threads split the nodes in runs of this many: whole noise pairs, and whole iterations of the
+# dfun kernels' vectorised node loop (4 doubles with AVX2, 8 with AVX-512, either unrolled
+# twice), so every node is computed by the vector body or by the scalar remainder whatever the
+# thread count: libmvec's and libm's erfc, exp, ... differ in the last bit for some arguments.
+THREAD_NODE_UNIT = 16
 
 # What the runtime's monitors are, by name: C kind 0 samples the state, 1 averages it.
 MONITOR_KINDS = {"raw": 0, "subsample": 0, "temporal_average": 1}
@@ -71,7 +76,7 @@ def _simulator_context(target: Target, functions: Any = None) -> dict[str, Any]:
         functions = load_coupling_functions().values()
     return {"couplings": _coupling_context(functions, target, bundled=bundled),
             "integrators": _integrator_context(), "target": target,
-            "block_steps": BLOCK_STEPS}
+            "block_steps": BLOCK_STEPS, "thread_node_unit": THREAD_NODE_UNIT}
 
 
 def _coupling_manifest(function: Any, **extra: Any) -> dict[str, Any]:
@@ -112,6 +117,7 @@ def build_manifest() -> dict[str, Any]:
                                          blocks=f.sums_history_alone)
                       for f in load_coupling_functions().values()],
         "block_steps": BLOCK_STEPS,
+        "thread_node_unit": THREAD_NODE_UNIT,
         "monitors": [{"name": name, "kind": kind} for name, kind in MONITOR_KINDS.items()],
     }
 

@@ -444,13 +444,19 @@ class Simulation:
         symbol = entry.get("symbol")  # a coupling function of the spec, in the model module
         block_steps = int(model.manifest["block_steps"])
         block_ring_bytes = ring_values * (4 if coupling_precision == "float32" else 8)
+        rows = np.repeat(np.arange(n), np.diff(row_ptr))
+        # zero-length self-connections (TVB's default connectome has 66): blocks add them
+        # per step where the coupling is TVB-exact (it stores each connection's product)
+        self_loops = (col == rows) & (delay == 0) if reverse is None else \
+            np.zeros(len(col), bool)
         self.coupling_order = self._coupling_order(
             coupling_order, n, len(offset),
             blocks=self._blocks_refused(entry, symbol, delay, block_steps,
-                                        history_bytes + block_ring_bytes))
+                                        history_bytes + block_ring_bytes, self_loops,
+                                        coupling_precision))
         self._sort_connections(sim, row_ptr, offset, n)
         sim.block_steps = block_steps if self.coupling_order == "blocks" else 0
-        self._set_up_blocks(sim, col, delay)
+        self._set_up_blocks(sim, col, delay, rows, self_loops)
         # one row's terms per thread (a block's: block_steps floats, half as many doubles)
         sim.max_row = max(int(np.diff(row_ptr).max(initial=0)), 1) * max(
             sim.block_steps // 2, 1)
@@ -533,12 +539,14 @@ class Simulation:
 
     @staticmethod
     def _blocks_refused(entry: Mapping[str, Any], symbol: str | None, delay: np.ndarray,
-                        block_steps: int, history_bytes: int) -> str | None:
+                        block_steps: int, history_bytes: int, self_loops: np.ndarray,
+                        precision: str) -> str | None:
         """Why coupling blocks cannot compute this coupling, or None where they can: a
         bundled coupling that sums the history alone (manifest `blocks`, e.g. linear) over a
         network whose shortest delay is at least block_steps - 1 steps (a block's last step
-        then reads history stored by its first), where the rings with the blocks' node-major
-        copy (`history_bytes`) stay under MAX_HISTORY_BYTES."""
+        then reads history stored by its first) but for zero-length self-connections with
+        the TVB-exact coupling (`self_loops`: added per step), where the rings with the
+        blocks' node-major copy (`history_bytes`) stay under MAX_HISTORY_BYTES."""
         if symbol:
             return (f"coupling '{entry['name']}' is the spec's own: blocks run the bundled "
                     "couplings compiled into the simulator")
@@ -547,27 +555,46 @@ class Simulation:
                     "(pre: x_j, post of gx)")
         if not delay.size:
             return "the network has no connections"
-        if int(delay.min()) < block_steps - 1:
-            return (f"the shortest delay is {int(delay.min())} steps, under "
-                    f"{block_steps - 1} (tract length / speed / dt)")
+        if self_loops.any() and precision != "float32":
+            return ("the network has zero-length self-connections: blocks add them per step "
+                    "with coupling_precision='float32' only")
+        if int(delay.max()) < block_steps - 1:   # the ring must hold a block's slots
+            return (f"every delay is under {block_steps - 1} steps (tract length / speed / "
+                    "dt)")
+        shortest = int(delay[~self_loops].min(initial=block_steps))
+        if shortest < block_steps - 1:
+            return (f"the shortest delay is {shortest} steps, under {block_steps - 1} "
+                    "(tract length / speed / dt), and not a zero-length self-connection")
         if history_bytes > MAX_HISTORY_BYTES:
             return (f"the history with its node-major copy would need "
                     f"{history_bytes / 2**30:.1f} GiB")
         return None
 
-    def _set_up_blocks(self, sim: Any, col: np.ndarray, delay: np.ndarray) -> None:
+    def _set_up_blocks(self, sim: Any, col: np.ndarray, delay: np.ndarray, rows: np.ndarray,
+                       self_loops: np.ndarray) -> None:
         """Coupling blocks' arrays: each connection's read of the node-major ring, the ring
-        (filled from the history) and the block's coupling."""
+        (filled from the history), the block's coupling and, with zero-length
+        self-connections, each node's self-connection and the block's products."""
         ffi = self._ffi
         self._block_history = None
+        sim.n_connections = len(col)
+        for name in ("block_offset", "block_history", "block_history32", "block_coupling",
+                     "self_edge", "lane_terms"):
+            setattr(sim, name, ffi.NULL)
         if not sim.block_steps:
-            for name in ("block_offset", "block_history", "block_history32",
-                         "block_coupling"):
-                setattr(sim, name, ffi.NULL)
             return
+        if self_loops.any():
+            self_edge = np.full(self.n_nodes, -1, np.int64)
+            self_edge[rows[self_loops]] = np.flatnonzero(self_loops)
+            terms = np.zeros((sim.block_steps, len(self.model.cvar), len(col)), np.float32)
+            sim.self_edge = ffi.cast("int64_t *", self._buffers.keep(self_edge).ctypes.data)
+            sim.lane_terms = ffi.cast("float *", self._buffers.keep(terms).ctypes.data)
         n_cvar, horizon = len(self.model.cvar), self.horizon
-        offset = col.astype(np.int64) * (n_cvar * 2 * horizon) + (horizon - delay.astype(
-            np.int64))
+        # a zero-length self-connection's products are replaced at each step of a block
+        # (mf_block_step32_*): its reads go to the slots of a block_steps - 1 delay, which
+        # the ring holds (a 0 delay's last steps would read past it)
+        read_delay = np.where(self_loops, sim.block_steps - 1, delay).astype(np.int64)
+        offset = col.astype(np.int64) * (n_cvar * 2 * horizon) + (horizon - read_delay)
         dtype = np.float32 if self.coupling_precision == "float32" else np.float64
         self._block_history = self._buffers.keep(
             np.zeros((self.n_nodes, n_cvar, 2 * horizon), dtype))
@@ -602,8 +629,9 @@ class Simulation:
                          "edge_values"):
                 setattr(sim, name, ffi.NULL)
             return
-        pairs = (n + 1) // 2
-        bounds = np.array([min(2 * (pairs * t // self.threads), n)
+        unit = int(self.model.manifest["thread_node_unit"])
+        runs = (n + unit - 1) // unit
+        bounds = np.array([min(unit * (runs * t // self.threads), n)
                            for t in range(self.threads + 1)], dtype=np.int64)
         order = np.empty(len(offset), dtype=np.int64)
         for lo, hi in zip(row_ptr[bounds[:-1]], row_ptr[bounds[1:]]):
@@ -1082,7 +1110,10 @@ def _share_network(first: Simulation, other: Simulation) -> None:
     source, target = first._sim, other._sim
     names = ["row_ptr", "offset", "weight", "weight32"]
     if source.block_steps and target.block_steps:
-        names.append("block_offset")  # the ring and the block's coupling stay each set's own
+        # the ring, the block's coupling and its products stay each set's own
+        names.append("block_offset")
+        if source.self_edge != first._ffi.NULL and target.self_edge != first._ffi.NULL:
+            names.append("self_edge")
     if source.n_sorted_blocks and target.n_sorted_blocks:
         # the same connections; edge_values stays each set's own (sets run in parallel)
         names += ["n_sorted_blocks", "sorted_bounds", "sorted_offset", "sorted_edge",

@@ -292,6 +292,30 @@ def test_results_are_bit_identical_for_any_thread_count(oscillator, precision):
         np.testing.assert_array_equal(other.final_state, runs[0].final_state)
 
 
+@pytest.mark.parametrize("precision", ["float32", "float64"])
+def test_vectorised_libm_calls_give_one_runs_bits_for_any_thread_count(precision):
+    """The dfun kernels' node loop runs erfc, exp, ... through libmvec in its vector body and
+    through libm in its scalar remainder, which differ in the last bit for some arguments:
+    threads split the nodes in pairs, so a split inside a vector moved nodes from one to the
+    other and two threads changed ZerlautAdaptation's traces on TVB's connectome from the
+    second step on. Threads now split in whole iterations of the vector loop. Also covers
+    blocks with TVB's 66 zero-length self-connections (float32)."""
+    model = mfgen.load("tvb_zerlaut_adaptation_first_order")
+    network = Connectivity.tvb_default()
+    state = np.zeros((model.n_states, network.n_regions))
+    state[0], state[1] = 0.005, 0.01
+    teams = (1, 2, 3) if model.simulator_module.lib.mf_max_threads() >= 2 else (1,)
+    orders = ("rows", "auto")
+    runs = {(order, threads): mfgen.Simulation(
+        model, network, coupling_precision=precision, coupling_order=order, threads=threads,
+        initial_state=state) for order in orders for threads in teams}
+    assert runs["auto", 1].coupling_order == ("blocks" if precision == "float32" else "rows")
+    results = {key: run.run(20.0, chunk_steps=53)["raw"].data for key, run in runs.items()}
+    reference = results["rows", 1]
+    for key, data in results.items():
+        np.testing.assert_array_equal(data, reference, err_msg=str(key))
+
+
 def test_a_team_keeps_observables_and_multiplicative_noise_per_thread(tmp_path):
     """In a team each thread works in arrays of its own (its copy of the state, the stages,
     the observables, b(x) of multiplicative noise, a block's coupling): one run's bits for any
@@ -367,22 +391,35 @@ def _rows_of_every_length(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 @pytest.mark.parametrize("precision", ["float64", "float32"])
-def test_coupling_blocks_have_the_bits_of_per_step_coupling(oscillator, precision):
+@pytest.mark.parametrize("self_loops", [False, True], ids=["", "self-loops"])
+def test_coupling_blocks_have_the_bits_of_per_step_coupling(oscillator, precision, self_loops):
     """Where every delay is at least block_steps - 1 steps, a coupling that sums the delayed
     states alone is computed block_steps steps at a time from a node-major ring: every such
     bundled function, float64 and TVB-exact float32, rows of 0 to 150 connections, calls that
     start mid-block, one thread, a team of three, a batch and a checkpoint of a per-step run
     restored mid-block give the bits of the per-step CSR coupling, over runs longer than the
     ring (it wraps). The shortest delay is exactly block_steps - 1, so a block's last step
-    reads the slot its first step stored."""
+    reads the slot its first step stored. With zero-length self-connections (as TVB's default
+    connectome has) the TVB-exact form adds them per step; float64 refuses blocks there."""
     n, rng = 151, np.random.default_rng(6)
     block_steps = oscillator.manifest["block_steps"]
     lengths = rng.uniform(4.0, 60.0, (n, n))   # 10-150 steps at 4 mm/ms and dt 0.1 ms
     weights = _rows_of_every_length(n, rng)
     row = int(np.argmax(weights.sum(axis=1)))
     lengths[row, np.flatnonzero(weights[row])[0]] = (block_steps - 1) * 0.4
+    if self_loops:   # every third node, rows of every length among them
+        nodes = np.arange(0, n, 3)
+        weights[nodes, nodes] = rng.lognormal(-3.0, 1.0, nodes.size)
+        lengths[nodes, nodes] = 0.0
     network = Connectivity(weights, lengths, speed=4.0)
-    assert network.sparse(0.1)[3].min() == block_steps - 1
+    delays = network.sparse(0.1)[3]
+    assert delays[delays > 0].min() == block_steps - 1
+    assert (delays == 0).sum() == (51 if self_loops else 0)
+    if self_loops and precision == "float64":
+        with pytest.raises(ValueError, match="zero-length self-connections"):
+            mfgen.Simulation(oscillator, network, coupling_order="blocks")
+        assert mfgen.Simulation(oscillator, network).coupling_order == "rows"
+        return
     functions = [c["name"] for c in oscillator.manifest["couplings"] if c.get("blocks")]
     assert {"linear", "scaling", "sigmoidal"} <= set(functions)
     threads = (1, 3) if oscillator.simulator_module.lib.mf_max_threads() >= 2 else (1,)
@@ -453,6 +490,12 @@ def test_coupling_blocks_run_where_they_can_and_say_why_not(oscillator, monkeypa
     with pytest.raises(ValueError, match="the shortest delay is 6 steps, under 7"):
         mfgen.Simulation(oscillator, near, coupling_order="blocks")
     assert mfgen.Simulation(oscillator, near).coupling_order == "rows"
+    loops = Connectivity(np.eye(n), np.zeros((n, n)), speed=4.0)   # self-connections only
+    with pytest.raises(ValueError, match="every delay is under 7 steps"):
+        mfgen.Simulation(oscillator, loops, coupling_order="blocks",
+                         coupling_precision="float32")
+    assert mfgen.Simulation(oscillator, loops, coupling_precision="float32").coupling_order \
+        == "rows"
 
 
 def test_coupling_order_is_checked_and_chosen_by_size(oscillator, monkeypatch):
