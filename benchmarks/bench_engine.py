@@ -43,6 +43,7 @@ from harness import (  # noqa: E402
     per_call,
     random_network,
     report_expectations,
+    usable_cores,
 )
 
 import mfgen  # noqa: E402
@@ -58,8 +59,8 @@ THREAD_SPEEDUP = 1.7             # issue 8: >= 1.7x on 2 cores from 1 000 nodes
 
 
 def available_threads(model: mfgen.CompiledModel) -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    return min(cores, int(model.simulator_module.lib.mf_max_threads()))
+    """Threads a run can use here: usable cores, 1 without OpenMP."""
+    return min(usable_cores(), int(model.simulator_module.lib.mf_max_threads()))
 
 
 def initial_state(model: mfgen.CompiledModel, n: int) -> np.ndarray:
@@ -141,11 +142,8 @@ def scaling(model: mfgen.CompiledModel, sizes: list[tuple[int, int]], quick: boo
     coupling's ns per connection is the difference over the connections. Then wall time per
     step for each thread count (order 'auto'). Returns, per size, the auto order's coupling ns
     per connection and the best threads' speed-up over one."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1
-    thread_counts = sorted({1, 2, min(cores, 4), cores} - {0})
-    available = int(model.simulator_module.lib.mf_max_threads())
-    if available == 1:
-        thread_counts = [1]
+    cores = available_threads(model)
+    thread_counts = sorted({1, 2, min(cores, 4), cores}) if cores > 1 else [1]
     print("| nodes | connections | "
           + " | ".join(f"{order}: 1 thr CPU us/step" for order in ORDERS)
           + " | no connections | coupling ns/connection (rows / ring / blocks) | auto | "

@@ -139,15 +139,20 @@ def random_network(n: int, degree: int, seed: int = 0) -> mfgen.Connectivity:
     return mfgen.Connectivity(weights, lengths, source=f"random(n={n}, degree={degree})")
 
 
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
 def machine() -> str:
     """CPU, cores, load, Python, NumPy and the C toolchain mfgen uses."""
     from mfgen.runtime.toolchain import detect_toolchain, has_openmp
 
     toolchain = detect_toolchain()
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
+    cores = usable_cores()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return (f"{toolchain.cpu.split(' flags:')[0]}, {cores} cores (load {load:.1f}), "
             f"Python {platform.python_version()}, NumPy {np.__version__}, "
@@ -329,11 +334,7 @@ def machine_info() -> dict[str, str]:
     except OSError:
         pass
     info["CPU"] = cpu
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except AttributeError:
-        usable = os.cpu_count() or 0
-    info["cores"] = f"{usable} usable ({os.cpu_count()} logical)"
+    info["cores"] = f"{usable_cores()} usable ({os.cpu_count()} logical)"
     info["OS"] = platform.platform()
     info["python"] = platform.python_version()
     info["numpy"] = np.__version__

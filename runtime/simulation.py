@@ -444,19 +444,18 @@ class Simulation:
         symbol = entry.get("symbol")  # a coupling function of the spec, in the model module
         block_steps = int(model.manifest["block_steps"])
         block_ring_bytes = ring_values * (4 if coupling_precision == "float32" else 8)
-        rows = np.repeat(np.arange(n), np.diff(row_ptr))
+        targets = np.repeat(np.arange(n, dtype=np.int32), np.diff(row_ptr))  # per connection
         # zero-length self-connections (TVB's default connectome has 66): blocks add them
         # per step where the coupling is TVB-exact (it stores each connection's product)
-        self_loops = (col == rows) & (delay == 0) if reverse is None else \
-            np.zeros(len(col), bool)
+        self_loops = (col == targets) & (delay == 0)
         self.coupling_order = self._coupling_order(
             coupling_order, n, len(offset),
             blocks=self._blocks_refused(entry, symbol, delay, block_steps,
                                         history_bytes + block_ring_bytes, self_loops,
                                         coupling_precision))
-        self._sort_connections(sim, row_ptr, offset, n)
+        self._sort_connections(sim, row_ptr, offset, targets)
         sim.block_steps = block_steps if self.coupling_order == "blocks" else 0
-        self._set_up_blocks(sim, col, delay, rows, self_loops)
+        self._set_up_blocks(sim, col, delay, targets, self_loops)
         # one row's terms per thread (a block's: block_steps floats, half as many doubles)
         sim.max_row = max(int(np.diff(row_ptr).max(initial=0)), 1) * max(
             sim.block_steps // 2, 1)
@@ -570,8 +569,8 @@ class Simulation:
                     f"{history_bytes / 2**30:.1f} GiB")
         return None
 
-    def _set_up_blocks(self, sim: Any, col: np.ndarray, delay: np.ndarray, rows: np.ndarray,
-                       self_loops: np.ndarray) -> None:
+    def _set_up_blocks(self, sim: Any, col: np.ndarray, delay: np.ndarray,
+                       targets: np.ndarray, self_loops: np.ndarray) -> None:
         """Coupling blocks' arrays: each connection's read of the node-major ring, the ring
         (filled from the history), the block's coupling and, with zero-length
         self-connections, each node's self-connection and the block's products."""
@@ -585,7 +584,7 @@ class Simulation:
             return
         if self_loops.any():
             self_edge = np.full(self.n_nodes, -1, np.int64)
-            self_edge[rows[self_loops]] = np.flatnonzero(self_loops)
+            self_edge[targets[self_loops]] = np.flatnonzero(self_loops)
             terms = np.zeros((sim.block_steps, len(self.model.cvar), len(col)), np.float32)
             sim.self_edge = ffi.cast("int64_t *", self._buffers.keep(self_edge).ctypes.data)
             sim.lane_terms = ffi.cast("float *", self._buffers.keep(terms).ctypes.data)
@@ -617,10 +616,10 @@ class Simulation:
             self._block_history[..., self.horizon:] = by_node
 
     def _sort_connections(self, sim: Any, row_ptr: np.ndarray, offset: np.ndarray,
-                          n: int) -> None:
+                          targets: np.ndarray) -> None:
         """The ring-address order of each thread's block of connections (the node split of
         mf_node_range in stages.c.j2), so that a thread's first pass touches only its own rows'
-        entries of edge_values."""
+        entries of edge_values; `targets`: each connection's row (node)."""
         ffi = self._ffi
         sim.n_sorted_blocks = 0
         self._edge_values = None
@@ -629,19 +628,18 @@ class Simulation:
                          "edge_values"):
                 setattr(sim, name, ffi.NULL)
             return
-        unit = int(self.model.manifest["thread_node_unit"])
+        n, unit = self.n_nodes, int(self.model.manifest["thread_node_unit"])
         runs = (n + unit - 1) // unit
         bounds = np.array([min(unit * (runs * t // self.threads), n)
                            for t in range(self.threads + 1)], dtype=np.int64)
         order = np.empty(len(offset), dtype=np.int64)
         for lo, hi in zip(row_ptr[bounds[:-1]], row_ptr[bounds[1:]]):
             order[lo:hi] = lo + np.argsort(offset[lo:hi], kind="stable")
-        rows = np.repeat(np.arange(n, dtype=np.int32), np.diff(row_ptr))
         self._edge_values = np.zeros(len(offset))  # float32 mode: the terms' own type in it
         for name, array, ctype in (("sorted_bounds", bounds, "int64_t *"),
                                    ("sorted_offset", offset[order], "int64_t *"),
                                    ("sorted_edge", order, "int64_t *"),
-                                   ("sorted_row", rows[order], "int32_t *"),
+                                   ("sorted_row", targets[order], "int32_t *"),
                                    ("edge_values", self._edge_values, "double *")):
             array = self._buffers.keep(np.ascontiguousarray(array))
             setattr(sim, name, ffi.cast(ctype, array.ctypes.data))
