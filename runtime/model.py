@@ -16,7 +16,6 @@ from mfgen.codegen.records import Parameter, State
 from mfgen.errors import MfgenError, did_you_mean
 
 _FLOAT64 = np.dtype(np.float64)
-_INF = math.inf
 
 
 def _as_default(info: Parameter) -> float | np.ndarray:
@@ -304,6 +303,7 @@ class CompiledModel(ModelBase):
         """
         # The common call (float64 C arrays of the right shapes) is checked and made in C;
         # None means "not that case": the general path below converts or explains.
+        params = None
         if not parameters:
             result = self._call(self._bound, state, coupling, local_coupling, out)
             if result is not None:
@@ -315,7 +315,8 @@ class CompiledModel(ModelBase):
                 return result
         state, coupling, lc = self._inputs(state, coupling, local_coupling)
         n_nodes = state.shape[1]
-        params, _ = self._pack(parameters, n_nodes)
+        if params is None:   # packed above for these nodes where the state was an array
+            params, _ = self._pack(parameters, n_nodes)
         if out is None:
             out = np.empty_like(state)
         elif not (type(out) is np.ndarray and out.dtype == _FLOAT64

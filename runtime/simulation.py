@@ -470,7 +470,7 @@ class Simulation:
             if symbol else ffi.NULL
         sim.history = ffi.cast("double *", self._history.ctypes.data)
         # pre(x_j) once per node and step, where the coupling's pre reads the sources alone
-        if entry.get("cached_pre") and not symbol:
+        if entry.get("cached_pre"):   # bundled couplings only (a spec's own: per connection)
             self._pre_history = self._buffers.keep(np.zeros_like(self._history))
             sim.pre_history = ffi.cast("double *", self._pre_history.ctypes.data)
         else:

@@ -86,17 +86,19 @@ static PyObject *bind(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return capsule;
 }
 
-/* A plain float64 array: exactly ndarray, 2-D, C-contiguous, aligned, native byte order. */
-static int plain_matrix(PyObject *object, npy_intp rows, npy_intp columns)
+/* A plain float64 array: exactly ndarray, C-contiguous, aligned, native byte order, of
+ * `rows` rows and, 2-D (columns >= 0 checks their number, -1 takes any), of columns; or 1-D
+ * (columns == 0). */
+static int plain_array(PyObject *object, npy_intp rows, npy_intp columns)
 {
     if (!PyArray_CheckExact(object))
         return 0;
     PyArrayObject *array = (PyArrayObject *)object;
-    return PyArray_NDIM(array) == 2 && PyArray_TYPE(array) == NPY_DOUBLE
+    return PyArray_NDIM(array) == (columns == 0 ? 1 : 2) && PyArray_TYPE(array) == NPY_DOUBLE
            && PyArray_ISNOTSWAPPED(array)
            && PyArray_CHKFLAGS(array, NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED)
            && PyArray_DIM(array, 0) == rows
-           && (columns < 0 || PyArray_DIM(array, 1) == columns);
+           && (columns <= 0 || PyArray_DIM(array, 1) == columns);
 }
 
 static int overlap(PyArrayObject *a, PyArrayObject *b)
@@ -120,27 +122,22 @@ static PyObject *call(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     if (bound == NULL)
         return NULL;
     PyObject *state_object = args[1], *coupling_object = args[2], *out_object = args[4];
-    if (!PyFloat_Check(args[3]) || !plain_matrix(state_object, bound->n_states, -1))
+    if (!PyFloat_Check(args[3]) || !plain_array(state_object, bound->n_states, -1))
         Py_RETURN_NONE;
     const double local_coupling = PyFloat_AS_DOUBLE(args[3]);
     PyArrayObject *state = (PyArrayObject *)state_object;
     const npy_intp n_nodes = PyArray_DIM(state, 1);
     if (n_nodes < 1 || !isfinite(local_coupling)
-        || !plain_matrix(coupling_object, bound->n_coupling, n_nodes))
+        || !plain_array(coupling_object, bound->n_coupling, n_nodes))
         Py_RETURN_NONE;
     const double *params = bound->params;
     dfun_kernel kernel = bound->kernel;
     if (nargs == 6) {
-        PyArrayObject *given = (PyArrayObject *)args[5];
-        if (plain_matrix(args[5], bound->n_slots, n_nodes)) {
-            kernel = bound->per_node_kernel;
-        } else if (!PyArray_CheckExact(args[5]) || PyArray_NDIM(given) != 1
-                   || PyArray_TYPE(given) != NPY_DOUBLE || !PyArray_ISNOTSWAPPED(given)
-                   || !PyArray_CHKFLAGS(given, NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED)
-                   || PyArray_DIM(given, 0) != bound->n_slots) {
+        if (plain_array(args[5], bound->n_slots, n_nodes))
+            kernel = bound->per_node_kernel;   /* (n_slots, n_nodes): per node */
+        else if (!plain_array(args[5], bound->n_slots, 0))   /* (n_slots): shared */
             Py_RETURN_NONE;
-        }
-        params = PyArray_DATA(given);
+        params = PyArray_DATA((PyArrayObject *)args[5]);
     }
     PyArrayObject *coupling = (PyArrayObject *)coupling_object;
     PyArrayObject *out;
@@ -151,7 +148,7 @@ static PyObject *call(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
             return NULL;
     } else {
         /* the kernel's arrays are `restrict`: out must not overlap what it reads */
-        if (!plain_matrix(out_object, bound->n_states, n_nodes)
+        if (!plain_array(out_object, bound->n_states, n_nodes)
             || !PyArray_ISWRITEABLE((PyArrayObject *)out_object)
             || overlap((PyArrayObject *)out_object, state)
             || overlap((PyArrayObject *)out_object, coupling))
