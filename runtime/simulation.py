@@ -270,6 +270,9 @@ class Simulation:
             n = n_nodes or (np.shape(initial_state)[1] if initial_state is not None else 1)
             connectivity = Connectivity.empty(n)
         self.connectivity = connectivity
+        # provenance of the network as this run copies it (the user may change it later)
+        self._connectivity_digests = {key: value[:16] for key, value in
+                                      connectivity.digests().items()}
         n = connectivity.n_regions
         self.n_nodes = n
         row_ptr, col, weight, delay = connectivity.sparse(self.dt)
@@ -317,6 +320,8 @@ class Simulation:
         # Parameters (shared or per node), noise.
         self.parameters = dict(parameters or {})
         packed, per_node = model.pack_parameters(self.parameters, n)
+        self._parameter_record = {key: np.asarray(value).tolist() for key, value in
+                                  model.parameter_values(**self.parameters).items()}
         packed = self._buffers.keep(np.ascontiguousarray(packed))
         self.nsig = _as_noise(model, noise)
         noisy = np.flatnonzero(self.nsig).astype(np.int32)
@@ -952,8 +957,8 @@ class Simulation:
             "module_key": model.module_key,
             "ir_digest": model.metadata.get("ir_digest", ""),
             "spec_sources": model.metadata.get("sources", []),
-            "parameters": {k: (np.asarray(v).tolist()) for k, v in
-                           model.parameter_values(**self.parameters).items()},
+            "parameters": {key: list(value) if isinstance(value, list) else value
+                           for key, value in self._parameter_record.items()},
             "integrator": self.integrator,
             "dt": self.dt,
             "steps": self.steps_done,
@@ -968,8 +973,7 @@ class Simulation:
             "connectivity": {"source": self.connectivity.source,
                              "n_regions": self.n_nodes,
                              "speed": self.connectivity.speed,
-                             "weights_sha256": digest(self.connectivity.weights),
-                             "tract_lengths_sha256": digest(self.connectivity.tract_lengths)},
+                             **self._connectivity_digests},
             "initial_state_sha256": digest(self._initial_state),
             "monitors": [{"kind": s.kind, "period": s.period, "variables": list(v),
                           "label": s.label} for s, v, _ in self._monitor_meta],

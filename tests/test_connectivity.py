@@ -73,3 +73,29 @@ def test_bad_connectivity_is_refused(arguments, message):
     values = {"weights": np.ones((3, 3)), "tract_lengths": np.ones((3, 3)), **arguments}
     with pytest.raises(ValueError, match=message):
         mfgen.Connectivity(**values)
+
+
+def test_digests_name_the_values_not_the_object():
+    """Provenance: two equal networks get the same digests, a changed weight another; a
+    sparse matrix's digest is of its values (it was of a Python object's address)."""
+    weights = np.array([[0.0, 1.0, 0.0], [0.5, 0.0, 2.0], [0.0, 0.0, 0.0]])
+    lengths = np.full((3, 3), 10.0)
+
+    def make(w, sparse):
+        return mfgen.Connectivity(scipy.sparse.csr_matrix(w) if sparse else w.copy(),
+                                  lengths.copy())
+
+    for sparse in (False, True):
+        first, second = make(weights, sparse).digests(), make(weights, sparse).digests()
+        assert first == second
+        changed = weights.copy()
+        changed[1, 2] = 2.5
+        assert make(changed, sparse).digests()["weights_sha256"] != first["weights_sha256"]
+        assert make(changed, sparse).digests()["tract_lengths_sha256"] == \
+            first["tract_lengths_sha256"]
+    # a run records the network it copied, not what the array holds later
+    network = make(weights, False)
+    simulation = mfgen.Simulation(mfgen.load("generic_2d_oscillator"), network)
+    recorded = simulation.config()["connectivity"]["weights_sha256"]
+    network.weights[0, 1] = 3.0
+    assert simulation.config()["connectivity"]["weights_sha256"] == recorded
