@@ -21,7 +21,6 @@ kernel on one thread. Only the client writes the store, as chunks finish.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import sys
@@ -409,10 +408,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def _array_digest(array: Any) -> str:
-    return hashlib.sha256(np.ascontiguousarray(array, dtype=np.float64).tobytes()).hexdigest()
-
-
 @dataclass
 class SweepReport:
     """What one call of `sweep` did (also in the Dataset's attrs)."""
@@ -495,14 +490,7 @@ def sweep(model: str | Path | CompiledModel, connectivity: Connectivity | None =
         "model": compiled.name,
         "ir_digest": compiled.metadata.get("ir_digest", ""),
         "connectivity": {"n_regions": connectivity.n_regions, "speed": connectivity.speed,
-                         "weights_sha256": _array_digest(connectivity.weights.toarray()
-                                                         if hasattr(connectivity.weights,
-                                                                    "toarray")
-                                                         else connectivity.weights),
-                         "tract_lengths_sha256": _array_digest(
-                             connectivity.tract_lengths.toarray()
-                             if hasattr(connectivity.tract_lengths, "toarray")
-                             else connectivity.tract_lengths)},
+                         **connectivity.digests()},
         "base": _jsonable(base),
         "duration": float(duration),
         "design": design,
