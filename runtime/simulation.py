@@ -616,7 +616,7 @@ class Simulation:
         """The node-major ring from the history (both copies of each slot), as the C store
         writes it: at set-up and on restore."""
         if self._block_history is not None:
-            by_node = self._history[: self.horizon].transpose(2, 1, 0)
+            by_node = self._ring()[: self.horizon].transpose(2, 1, 0)
             self._block_history[..., : self.horizon] = by_node   # in place: no temporary
             self._block_history[..., self.horizon:] = by_node
 
@@ -880,6 +880,12 @@ class Simulation:
         text = json.dumps(config, sort_keys=True, default=str)
         return int(hashlib.sha256(text.encode()).hexdigest()[:15], 16)
 
+    def _ring(self) -> np.ndarray:
+        """The delay ring the C loop keeps (the float32 one in float32 mode: the float64 ring
+        then holds the initial history only; with coupling blocks only each slot's first
+        copy is kept)."""
+        return self._history32 if self.coupling_precision == "float32" else self._history
+
     def checkpoint(self) -> dict[str, np.ndarray | int | float]:
         """Everything needed to continue this simulation bit for bit: the step counter, the
         state, the delay ring, each monitor's accumulator and phase. Plain arrays and
@@ -889,7 +895,7 @@ class Simulation:
             "config_digest": self._config_digest(),
             "step": self.steps_done,
             "state": self._state.copy(),
-            "history": self._history[: self.horizon].copy(),
+            "history": self._ring()[: self.horizon].astype(np.float64),
         }
         for index, accumulator in enumerate(self._accumulators):
             checkpoint[f"monitor_{index}_accumulator"] = accumulator.copy()
@@ -935,7 +941,7 @@ class Simulation:
             arrays[key][...] = value
         self._history[self.horizon:] = self._history[: self.horizon]  # the mirror
         if self.coupling_precision == "float32":
-            self._history32[...] = self._history
+            self._history32[...] = self._history   # the ring that float32 mode keeps
         self.model.simulator_module.lib.mf_fill_pre_history(self._sim)  # from the history
         self._fill_block_history()
         for index, phase in enumerate(phases):
