@@ -434,6 +434,19 @@ class Simulation:
         sim.params = ffi.cast("double *", packed.ctypes.data)
         sim.local_coupling = self.local_coupling
         sim.horizon = self.horizon
+        symbol = entry.get("symbol")  # a coupling function of the spec, in the model module
+        targets = np.repeat(np.arange(n, dtype=np.int32), np.diff(row_ptr))  # per connection
+        # zero-length self-connections (TVB's default connectome has 66): coupling blocks add
+        # them at each step
+        self_loops = (col == targets) & (delay == 0)
+        self._self_loops_last = coupling_precision == "float64" and bool(
+            entry.get("blocks")) and not symbol and bool(self_loops.any())
+        if self._self_loops_last:
+            # float64 sums a row's zero-length self-connection last, in every coupling order:
+            # a block sums the rest of the row once and adds it at each step, the same bits
+            # (float32 keeps TVB's order: a block stores each connection's products instead)
+            last = np.lexsort((self_loops, targets))   # stable: the others keep their order
+            col, weight, delay, self_loops = (a[last] for a in (col, weight, delay, self_loops))
         # Each connection's read of the mirrored ring, relative to the current slot.
         offset = (self.horizon - delay.astype(np.int64)) * (len(model.cvar) * n) + col
         if reverse is not None:
@@ -446,18 +459,12 @@ class Simulation:
             array = self._buffers.keep(np.ascontiguousarray(array) if array.size
                                        else np.zeros(1, array.dtype))
             setattr(sim, name, ffi.cast(ctype, array.ctypes.data))
-        symbol = entry.get("symbol")  # a coupling function of the spec, in the model module
         block_steps = int(model.manifest["block_steps"])
         block_ring_bytes = ring_values * (4 if coupling_precision == "float32" else 8)
-        targets = np.repeat(np.arange(n, dtype=np.int32), np.diff(row_ptr))  # per connection
-        # zero-length self-connections (TVB's default connectome has 66): blocks add them
-        # per step where the coupling is TVB-exact (it stores each connection's product)
-        self_loops = (col == targets) & (delay == 0)
         self.coupling_order = self._coupling_order(
             coupling_order, n, len(offset),
             blocks=self._blocks_refused(entry, symbol, delay, block_steps,
-                                        history_bytes + block_ring_bytes, self_loops,
-                                        coupling_precision))
+                                        history_bytes + block_ring_bytes, self_loops))
         self._sort_connections(sim, row_ptr, offset, targets)
         sim.block_steps = block_steps if self.coupling_order == "blocks" else 0
         self._set_up_blocks(sim, col, delay, targets, self_loops)
@@ -543,14 +550,14 @@ class Simulation:
 
     @staticmethod
     def _blocks_refused(entry: Mapping[str, Any], symbol: str | None, delay: np.ndarray,
-                        block_steps: int, history_bytes: int, self_loops: np.ndarray,
-                        precision: str) -> str | None:
+                        block_steps: int, history_bytes: int, self_loops: np.ndarray
+                        ) -> str | None:
         """Why coupling blocks cannot compute this coupling, or None where they can: a
         bundled coupling that sums the history alone (manifest `blocks`, e.g. linear) over a
         network whose shortest delay is at least block_steps - 1 steps (a block's last step
-        then reads history stored by its first) but for zero-length self-connections with
-        the TVB-exact coupling (`self_loops`: added per step), where the rings with the
-        blocks' node-major copy (`history_bytes`) stay under MAX_HISTORY_BYTES."""
+        then reads history stored by its first) but for zero-length self-connections
+        (`self_loops`: added at each step), where the rings with the blocks' node-major copy
+        (`history_bytes`) stay under MAX_HISTORY_BYTES."""
         if symbol:
             return (f"coupling '{entry['name']}' is the spec's own: blocks run the bundled "
                     "couplings compiled into the simulator")
@@ -559,9 +566,6 @@ class Simulation:
                     "(pre: x_j, post of gx)")
         if not delay.size:
             return "the network has no connections"
-        if self_loops.any() and precision != "float32":
-            return ("the network has zero-length self-connections: blocks add them per step "
-                    "with coupling_precision='float32' only")
         if int(delay.max()) < block_steps - 1:   # the ring must hold a block's slots
             return (f"every delay is under {block_steps - 1} steps (tract length / speed / "
                     "dt)")
@@ -590,9 +594,11 @@ class Simulation:
         if self_loops.any():
             self_edge = np.full(self.n_nodes, -1, np.int64)
             self_edge[targets[self_loops]] = np.flatnonzero(self_loops)
-            terms = np.zeros((sim.block_steps, len(self.model.cvar), len(col)), np.float32)
             sim.self_edge = ffi.cast("int64_t *", self._buffers.keep(self_edge).ctypes.data)
-            sim.lane_terms = ffi.cast("float *", self._buffers.keep(terms).ctypes.data)
+            if self.coupling_precision == "float32":   # the block's products, by step
+                terms = np.zeros((sim.block_steps, len(self.model.cvar), len(col)),
+                                 np.float32)
+                sim.lane_terms = ffi.cast("float *", self._buffers.keep(terms).ctypes.data)
         n_cvar, horizon = len(self.model.cvar), self.horizon
         # a zero-length self-connection's products are replaced at each step of a block
         # (mf_block_step32_*): its reads go to the slots of a block_steps - 1 delay, which
@@ -1113,6 +1119,7 @@ def _share_network(first: Simulation, other: Simulation) -> None:
     # the offsets are laid out by the number of coupled variables: another model's stride
     if other is first or other.connectivity is not first.connectivity or \
             other.horizon != first.horizon or other._sum_kind != first._sum_kind or \
+            other._self_loops_last != first._self_loops_last or \
             len(other.model.cvar) != len(first.model.cvar):
         return
     source, target = first._sim, other._sim

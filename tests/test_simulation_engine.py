@@ -299,7 +299,7 @@ def test_vectorised_libm_calls_give_one_runs_bits_for_any_thread_count(precision
     threads split the nodes in pairs, so a split inside a vector moved nodes from one to the
     other and two threads changed ZerlautAdaptation's traces on TVB's connectome from the
     second step on. Threads now split in whole iterations of the vector loop. Also covers
-    blocks with TVB's 66 zero-length self-connections (float32)."""
+    blocks with TVB's 66 zero-length self-connections (each precision's form)."""
     model = mfgen.load("tvb_zerlaut_adaptation_first_order")
     network = Connectivity.tvb_default()
     state = np.zeros((model.n_states, network.n_regions))
@@ -309,7 +309,7 @@ def test_vectorised_libm_calls_give_one_runs_bits_for_any_thread_count(precision
     runs = {(order, threads): mfgen.Simulation(
         model, network, coupling_precision=precision, coupling_order=order, threads=threads,
         initial_state=state) for order in orders for threads in teams}
-    assert runs["auto", 1].coupling_order == ("blocks" if precision == "float32" else "rows")
+    assert runs["auto", 1].coupling_order == "blocks"
     results = {key: run.run(20.0, chunk_steps=53)["raw"].data for key, run in runs.items()}
     reference = results["rows", 1]
     for key, data in results.items():
@@ -400,7 +400,7 @@ def test_coupling_blocks_have_the_bits_of_per_step_coupling(oscillator, precisio
     restored mid-block give the bits of the per-step CSR coupling, over runs longer than the
     ring (it wraps). The shortest delay is exactly block_steps - 1, so a block's last step
     reads the slot its first step stored. With zero-length self-connections (as TVB's default
-    connectome has) the TVB-exact form adds them per step; float64 refuses blocks there."""
+    connectome has) both forms add them at each step."""
     n, rng = 151, np.random.default_rng(6)
     block_steps = oscillator.manifest["block_steps"]
     lengths = rng.uniform(4.0, 60.0, (n, n))   # 10-150 steps at 4 mm/ms and dt 0.1 ms
@@ -415,11 +415,6 @@ def test_coupling_blocks_have_the_bits_of_per_step_coupling(oscillator, precisio
     delays = network.sparse(0.1)[3]
     assert delays[delays > 0].min() == block_steps - 1
     assert (delays == 0).sum() == (51 if self_loops else 0)
-    if self_loops and precision == "float64":
-        with pytest.raises(ValueError, match="zero-length self-connections"):
-            mfgen.Simulation(oscillator, network, coupling_order="blocks")
-        assert mfgen.Simulation(oscillator, network).coupling_order == "rows"
-        return
     functions = [c["name"] for c in oscillator.manifest["couplings"] if c.get("blocks")]
     assert {"linear", "scaling", "sigmoidal"} <= set(functions)
     threads = (1, 3) if oscillator.simulator_module.lib.mf_max_threads() >= 2 else (1,)
@@ -446,6 +441,29 @@ def test_coupling_blocks_have_the_bits_of_per_step_coupling(oscillator, precisio
         for result in results:
             np.testing.assert_array_equal(result["raw"].data, reference["raw"].data,
                                           err_msg=coupling)
+
+
+@pytest.mark.parametrize("order", ["rows", "ring", "blocks"])
+def test_float64_sums_a_zero_length_self_connection_last(oscillator, order):
+    """float64 sums a row's zero-length self-connection after its other connections, in
+    every coupling order (so blocks can add it at each step): with weights 1e16, 1 (the
+    self-connection, first in column order) and -1e16 on equal states the sum is 1; in
+    column order it would be 0 (1e16 + 1 rounds to 1e16)."""
+    weights = np.zeros((3, 3))
+    weights[0] = [1.0, 1e16, -1e16]
+    lengths = np.full((3, 3), 4.0)   # 10 steps at 4 mm/ms and dt 0.1 ms
+    lengths[0, 0] = 0.0
+    network = Connectivity(weights, lengths, speed=4.0)
+    state = np.ones((oscillator.n_states, 3))
+    simulation = mfgen.Simulation(oscillator, network, integrator="euler", initial_state=state,
+                                  coupling_parameters={"a": 1.0}, coupling_order=order)
+    assert simulation.coupling_order == order
+    stepped = simulation.run(0.1).final_state
+    for gx, node in ((1.0, 0), (0.0, 1)):
+        coupling = np.zeros((len(oscillator.cvar), 3))
+        coupling[:, 0] = gx
+        expected = state + 0.1 * oscillator.dfun(state, coupling)
+        np.testing.assert_allclose(stepped[:, node], expected[:, node], rtol=1e-15)
 
 
 @pytest.mark.parametrize("order", ["rows", "blocks"])
