@@ -135,6 +135,8 @@ class ModelBase:
                 vector[slot] = value
             else:
                 checked[name] = self._check_parameter(name, value, n_nodes)
+        if not checked:
+            return vector, False
         per_node = any(a.ndim == len(self.parameter_info[n].shape) + 1
                        for n, a in checked.items())
         if not per_node:
