@@ -57,11 +57,12 @@ class CouplingFunction:
     post: sympy.Expr  # over gx and parameters
     inputs: tuple[int, ...] = ()  # the coupled variables pre indexes; () = elementwise
     description: str = ""
-    efferent: bool = False  # sum over each node's outgoing connections (TVB's PreSigmoidal)
+    # "afferent": node i sums its incoming connections; "efferent": node j its outgoing ones
+    # (TVB's PreSigmoidal); "reciprocal": weights w_ij with node i's own value delayed by d_ji
+    # (TVB's PreSigmoidal(dynamic=False)); see _sum_kind
+    sum: str = "afferent"
     own: tuple[tuple[int, sympy.Expr], ...] = ()  # (row, expression of x_own_k) replacing post
     own_inputs: tuple[int, ...] = ()  # the coupled variables the own expressions index
-    # weights w_ij with node i's own value delayed by d_ji (TVB's PreSigmoidal(dynamic=False))
-    reciprocal: bool = False
     first_inputs: tuple[int, ...] = ()  # the coupled variables x_first[k] reads (node 0's)
     mean_rows: tuple[int, ...] = ()  # own rows that are the mean over the network
 
@@ -71,7 +72,7 @@ class CouplingFunction:
         delayed values alone (no x_i, and more than x_j itself) in a plain afferent sum: then
         pre can be evaluated once per node and step, as the history is stored, instead of once
         per connection (the simulator's pre history)."""
-        if self.efferent or self.own or self.reciprocal or self.first_inputs or self.mean_rows:
+        if self.sum != "afferent" or self.own or self.first_inputs or self.mean_rows:
             return False
         names = {s.name for s in self.pre.free_symbols}
         sources = {n for n in names if n == "x_j" or n.startswith("x_j_")}
@@ -85,8 +86,8 @@ class CouplingFunction:
         parameters only). Then the coupling of the next steps, as many as the shortest delay
         allows, depends on the stored history alone and the simulator can compute several
         steps of it in one pass over the connections (its coupling blocks)."""
-        if self.efferent or self.own or self.reciprocal or self.first_inputs or \
-                self.mean_rows or self.inputs:
+        if self.sum != "afferent" or self.own or self.first_inputs or self.mean_rows or \
+                self.inputs:
             return False
         return self.pre.is_Symbol and self.pre.name == "x_j"
 
@@ -241,8 +242,7 @@ def coupling_functions_from(data: PositionedDict) -> dict[str, CouplingFunction]
         description = entry.get("description", "")
         result[name] = CouplingFunction(name, tuple(defaults), pre, post,
                                         tuple(sorted(pre_scope.used)), str(description),
-                                        kind == "efferent", own, own_inputs,
-                                        kind == "reciprocal", first_inputs, mean_rows)
+                                        kind, own, own_inputs, first_inputs, mean_rows)
     return result
 
 

@@ -119,9 +119,8 @@ class ModelIR:
         lines += [f"coupling function {f.name} {[p for p, _ in f.parameters]} {f.inputs} "
                   f"{text(f.pre)} {text(f.post)}"
                   # efferent sums and own rows only where used: other digests stay as they were
-                  + (f" efferent={f.efferent} own={[(r, text(e)) for r, e in f.own]}"
-                     if f.efferent or f.own else "")
-                  + (" reciprocal" if f.reciprocal else "")
+                  + (f" sum={f.sum}" if f.sum != "afferent" else "")
+                  + (f" own={[(r, text(e)) for r, e in f.own]}" if f.own else "")
                   + (f" mean={list(f.mean_rows)}" if f.mean_rows else "")
                   for f in self.couplings]
         self._canonical = "\n".join(lines)

@@ -52,7 +52,7 @@ def _coupling_context(functions: Any, target: Target, bundled: bool = False
          # Coupling functions name their own C variables (x_i, x_j, gx, parameters).
          "pre": target.printer(f.pre, mangle=False),
          "post": target.printer(f.post, mangle=False),
-         "efferent": f.efferent, "reciprocal": f.reciprocal, "own_inputs": list(f.own_inputs),
+         "sum": f.sum, "own_inputs": list(f.own_inputs),
          "first_inputs": list(f.first_inputs), "mean_rows": list(f.mean_rows),
          "own": [(row, target.printer(expression, mangle=False)) for row, expression in f.own]}
         for f in functions]
@@ -81,8 +81,7 @@ def _simulator_context(target: Target, functions: Any = None) -> dict[str, Any]:
 
 def _coupling_manifest(function: Any, **extra: Any) -> dict[str, Any]:
     return {"name": function.name, "parameters": [[p, v] for p, v in function.parameters],
-            "needs_cvars": function.needs_cvars, "efferent": function.efferent,
-            "reciprocal": function.reciprocal, **extra}
+            "needs_cvars": function.needs_cvars, "sum": function.sum, **extra}
 
 
 @dataclass(frozen=True)

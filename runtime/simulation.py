@@ -298,15 +298,15 @@ class Simulation:
             raise ValueError(f"coupling '{coupling}' combines {entry['needs_cvars']} coupled "
                              f"variables but model '{model.name}' couples "
                              f"{len(model.cvar)}")
-        if entry.get("efferent"):
+        self._sum_kind = str(entry["sum"])
+        if self._sum_kind == "efferent":
             # `sum: efferent` (TVB's PreSigmoidal): each node sums its outgoing connections,
             # so its C function gets the transposed connection lists (codegen/coupling.py).
             row_ptr, col, weight, delay = _transposed(row_ptr, col, weight, delay)
         # `sum: reciprocal` (PreSigmoidal(dynamic=False)): connection i <- j reads node i's own
         # value over i -> j (its delay d_ji), none where w_ji = 0 (offset -1 below: zero).
-        reverse = _reverse_connections(row_ptr, col) if entry.get("reciprocal") else None
-        self._sum_kind = "efferent" if entry.get("efferent") else \
-            "reciprocal" if entry.get("reciprocal") else "afferent"
+        reverse = _reverse_connections(row_ptr, col) if self._sum_kind == "reciprocal" \
+            else None
         values = {name: float(value) for name, value in entry["parameters"]}
         for key, value in (coupling_parameters or {}).items():
             if key not in values:
