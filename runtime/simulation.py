@@ -277,10 +277,10 @@ class Simulation:
         self.n_nodes = n
         row_ptr, col, weight, delay = connectivity.sparse(self.dt)
         self.horizon = int(delay.max(initial=0)) + 1
-        # the mirrored ring (two copies of each slot), plus its float32 twin in float32 mode
-        # (coupling blocks add a node-major copy only where it fits: _blocks_refused)
+        # the mirrored ring (two copies of each slot), float32 in float32 mode (coupling
+        # blocks add a node-major copy only where it fits: _blocks_refused)
         ring_values = 2 * self.horizon * max(len(model.cvar), 1) * n
-        history_bytes = ring_values * (12 if coupling_precision == "float32" else 8)
+        history_bytes = ring_values * (4 if coupling_precision == "float32" else 8)
         if history_bytes > MAX_HISTORY_BYTES:
             raise ValueError(
                 f"the longest delay is {self.horizon - 1} steps (tract length / speed / dt): "
@@ -340,11 +340,13 @@ class Simulation:
         # State and history: the C context points at these two arrays for its whole life.
         state, history = self._initial(initial_state, initial_history)
         self._state = self._buffers.keep(state)
-        # mirrored ring: slots s and s + horizon are the same (no wrap-around test in C)
-        self._history = self._buffers.keep(np.concatenate([history, history]))
-        self._history32 = self._buffers.keep(
-            self._history.astype(np.float32) if coupling_precision == "float32"
-            else np.zeros(1, np.float32))
+        # The delay ring the C loop keeps (float32 in float32 mode, as TVB's: the coupling
+        # reads nothing else), mirrored: slots s and s + horizon are the same (no wrap-around
+        # test in C).
+        ring_type = np.float32 if coupling_precision == "float32" else np.float64
+        self._history = self._buffers.keep(np.empty((2 * self.horizon, *history.shape[1:]),
+                                                    ring_type))
+        self._history[: self.horizon] = self._history[self.horizon:] = history
 
         # Monitors.
         self.monitor_specs = list(monitors) if monitors is not None else [Raw()]
@@ -473,17 +475,19 @@ class Simulation:
             sim.block_steps // 2, 1)
         terms = self._buffers.keep(np.zeros(sim.max_row * self.threads))
         sim.terms = ffi.cast("double *", terms.ctypes.data)
-        sim.history32 = ffi.cast("float *", self._history32.ctypes.data)
         sim.coupling_kind = names.index(coupling)
         sim.coupling_float32 = int(coupling_precision == "float32")
         sim.coupling_params = ffi.cast("double *", coupling_vector.ctypes.data)
         # A coupling function of the spec (`couplings:`) lives in the model's module.
         sim.user_coupling = ffi.cast("mf_user_coupling_fn", model.function_address(symbol)) \
             if symbol else ffi.NULL
-        sim.history = ffi.cast("double *", self._history.ctypes.data)
+        ring = ffi.cast("float *" if coupling_precision == "float32" else "double *",
+                        self._history.ctypes.data)
+        sim.history, sim.history32 = (ffi.NULL, ring) if coupling_precision == "float32" \
+            else (ring, ffi.NULL)
         # pre(x_j) once per node and step, where the coupling's pre reads the sources alone
         if entry.get("cached_pre"):   # bundled couplings only (a spec's own: per connection)
-            self._pre_history = self._buffers.keep(np.zeros_like(self._history))
+            self._pre_history = self._buffers.keep(np.zeros(self._history.shape))
             sim.pre_history = ffi.cast("double *", self._pre_history.ctypes.data)
         else:
             sim.pre_history = ffi.NULL
@@ -622,7 +626,7 @@ class Simulation:
         """The node-major ring from the history (both copies of each slot), as the C store
         writes it: at set-up and on restore."""
         if self._block_history is not None:
-            by_node = self._ring()[: self.horizon].transpose(2, 1, 0)
+            by_node = self._history[: self.horizon].transpose(2, 1, 0)
             self._block_history[..., : self.horizon] = by_node   # in place: no temporary
             self._block_history[..., self.horizon:] = by_node
 
@@ -886,12 +890,6 @@ class Simulation:
         text = json.dumps(config, sort_keys=True, default=str)
         return int(hashlib.sha256(text.encode()).hexdigest()[:15], 16)
 
-    def _ring(self) -> np.ndarray:
-        """The delay ring the C loop keeps (the float32 one in float32 mode: the float64 ring
-        then holds the initial history only; with coupling blocks only each slot's first
-        copy is kept)."""
-        return self._history32 if self.coupling_precision == "float32" else self._history
-
     def checkpoint(self) -> dict[str, np.ndarray | int | float]:
         """Everything needed to continue this simulation bit for bit: the step counter, the
         state, the delay ring, each monitor's accumulator and phase. Plain arrays and
@@ -901,7 +899,7 @@ class Simulation:
             "config_digest": self._config_digest(),
             "step": self.steps_done,
             "state": self._state.copy(),
-            "history": self._ring()[: self.horizon].astype(np.float64),
+            "history": self._history[: self.horizon].astype(np.float64),
         }
         for index, accumulator in enumerate(self._accumulators):
             checkpoint[f"monitor_{index}_accumulator"] = accumulator.copy()
@@ -927,6 +925,7 @@ class Simulation:
         step = int(get("step"))
         if step < 0:
             raise ValueError(f"checkpoint step must be non-negative, got {step}")
+        # the ring (float32 in float32 mode: a checkpoint holds its values as float64)
         arrays = {"state": self._state, "history": self._history[: self.horizon]}
         arrays.update({f"monitor_{i}_accumulator": a for i, a in enumerate(self._accumulators)})
         checked = {}
@@ -946,8 +945,6 @@ class Simulation:
         for key, value in checked.items():
             arrays[key][...] = value
         self._history[self.horizon:] = self._history[: self.horizon]  # the mirror
-        if self.coupling_precision == "float32":
-            self._history32[...] = self._history   # the ring that float32 mode keeps
         self.model.simulator_module.lib.mf_fill_pre_history(self._sim)  # from the history
         self._fill_block_history()
         for index, phase in enumerate(phases):

@@ -485,6 +485,23 @@ def test_a_batch_of_models_with_different_coupled_variables_shares_nothing_wrong
         np.testing.assert_array_equal(together["raw"].data, one["raw"].data)
 
 
+def test_a_history_too_large_is_refused_and_float32_keeps_one_ring(oscillator, monkeypatch):
+    """The delay ring is refused beyond MAX_HISTORY_BYTES with the unit to check; float32 mode
+    keeps TVB's float32 ring alone (it kept a float64 one too: three times the memory), so it
+    runs where float64 would not fit."""
+    from mfgen.runtime import simulation as engine
+
+    n = 20
+    network = Connectivity(np.ones((n, n)), np.full((n, n), 40.0), speed=4.0)  # 100 steps
+    float64_bytes = mfgen.Simulation(oscillator, network)._history.nbytes
+    monkeypatch.setattr(engine, "MAX_HISTORY_BYTES", float64_bytes - 1)
+    with pytest.raises(ValueError, match=r"longest delay is 100 steps .* check the tract"):
+        mfgen.Simulation(oscillator, network)
+    ring = mfgen.Simulation(oscillator, network, coupling_precision="float32",
+                            coupling_order="rows")._history
+    assert ring.dtype == np.float32 and ring.nbytes == float64_bytes // 2
+
+
 def test_coupling_blocks_run_where_they_can_and_say_why_not(oscillator, monkeypatch):
     from mfgen.runtime import simulation as engine
 
