@@ -11,12 +11,16 @@ import io
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from mfgen.errors import MfgenError
 
 TVB_SPEED = 3.0  # mm/ms: TVB 2.10's Connectivity.speed default (tvb/datatypes/connectivity.py)
+# Networks up to this many stored values keep what is derived from them (the CSR per dt, the
+# digests) with a copy of the values it came from; larger ones recompute (no second copy).
+DERIVED_CACHE_MAX_VALUES = 1_000_000
 
 
 @dataclass
@@ -83,8 +87,35 @@ class Connectivity:
         """SHA-256 of the weights and of the tract lengths, for provenance: of a dense
         matrix's float64 values, of a sparse one's canonical CSR (shape, row pointers,
         columns, values), never its n^2 dense form."""
-        return {"weights_sha256": _matrix_digest(self.weights),
-                "tract_lengths_sha256": _matrix_digest(self.tract_lengths)}
+        return dict(self._derived(("digests",), lambda: {
+            "weights_sha256": _matrix_digest(self.weights),
+            "tract_lengths_sha256": _matrix_digest(self.tract_lengths)}))
+
+    def _derived(self, key: tuple, compute: Any) -> Any:
+        """compute(), kept for the next call with `key` while the network is unchanged: every
+        Simulation on a network asks for its CSR and digests (~0.1 ms). The values it came
+        from are copied and compared at each call, so an edit in place is seen; large
+        networks recompute. A kept value's arrays are read-only."""
+        import scipy.sparse
+
+        sources = [self.speed]
+        for matrix in (self.weights, self.tract_lengths):
+            sources += [matrix.data, matrix.indices, matrix.indptr, matrix.shape] \
+                if scipy.sparse.issparse(matrix) else [matrix]
+        arrays = [a for a in sources if isinstance(a, np.ndarray)]
+        if sum(a.size for a in arrays) > DERIVED_CACHE_MAX_VALUES:
+            return compute()
+        cache = self.__dict__.setdefault("_derived_values", {})
+        kept = cache.get(key)
+        if kept is not None and len(kept[0]) == len(sources) and all(
+                np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
+                for a, b in zip(sources, kept[0])):
+            return kept[1]
+        value = compute()
+        for array in value if isinstance(value, tuple) else ():
+            array.flags.writeable = False
+        cache[key] = ([a.copy() if isinstance(a, np.ndarray) else a for a in sources], value)
+        return value
 
     @classmethod
     def empty(cls, n_regions: int) -> Connectivity:
@@ -108,7 +139,11 @@ class Connectivity:
         return np.rint(lengths / self.speed / dt).astype(np.int64)
 
     def sparse(self, dt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """CSR over non-zero weights: row_ptr, source columns, weights, delays (steps)."""
+        """CSR over non-zero weights: row_ptr, source columns, weights, delays (steps);
+        read-only arrays."""
+        return self._derived(("sparse", float(dt)), lambda: self._csr(dt))
+
+    def _csr(self, dt: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         import scipy.sparse
 
         rows, cols = self._nonzero()
@@ -122,7 +157,7 @@ class Connectivity:
         if delays.size and delays.max() > np.iinfo(np.int32).max:
             raise ValueError(f"a delay of {delays.max():.3g} steps does not fit the kernel's "
                              "32-bit delays; check the tract lengths (mm), speed (mm/ms), dt")
-        return (row_ptr, cols.astype(np.int32), np.ascontiguousarray(weights, dtype=np.float64),
+        return (row_ptr, cols.astype(np.int32), np.array(weights, dtype=np.float64),  # copies
                 delays.astype(np.int32))
 
     @classmethod
@@ -190,7 +225,7 @@ def _matrix_digest(matrix: object) -> str:
 
     digest = hashlib.sha256()
     if scipy.sparse.issparse(matrix):
-        csr = scipy.sparse.csr_matrix(matrix, dtype=np.float64)
+        csr = scipy.sparse.csr_matrix(matrix, dtype=np.float64, copy=True)   # not the caller's
         csr.sum_duplicates()   # canonical: sorted columns, one entry per position, no zeros
         csr.eliminate_zeros()
         digest.update(b"csr" + np.asarray(csr.shape, np.int64).tobytes())

@@ -99,3 +99,27 @@ def test_digests_name_the_values_not_the_object():
     recorded = simulation.config()["connectivity"]["weights_sha256"]
     network.weights[0, 1] = 3.0
     assert simulation.config()["connectivity"]["weights_sha256"] == recorded
+
+
+@pytest.mark.parametrize("sparse", [False, True], ids=["dense", "sparse"])
+def test_what_is_derived_from_a_network_follows_its_edits(sparse):
+    """A network keeps its CSR and digests between Simulations, checked against a copy of its
+    values: an edit in place, a new array or a new speed gives new ones; the kept arrays are
+    read-only, so no caller can change them for the next."""
+    weights = np.array([[0.0, 1.0, 0.0], [0.5, 0.0, 2.0], [0.0, 3.0, 0.0]])
+    network = mfgen.Connectivity(scipy.sparse.csr_matrix(weights) if sparse else weights.copy(),
+                                 np.full((3, 3), 10.0))
+    row_ptr, cols, values, delays = network.sparse(0.1)
+    digests = network.digests()
+    assert network.sparse(0.1)[2] is values and network.digests() == digests
+    with pytest.raises(ValueError, match="read-only"):
+        values[0] = 7.0
+    if sparse:
+        network.weights.data[0] = 4.0   # in place
+    else:
+        network.weights[0, 1] = 4.0
+    assert network.sparse(0.1)[2][0] == 4.0
+    assert network.digests()["weights_sha256"] != digests["weights_sha256"]
+    network.speed = 2.0
+    assert network.sparse(0.1)[3][0] == 50   # 10 mm at 2 mm/ms and dt 0.1 ms
+    assert network.sparse(0.2)[3][0] == 25
