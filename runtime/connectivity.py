@@ -117,6 +117,10 @@ class Connectivity:
         cache[key] = ([a.copy() if isinstance(a, np.ndarray) else a for a in sources], value)
         return value
 
+    def __getstate__(self) -> dict[str, Any]:
+        # what _derived keeps is rebuilt where it is needed, not sent (e.g. to Dask workers)
+        return {k: v for k, v in self.__dict__.items() if k != "_derived_values"}
+
     @classmethod
     def empty(cls, n_regions: int) -> Connectivity:
         """n unconnected nodes (no memory of size n^2)."""

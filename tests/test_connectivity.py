@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import zipfile
 
 import numpy as np
@@ -123,3 +124,7 @@ def test_what_is_derived_from_a_network_follows_its_edits(sparse):
     network.speed = 2.0
     assert network.sparse(0.1)[3][0] == 50   # 10 mm at 2 mm/ms and dt 0.1 ms
     assert network.sparse(0.2)[3][0] == 25
+    # what is kept is not pickled (a Dask sweep sends the network to its workers)
+    copy = pickle.loads(pickle.dumps(network))
+    assert "_derived_values" in vars(network) and "_derived_values" not in vars(copy)
+    assert copy.digests() == network.digests()
