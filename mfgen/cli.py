@@ -357,6 +357,13 @@ def _run_config(config: Any, args: argparse.Namespace, out: str | None, plot: st
     print(f"simulating {model.name} ({config.connectivity}), {config.integrator}, dt = "
           f"{config.dt:g} ms, {config.duration:g} ms = {steps} steps"
           + ("; resuming" if resume else ""))
+    # the shared simulator is compiled on first use (once per toolchain and mfgen version):
+    # not part of the run's time
+    built = time.perf_counter()
+    model.simulator_module  # noqa: B018 - built or loaded here
+    if time.perf_counter() - built > 0.5:
+        print(f"built the simulator in {time.perf_counter() - built:.1f} s (once per compiler "
+              "and mfgen version)")
     progress = _Progress(args.progress, config.dt, 1)
     started = time.perf_counter()
     try:
