@@ -86,10 +86,10 @@ def _coupling_manifest(function: Any, **extra: Any) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class GeneratedSource:
-    """A model module: its dfun kernels in C, their interface, and the NumPy reference."""
+    """A model module: its dfun kernels in C (a plain shared library: their interface,
+    dfun.h.j2, is pasted into the source) and the NumPy reference."""
 
     c_source: str
-    c_declarations: str  # the module's C interface (dfun.h.j2), also pasted into c_source
     reference_source: str
     manifest: dict[str, Any]  # what the simulator exports, for the runtime (build_manifest)
 
@@ -184,16 +184,6 @@ def _kernel_source(env: jinja2.Environment, ir: ModelIR, kernel: Kernel, target:
     )
 
 
-OBSERVE_INTERFACE = """\
-void observe_uniform_nodes (const int64_t n, const int64_t begin, const int64_t end,
-                            const double *state, const double *coupling,
-                            const double local_coupling, const double *params, double *out);
-void observe_per_node_nodes (const int64_t n, const int64_t begin, const int64_t end,
-                             const double *state, const double *coupling,
-                             const double local_coupling, const double *params, double *out);
-"""
-
-
 def render(ir: ModelIR, kernel: Kernel, target: Target = C) -> GeneratedSource:
     """A model's module: its dfun kernels in C, and the NumPy reference. Every target runs
     the same model module (its kernels compute any range of nodes)."""
@@ -207,7 +197,6 @@ def render(ir: ModelIR, kernel: Kernel, target: Target = C) -> GeneratedSource:
                                        _canonical="")
         c_source += _kernel_source(env, observed, optimize(observed), target, interface,
                                    "observe", True)
-        interface += OBSERVE_INTERFACE
     if any(b is not None for b in ir.noise_b):
         # TVB's Multiplicative noise: b(x) per state (1 where the noise is additive), a kernel
         # with dfun's signature the simulator calls at the start of each stochastic step.
@@ -215,7 +204,6 @@ def render(ir: ModelIR, kernel: Kernel, target: Target = C) -> GeneratedSource:
                                                  for b in ir.noise_b], _canonical="")
         c_source += _kernel_source(env, gains, optimize(gains), target, interface,
                                    "noise_b", True)
-        interface += OBSERVE_INTERFACE.replace("observe_", "noise_b_")
     manifest = build_manifest()
     manifest["observables"] = [name for name, _ in ir.observables]
     # Observables of the states alone, as SymPy text: the TVB bridge records a TVB
@@ -234,10 +222,6 @@ def render(ir: ModelIR, kernel: Kernel, target: Target = C) -> GeneratedSource:
         context = _simulator_context(target, ir.couplings)
         c_source += env.get_template("model_couplings.c.j2").render(
             interface=env.get_template("simulation.h.j2").render(**context), **context)
-        interface += "".join(
-            f"void mf_user_coupling_{i}(const void *sim, const double *x, double *c, "
-            "int64_t now, int64_t i0, int64_t i1, void *scratch);\n"
-            for i in range(len(ir.couplings)))
         manifest["couplings"] = manifest["couplings"] + [
             _coupling_manifest(f, symbol=f"mf_user_coupling_{i}")
             for i, f in enumerate(ir.couplings)]
@@ -250,4 +234,4 @@ def render(ir: ModelIR, kernel: Kernel, target: Target = C) -> GeneratedSource:
         statements=[(s.name, numpy_expression(e)) for s, e in ir.program],
         outputs=[numpy_expression(e) for e in ir.outputs],
     )
-    return GeneratedSource(c_source, interface, reference, manifest)
+    return GeneratedSource(c_source, reference, manifest)

@@ -361,9 +361,9 @@ def _run_config(config: Any, args: argparse.Namespace, out: str | None, plot: st
     # not part of the run's time
     built = time.perf_counter()
     model.simulator_module  # noqa: B018 - built or loaded here
-    if time.perf_counter() - built > 0.5:
-        print(f"built the simulator in {time.perf_counter() - built:.1f} s (once per compiler "
-              "and mfgen version)")
+    build_s = time.perf_counter() - built
+    if build_s > 0.5:
+        print(f"built the simulator in {build_s:.1f} s (once per compiler and mfgen version)")
     progress = _Progress(args.progress, config.dt, 1)
     started = time.perf_counter()
     try:

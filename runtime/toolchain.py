@@ -36,8 +36,8 @@ BASE_FLAGS = ("-O3", "-fPIC", "-shared", "-fopenmp-simd", "-fno-math-errno", "-f
 # nodes (4 such nodes with AVX-512) measured as fast with and without (1.39-1.58 us).
 GCC_FLAGS = ("--param=vect-epilogues-nomask=0",)
 COMPILE_TIMEOUT_S = 600
-# cffi appends its Python wrappers (argument conversion, one call) after our source: gcc spends
-# a seventh of a model's compile time optimising them at -O3 for nothing measurable per call.
+# cffi appends its Python wrappers (argument conversion, one call) after the simulator's source:
+# gcc would spend time optimising them at -O3 for nothing measurable per call.
 WRAPPERS_AT_O1 = """
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize ("O1")

@@ -75,12 +75,12 @@ def built(fast_builds, tmp_path, pristine, monkeypatch):
     path.write_text(SPEC)
     pristine_so = _so(result.module_dir)
 
-    def copy_module(module_name, c_source, declarations, workdir, toolchain):
+    def copy_module(library_name, source, workdir, toolchain):
         target = workdir / pristine_so.name
         shutil.copyfile(pristine_so, target)
         return target
 
-    monkeypatch.setattr(loader_module, "compile_module", copy_module)
+    monkeypatch.setattr(loader_module, "compile_library", copy_module)
     first = mfgen.build(path)
     assert not first.compiled  # the copied module is intact and reused
     return path, first
