@@ -67,12 +67,18 @@ class CouplingFunction:
     mean_rows: tuple[int, ...] = ()  # own rows that are the mean over the network
 
     @property
+    def _plain_afferent(self) -> bool:
+        """Node i sums w_ij pre(...) over its incoming connections, and nothing else."""
+        return self.sum == "afferent" and not (self.own or self.first_inputs or
+                                               self.mean_rows)
+
+    @property
     def pre_of_sources_only(self) -> bool:
         """Whether each connection's term is w_ij pre(x_j) with pre a function of the source's
         delayed values alone (no x_i, and more than x_j itself) in a plain afferent sum: then
         pre can be evaluated once per node and step, as the history is stored, instead of once
         per connection (the simulator's pre history)."""
-        if self.sum != "afferent" or self.own or self.first_inputs or self.mean_rows:
+        if not self._plain_afferent:
             return False
         names = {s.name for s in self.pre.free_symbols}
         sources = {n for n in names if n == "x_j" or n.startswith("x_j_")}
@@ -86,8 +92,7 @@ class CouplingFunction:
         parameters only). Then the coupling of the next steps, as many as the shortest delay
         allows, depends on the stored history alone and the simulator can compute several
         steps of it in one pass over the connections (its coupling blocks)."""
-        if self.sum != "afferent" or self.own or self.first_inputs or self.mean_rows or \
-                self.inputs:
+        if not self._plain_afferent or self.inputs:
             return False
         return self.pre.is_Symbol and self.pre.name == "x_j"
 

@@ -39,16 +39,20 @@ THREAD_NODE_UNIT = 16
 MONITOR_KINDS = {"raw": 0, "subsample": 0, "temporal_average": 1}
 
 
+def _simulator_features(f: Any, bundled: bool) -> dict[str, bool]:
+    """What the shared simulator does for a bundled coupling function (a model module's own
+    functions do neither): `cached_pre`, a history of pre values where pre reads the sources
+    alone; `blocks`, several steps of a coupling that sums the history alone in one pass."""
+    return {"cached_pre": bundled and f.pre_of_sources_only,
+            "blocks": bundled and f.sums_history_alone}
+
+
 def _coupling_context(functions: Any, target: Target, bundled: bool = False
                       ) -> list[dict[str, Any]]:
-    """The coupling functions as the templates see them. For the bundled ones (the shared
-    simulator's), `cached_pre`: the simulator keeps a history of pre values where pre reads
-    the sources alone; `blocks`: it can compute several steps of a coupling that sums the
-    history alone in one pass. A model module's own functions do neither."""
+    """The coupling functions as the templates see them."""
     return [
         {"name": f.name, "parameters": [p for p, _ in f.parameters], "inputs": list(f.inputs),
-         "cached_pre": bundled and f.pre_of_sources_only,
-         "blocks": bundled and f.sums_history_alone,
+         **_simulator_features(f, bundled),
          # Coupling functions name their own C variables (x_i, x_j, gx, parameters).
          "pre": target.printer(f.pre, mangle=False),
          "post": target.printer(f.post, mangle=False),
@@ -112,8 +116,7 @@ def build_manifest() -> dict[str, Any]:
             {"name": t.name, "stages": t.stages, "stochastic": t.stochastic, "order": t.order,
              "description": t.description} for t in INTEGRATORS.values()],
         "max_stages": max(t.stages for t in INTEGRATORS.values()),
-        "couplings": [_coupling_manifest(f, cached_pre=f.pre_of_sources_only,
-                                         blocks=f.sums_history_alone)
+        "couplings": [_coupling_manifest(f, **_simulator_features(f, bundled=True))
                       for f in load_coupling_functions().values()],
         "block_steps": BLOCK_STEPS,
         "thread_node_unit": THREAD_NODE_UNIT,

@@ -93,29 +93,30 @@ class Connectivity:
 
     def _derived(self, key: tuple, compute: Any) -> Any:
         """compute(), kept for the next call with `key` while the network is unchanged: every
-        Simulation on a network asks for its CSR and digests (~0.1 ms). The values it came
-        from are copied and compared at each call, so an edit in place is seen; large
-        networks recompute. A kept value's arrays are read-only."""
+        Simulation on a network asks for its CSR and digests (~0.1 ms). One copy of the values
+        they come from is compared at each call, so an edit in place is seen; large networks
+        recompute. A kept value's arrays are read-only."""
         import scipy.sparse
 
         sources = [self.speed]
         for matrix in (self.weights, self.tract_lengths):
             sources += [matrix.data, matrix.indices, matrix.indptr, matrix.shape] \
                 if scipy.sparse.issparse(matrix) else [matrix]
-        arrays = [a for a in sources if isinstance(a, np.ndarray)]
-        if sum(a.size for a in arrays) > DERIVED_CACHE_MAX_VALUES:
+        if sum(a.size for a in sources if isinstance(a, np.ndarray)) > \
+                DERIVED_CACHE_MAX_VALUES:
             return compute()
-        cache = self.__dict__.setdefault("_derived_values", {})
-        kept = cache.get(key)
-        if kept is not None and len(kept[0]) == len(sources) and all(
+        kept = self.__dict__.get("_derived_values")
+        if kept is None or len(kept[0]) != len(sources) or not all(
                 np.array_equal(a, b) if isinstance(a, np.ndarray) else a == b
                 for a, b in zip(sources, kept[0])):
-            return kept[1]
-        value = compute()
-        for array in value if isinstance(value, tuple) else ():
-            array.flags.writeable = False
-        cache[key] = ([a.copy() if isinstance(a, np.ndarray) else a for a in sources], value)
-        return value
+            kept = ([a.copy() if isinstance(a, np.ndarray) else a for a in sources], {})
+            self.__dict__["_derived_values"] = kept
+        if key not in kept[1]:
+            value = compute()
+            for array in value if isinstance(value, tuple) else ():
+                array.flags.writeable = False
+            kept[1][key] = value
+        return kept[1][key]
 
     def __getstate__(self) -> dict[str, Any]:
         # what _derived keeps is rebuilt where it is needed, not sent (e.g. to Dask workers)

@@ -208,8 +208,6 @@ class CompiledModel(ModelBase):
         self._library = module  # the model's kernels: a plain shared library
         self._reference = reference  # a factory until first use: importing SciPy costs time
         self._simulator_factory = simulator  # the shared simulator module, loaded on first use
-        self._n_coupling = len(self.coupling_variables)
-        self._n_states = len(self.state_variables)  # n_states without a property call
         self._simulator_module: Any = None
         self.module_key: str = metadata["module_key"]
         # dfun's calls go through the C shim of templates/dfun_call.c, loaded (and compiled
@@ -290,8 +288,8 @@ class CompiledModel(ModelBase):
         # the capsule keeps this model's library and default parameters alive
         self._bound = shim.bind(self.function_address("dfun_uniform"),
                                 self.function_address("dfun_per_node"),
-                                self._default_vector.ctypes.data, self._n_states,
-                                self._n_coupling, self.n_parameter_slots,
+                                self._default_vector.ctypes.data, self.n_states,
+                                len(self.coupling_variables), self.n_parameter_slots,
                                 (self._library, self._default_vector))
         self._call = shim.call
         return self._call(self._bound, state, coupling, local_coupling, out, *packed)
