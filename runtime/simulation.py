@@ -337,16 +337,10 @@ class Simulation:
         gain = self._buffers.keep(np.sqrt(2.0 * self.nsig[noisy]) if noisy.size
                                   else np.zeros(1))
 
-        # State and history: the C context points at these two arrays for its whole life.
+        # State and history (the ring is allocated once the coupling order is known): the C
+        # context points at these arrays for its whole life.
         state, history = self._initial(initial_state, initial_history)
         self._state = self._buffers.keep(state)
-        # The delay ring the C loop keeps (float32 in float32 mode, as TVB's: the coupling
-        # reads nothing else), mirrored: slots s and s + horizon are the same (no wrap-around
-        # test in C).
-        ring_type = np.float32 if coupling_precision == "float32" else np.float64
-        self._history = self._buffers.keep(np.empty((2 * self.horizon, *history.shape[1:]),
-                                                    ring_type))
-        self._history[: self.horizon] = self._history[self.horizon:] = history
 
         # Monitors.
         self.monitor_specs = list(monitors) if monitors is not None else [Raw()]
@@ -437,7 +431,7 @@ class Simulation:
         sim.local_coupling = self.local_coupling
         sim.horizon = self.horizon
         symbol = entry.get("symbol")  # a coupling function of the spec, in the model module
-        targets = np.repeat(np.arange(n, dtype=np.int32), np.diff(row_ptr))  # per connection
+        targets = _rows(row_ptr)  # per connection
         # zero-length self-connections (TVB's default connectome has 66): coupling blocks add
         # them at each step
         self_loops = (col == targets) & (delay == 0)
@@ -462,17 +456,29 @@ class Simulation:
                                        else np.zeros(1, array.dtype))
             setattr(sim, name, ffi.cast(ctype, array.ctypes.data))
         block_steps = int(model.manifest["block_steps"])
-        block_ring_bytes = ring_values * (4 if coupling_precision == "float32" else 8)
         self.coupling_order = self._coupling_order(
             coupling_order, n, len(offset),
+            # blocks: the time-major ring unmirrored, and its node-major copy mirrored
             blocks=self._blocks_refused(entry, symbol, delay, block_steps,
-                                        history_bytes + block_ring_bytes, self_loops))
+                                        history_bytes // 2 + history_bytes, self_loops))
+        # The delay ring the C loop keeps (float32 in float32 mode, as TVB's: the coupling
+        # reads nothing else). The per-step orders read it mirrored, slots s and s + horizon
+        # the same (no wrap-around test in C); blocks read only the first copy.
+        mirrored = self.coupling_order != "blocks"
+        self._history = self._buffers.keep(np.empty(
+            ((2 if mirrored else 1) * self.horizon, *history.shape[1:]),
+            np.float32 if coupling_precision == "float32" else np.float64))
+        self._history[: self.horizon] = history
+        if mirrored:
+            self._history[self.horizon:] = history
         self._sort_connections(sim, row_ptr, offset, targets)
         sim.block_steps = block_steps if self.coupling_order == "blocks" else 0
         self._set_up_blocks(sim, col, delay, targets, self_loops)
-        # one row's terms per thread (a block's: block_steps floats, half as many doubles)
-        sim.max_row = max(int(np.diff(row_ptr).max(initial=0)), 1) * max(
-            sim.block_steps // 2, 1)
+        # one row's terms per thread (float32 rows; a float32 block's: block_steps floats,
+        # half as many doubles, each)
+        per_term = block_steps // 2 if sim.block_steps and coupling_precision == "float32" \
+            and not self_loops.any() else 1
+        sim.max_row = max(int(np.diff(row_ptr).max(initial=0)), 1) * per_term
         terms = self._buffers.keep(np.zeros(sim.max_row * self.threads))
         sim.terms = ffi.cast("double *", terms.ctypes.data)
         sim.coupling_kind = names.index(coupling)
@@ -944,7 +950,8 @@ class Simulation:
             phases.append(phase)
         for key, value in checked.items():
             arrays[key][...] = value
-        self._history[self.horizon:] = self._history[: self.horizon]  # the mirror
+        if self.coupling_order != "blocks":   # the per-step orders' mirror
+            self._history[self.horizon:] = self._history[: self.horizon]
         self.model.simulator_module.lib.mf_fill_pre_history(self._sim)  # from the history
         self._fill_block_history()
         for index, phase in enumerate(phases):
@@ -1084,12 +1091,17 @@ def run_batch(simulations: Sequence[Simulation], duration: float, *, threads: in
     return outcomes  # type: ignore[return-value]
 
 
+def _rows(row_ptr: np.ndarray) -> np.ndarray:
+    """Each connection's row (target node) of a CSR."""
+    return np.repeat(np.arange(row_ptr.size - 1, dtype=np.int32), np.diff(row_ptr))
+
+
 def _transposed(row_ptr: np.ndarray, col: np.ndarray, weight: np.ndarray, delay: np.ndarray
                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The CSR of the transposed connectome: row j lists the connections j -> i by target i
     (a stable sort keeps each column's targets ascending, the order TVB sums them in)."""
     n = row_ptr.size - 1
-    rows = np.repeat(np.arange(n, dtype=np.int32), np.diff(row_ptr))
+    rows = _rows(row_ptr)
     order = np.argsort(col, kind="stable")
     transposed_ptr = np.zeros(n + 1, dtype=np.int64)
     np.add.at(transposed_ptr, col.astype(np.int64) + 1, 1)
@@ -1100,7 +1112,7 @@ def _transposed(row_ptr: np.ndarray, col: np.ndarray, weight: np.ndarray, delay:
 def _reverse_connections(row_ptr: np.ndarray, col: np.ndarray) -> np.ndarray:
     """For each connection i <- j of the CSR, the index of the connection j <- i, or -1."""
     n = row_ptr.size - 1
-    rows = np.repeat(np.arange(n, dtype=np.int64), np.diff(row_ptr))
+    rows = _rows(row_ptr).astype(np.int64)
     keys = rows * n + col.astype(np.int64)
     wanted = col.astype(np.int64) * n + rows
     if not keys.size:

@@ -488,12 +488,14 @@ def test_a_batch_of_models_with_different_coupled_variables_shares_nothing_wrong
 def test_a_history_too_large_is_refused_and_float32_keeps_one_ring(oscillator, monkeypatch):
     """The delay ring is refused beyond MAX_HISTORY_BYTES with the unit to check; float32 mode
     keeps TVB's float32 ring alone (it kept a float64 one too: three times the memory), so it
-    runs where float64 would not fit."""
+    runs where float64 would not fit; blocks keep the ring without its mirror."""
     from mfgen.runtime import simulation as engine
 
     n = 20
     network = Connectivity(np.ones((n, n)), np.full((n, n), 40.0), speed=4.0)  # 100 steps
-    float64_bytes = mfgen.Simulation(oscillator, network)._history.nbytes
+    float64_bytes = mfgen.Simulation(oscillator, network, coupling_order="rows")._history.nbytes
+    blocks = mfgen.Simulation(oscillator, network)   # blocks read the ring unmirrored
+    assert blocks.coupling_order == "blocks" and blocks._history.nbytes == float64_bytes // 2
     monkeypatch.setattr(engine, "MAX_HISTORY_BYTES", float64_bytes - 1)
     with pytest.raises(ValueError, match=r"longest delay is 100 steps .* check the tract"):
         mfgen.Simulation(oscillator, network)
@@ -511,9 +513,10 @@ def test_coupling_blocks_run_where_they_can_and_say_why_not(oscillator, monkeypa
     far = Connectivity(weights, lengths, speed=4.0)
     simulation = mfgen.Simulation(oscillator, far)
     assert simulation.coupling_order == "blocks"
-    ring_bytes = simulation._history.nbytes   # float64: the node-major copy is as large
-    with monkeypatch.context() as patch:   # room for the ring, not for its copy
-        patch.setattr(engine, "MAX_HISTORY_BYTES", ring_bytes + ring_bytes // 2)
+    # float64, mirrored; blocks keep it unmirrored (half) and a node-major copy as large
+    ring_bytes = mfgen.Simulation(oscillator, far, coupling_order="rows")._history.nbytes
+    with monkeypatch.context() as patch:   # room for the ring, not for blocks' 1.5 times it
+        patch.setattr(engine, "MAX_HISTORY_BYTES", ring_bytes + ring_bytes // 4)
         assert mfgen.Simulation(oscillator, far).coupling_order == "rows"
         with pytest.raises(ValueError, match="with its node-major copy would need"):
             mfgen.Simulation(oscillator, far, coupling_order="blocks")
