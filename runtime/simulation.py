@@ -595,7 +595,6 @@ class Simulation:
         self-connections, each node's self-connection and the block's products."""
         ffi = self._ffi
         self._block_history = None
-        sim.n_connections = len(col)
         for name in ("block_offset", "block_history", "block_history32", "block_coupling",
                      "self_edge", "lane_terms"):
             setattr(sim, name, ffi.NULL)
