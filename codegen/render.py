@@ -119,7 +119,6 @@ def build_manifest() -> dict[str, Any]:
         "couplings": [_coupling_manifest(f, **_simulator_features(f, bundled=True))
                       for f in load_coupling_functions().values()],
         "block_steps": BLOCK_STEPS,
-        "thread_node_unit": THREAD_NODE_UNIT,
         "monitors": [{"name": name, "kind": kind} for name, kind in MONITOR_KINDS.items()],
     }
 

@@ -648,10 +648,13 @@ class Simulation:
                          "edge_values"):
                 setattr(sim, name, ffi.NULL)
             return
-        n, unit = self.n_nodes, int(self.model.manifest["thread_node_unit"])
-        runs = (n + unit - 1) // unit
-        bounds = np.array([min(unit * (runs * t // self.threads), n)
-                           for t in range(self.threads + 1)], dtype=np.int64)
+        # each thread's first node, and n: the split as the C stages make it
+        node_range = ffi.new("int64_t[2]")
+        bounds = np.empty(self.threads + 1, dtype=np.int64)
+        for thread in range(self.threads):
+            self.model.simulator_module.lib.mf_thread_nodes(self.n_nodes, thread,
+                                                            self.threads, node_range)
+            bounds[thread], bounds[thread + 1] = node_range
         order = np.empty(len(offset), dtype=np.int64)
         for lo, hi in zip(row_ptr[bounds[:-1]], row_ptr[bounds[1:]]):
             order[lo:hi] = lo + np.argsort(offset[lo:hi], kind="stable")
