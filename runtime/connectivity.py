@@ -19,8 +19,11 @@ from mfgen.errors import MfgenError
 
 TVB_SPEED = 3.0  # mm/ms: TVB 2.10's Connectivity.speed default (tvb/datatypes/connectivity.py)
 # Networks up to this many stored values keep what is derived from them (the CSR per dt, the
-# digests) with a copy of the values it came from; larger ones recompute (no second copy).
+# digests, the simulations' layouts) with a copy of the values it came from; larger ones
+# recompute (no second copy). At most DERIVED_CACHE_MAX_KEYS values, the oldest dropped first
+# (a loop over many dt values must not grow it without bound).
 DERIVED_CACHE_MAX_VALUES = 1_000_000
+DERIVED_CACHE_MAX_KEYS = 32
 
 
 @dataclass
@@ -93,7 +96,7 @@ class Connectivity:
 
     def _derived(self, key: tuple, compute: Any) -> Any:
         """compute(), kept for the next call with `key` while the network is unchanged: every
-        Simulation on a network asks for its CSR and digests (~0.1 ms). One copy of the values
+        Simulation on a network asks for its digests and layout (~0.2 ms). One copy of the values
         they come from is compared at each call, so an edit in place is seen; large networks
         recompute. A kept value's arrays are read-only."""
         import scipy.sparse
@@ -113,6 +116,8 @@ class Connectivity:
             self.__dict__["_derived_values"] = kept
         if key not in kept[1]:
             value = compute()
+            if len(kept[1]) >= DERIVED_CACHE_MAX_KEYS:
+                del kept[1][next(iter(kept[1]))]
             for array in value if isinstance(value, tuple) else ():
                 array.flags.writeable = False
             kept[1][key] = value

@@ -275,18 +275,6 @@ class Simulation:
                                       connectivity.digests().items()}
         n = connectivity.n_regions
         self.n_nodes = n
-        row_ptr, col, weight, delay = connectivity.sparse(self.dt)
-        self.horizon = int(delay.max(initial=0)) + 1
-        # the mirrored ring (two copies of each slot), float32 in float32 mode (coupling
-        # blocks add a node-major copy only where it fits: _blocks_refused)
-        ring_values = 2 * self.horizon * max(len(model.cvar), 1) * n
-        history_bytes = ring_values * (4 if coupling_precision == "float32" else 8)
-        if history_bytes > MAX_HISTORY_BYTES:
-            raise ValueError(
-                f"the longest delay is {self.horizon - 1} steps (tract length / speed / dt): "
-                f"its history would need {history_bytes / 2**30:.1f} GiB; check the tract "
-                "lengths' unit (mm), the speed (mm/ms) and dt (ms)")
-
         # Coupling function and its parameters (runtime values), as compiled into the module.
         couplings = model.manifest["couplings"]
         names = [c["name"] for c in couplings]
@@ -299,14 +287,24 @@ class Simulation:
                              f"variables but model '{model.name}' couples "
                              f"{len(model.cvar)}")
         self._sum_kind = str(entry["sum"])
-        if self._sum_kind == "efferent":
-            # `sum: efferent` (TVB's PreSigmoidal): each node sums its outgoing connections,
-            # so its C function gets the transposed connection lists (codegen/coupling.py).
-            row_ptr, col, weight, delay = _transposed(row_ptr, col, weight, delay)
-        # `sum: reciprocal` (PreSigmoidal(dynamic=False)): connection i <- j reads node i's own
-        # value over i -> j (its delay d_ji), none where w_ji = 0 (offset -1 below: zero).
-        reverse = _reverse_connections(row_ptr, col) if self._sum_kind == "reciprocal" \
-            else None
+        symbol = entry.get("symbol")  # a coupling function of the spec, in the model module
+        # float64 sums a row's zero-length self-connection last, in every coupling order: a
+        # block sums the rest of the row once and adds it at each step, the same bits
+        # (float32 keeps TVB's order: a block stores each connection's products instead)
+        layout = _network_layout(connectivity, self.dt, self._sum_kind, len(model.cvar),
+                                 self_loops_last=coupling_precision == "float64" and bool(
+                                     entry.get("blocks")) and not symbol)
+        self._self_loops_last = layout.self_loops_last
+        self.horizon = layout.horizon
+        # the mirrored ring (two copies of each slot), float32 in float32 mode (coupling
+        # blocks add a node-major copy only where it fits: _blocks_refused)
+        ring_values = 2 * self.horizon * max(len(model.cvar), 1) * n
+        history_bytes = ring_values * (4 if coupling_precision == "float32" else 8)
+        if history_bytes > MAX_HISTORY_BYTES:
+            raise ValueError(
+                f"the longest delay is {self.horizon - 1} steps (tract length / speed / dt): "
+                f"its history would need {history_bytes / 2**30:.1f} GiB; check the tract "
+                "lengths' unit (mm), the speed (mm/ms) and dt (ms)")
         values = {name: float(value) for name, value in entry["parameters"]}
         for key, value in (coupling_parameters or {}).items():
             if key not in values:
@@ -430,37 +428,18 @@ class Simulation:
         sim.params = ffi.cast("double *", packed.ctypes.data)
         sim.local_coupling = self.local_coupling
         sim.horizon = self.horizon
-        symbol = entry.get("symbol")  # a coupling function of the spec, in the model module
-        targets = _rows(row_ptr)  # per connection
-        # zero-length self-connections (TVB's default connectome has 66): coupling blocks add
-        # them at each step
-        self_loops = (col == targets) & (delay == 0)
-        self._self_loops_last = coupling_precision == "float64" and bool(
-            entry.get("blocks")) and not symbol and bool(self_loops.any())
-        if self._self_loops_last:
-            # float64 sums a row's zero-length self-connection last, in every coupling order:
-            # a block sums the rest of the row once and adds it at each step, the same bits
-            # (float32 keeps TVB's order: a block stores each connection's products instead)
-            last = np.lexsort((self_loops, targets))   # stable: the others keep their order
-            col, weight, delay, self_loops = (a[last] for a in (col, weight, delay, self_loops))
-        # Each connection's read of the mirrored ring, relative to the current slot.
-        offset = (self.horizon - delay.astype(np.int64)) * (len(model.cvar) * n) + col
-        if reverse is not None:
-            # offset of j <- i = (horizon - d_ji) * stride + i: node i's value delayed by d_ji
-            offset = np.where(reverse >= 0, offset[np.maximum(reverse, 0)], -1)
-        for name, array, ctype in (("row_ptr", row_ptr, "int64_t *"),
-                                   ("offset", offset, "int64_t *"),
-                                   ("weight", weight, "double *"),
-                                   ("weight32", weight.astype(np.float32), "float *")):
-            array = self._buffers.keep(np.ascontiguousarray(array) if array.size
-                                       else np.zeros(1, array.dtype))
+        for name, array, ctype in (("row_ptr", layout.row_ptr, "int64_t *"),
+                                   ("offset", layout.offset, "int64_t *"),
+                                   ("weight", layout.weight, "double *"),
+                                   ("weight32", layout.weight32, "float *")):
+            array = self._buffers.keep(array if array.size else np.zeros(1, array.dtype))
             setattr(sim, name, ffi.cast(ctype, array.ctypes.data))
         block_steps = int(model.manifest["block_steps"])
         self.coupling_order = self._coupling_order(
-            coupling_order, n, len(offset),
+            coupling_order, n, len(layout.col),
             # blocks: the time-major ring unmirrored, and its node-major copy mirrored
-            blocks=self._blocks_refused(entry, symbol, delay, block_steps,
-                                        history_bytes // 2 + history_bytes, self_loops))
+            blocks=self._blocks_refused(entry, symbol, layout, block_steps,
+                                        history_bytes // 2 + history_bytes))
         # The delay ring the C loop keeps (float32 in float32 mode, as TVB's: the coupling
         # reads nothing else). The per-step orders read it mirrored, slots s and s + horizon
         # the same (no wrap-around test in C); blocks read only the first copy.
@@ -471,14 +450,14 @@ class Simulation:
         self._history[: self.horizon] = history
         if mirrored:
             self._history[self.horizon:] = history
-        self._sort_connections(sim, row_ptr, offset, targets)
+        self._sort_connections(sim, layout)
         sim.block_steps = block_steps if self.coupling_order == "blocks" else 0
-        self._set_up_blocks(sim, col, delay, targets, self_loops)
+        self._set_up_blocks(sim, layout)
         # one row's terms per thread (float32 rows; a float32 block's: block_steps floats,
         # half as many doubles, each)
         per_term = block_steps // 2 if sim.block_steps and coupling_precision == "float32" \
-            and not self_loops.any() else 1
-        sim.max_row = max(int(np.diff(row_ptr).max(initial=0)), 1) * per_term
+            and not layout.self_loops.any() else 1
+        sim.max_row = max(layout.longest_row, 1) * per_term
         terms = self._buffers.keep(np.zeros(sim.max_row * self.threads))
         sim.terms = ffi.cast("double *", terms.ctypes.data)
         sim.coupling_kind = names.index(coupling)
@@ -537,6 +516,9 @@ class Simulation:
         self._state_pointer = ffi.cast("double *", self._state.ctypes.data)
         self._run = model.simulator(integrator)
         self._initial_state = state.copy()
+        self._initial_state.flags.writeable = False
+        # its digest once: every result's config names it
+        self._initial_digest = hashlib.sha256(self._initial_state.tobytes()).hexdigest()[:16]
 
     # -- set-up ------------------------------------------------------------------------------
     @staticmethod
@@ -559,15 +541,15 @@ class Simulation:
         return order if n_connections else "rows"
 
     @staticmethod
-    def _blocks_refused(entry: Mapping[str, Any], symbol: str | None, delay: np.ndarray,
-                        block_steps: int, history_bytes: int, self_loops: np.ndarray
-                        ) -> str | None:
+    def _blocks_refused(entry: Mapping[str, Any], symbol: str | None, layout: _NetworkLayout,
+                        block_steps: int, history_bytes: int) -> str | None:
         """Why coupling blocks cannot compute this coupling, or None where they can: a
         bundled coupling that sums the history alone (manifest `blocks`, e.g. linear) over a
         network whose shortest delay is at least block_steps - 1 steps (a block's last step
         then reads history stored by its first) but for zero-length self-connections
-        (`self_loops`: added at each step), where the rings with the blocks' node-major copy
+        (added at each step), where the rings with the blocks' node-major copy
         (`history_bytes`) stay under MAX_HISTORY_BYTES."""
+        delay, self_loops = layout.delay, layout.self_loops
         if symbol:
             return (f"coupling '{entry['name']}' is the spec's own: blocks run the bundled "
                     "couplings compiled into the simulator")
@@ -588,8 +570,7 @@ class Simulation:
                     f"{history_bytes / 2**30:.1f} GiB")
         return None
 
-    def _set_up_blocks(self, sim: Any, col: np.ndarray, delay: np.ndarray,
-                       targets: np.ndarray, self_loops: np.ndarray) -> None:
+    def _set_up_blocks(self, sim: Any, layout: _NetworkLayout) -> None:
         """Coupling blocks' arrays: each connection's read of the node-major ring, the ring
         (filled from the history), the block's coupling and, with zero-length
         self-connections, each node's self-connection and the block's products."""
@@ -600,27 +581,20 @@ class Simulation:
             setattr(sim, name, ffi.NULL)
         if not sim.block_steps:
             return
-        if self_loops.any():
-            self_edge = np.full(self.n_nodes, -1, np.int64)
-            self_edge[targets[self_loops]] = np.flatnonzero(self_loops)
-            sim.self_edge = ffi.cast("int64_t *", self._buffers.keep(self_edge).ctypes.data)
-            if self.coupling_precision == "float32":   # the block's products, by step
-                terms = np.zeros((sim.block_steps, len(self.model.cvar), len(col)),
-                                 np.float32)
-                sim.lane_terms = ffi.cast("float *", self._buffers.keep(terms).ctypes.data)
         n_cvar, horizon = len(self.model.cvar), self.horizon
-        # a zero-length self-connection's products are replaced at each step of a block
-        # (mf_block_step32_*): its reads go to the slots of a block_steps - 1 delay, which
-        # the ring holds (a 0 delay's last steps would read past it)
-        read_delay = np.where(self_loops, sim.block_steps - 1, delay).astype(np.int64)
-        offset = col.astype(np.int64) * (n_cvar * 2 * horizon) + (horizon - read_delay)
+        if layout.self_edge is not None:
+            sim.self_edge = ffi.cast("int64_t *", self._buffers.keep(layout.self_edge).ctypes.data)
+            if self.coupling_precision == "float32":   # the block's products, by step
+                terms = np.zeros((sim.block_steps, n_cvar, len(layout.col)), np.float32)
+                sim.lane_terms = ffi.cast("float *", self._buffers.keep(terms).ctypes.data)
+        offset = self._buffers.keep(layout.block_offset(sim.block_steps))
         dtype = np.float32 if self.coupling_precision == "float32" else np.float64
         self._block_history = self._buffers.keep(
             np.zeros((self.n_nodes, n_cvar, 2 * horizon), dtype))
         self._fill_block_history()
         coupling = self._buffers.keep(
             np.zeros((self.threads, sim.block_steps, n_cvar, self.n_nodes)))
-        sim.block_offset = ffi.cast("int64_t *", self._buffers.keep(offset).ctypes.data)
+        sim.block_offset = ffi.cast("int64_t *", offset.ctypes.data)
         ring = ffi.cast("double *" if dtype == np.float64 else "float *",
                         self._block_history.ctypes.data)
         sim.block_history, sim.block_history32 = (ring, ffi.NULL) if dtype == np.float64 \
@@ -635,11 +609,11 @@ class Simulation:
             self._block_history[..., : self.horizon] = by_node   # in place: no temporary
             self._block_history[..., self.horizon:] = by_node
 
-    def _sort_connections(self, sim: Any, row_ptr: np.ndarray, offset: np.ndarray,
-                          targets: np.ndarray) -> None:
+    def _sort_connections(self, sim: Any, layout: _NetworkLayout) -> None:
         """The ring-address order of each thread's block of connections (the node split of
         mf_node_range in stages.c.j2), so that a thread's first pass touches only its own rows'
-        entries of edge_values; `targets`: each connection's row (node)."""
+        entries of edge_values."""
+        row_ptr, offset, targets = layout.row_ptr, layout.offset, layout.targets
         ffi = self._ffi
         sim.n_sorted_blocks = 0
         self._edge_values = None
@@ -965,10 +939,6 @@ class Simulation:
     def config(self) -> dict[str, Any]:
         """Everything needed to reproduce the run (provenance)."""
         model = self.model
-
-        def digest(array: np.ndarray) -> str:
-            return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()[:16]
-
         return {
             "mfgen_version": __version__,
             "model": model.name,
@@ -992,7 +962,7 @@ class Simulation:
                              "n_regions": self.n_nodes,
                              "speed": self.connectivity.speed,
                              **self._connectivity_digests},
-            "initial_state_sha256": digest(self._initial_state),
+            "initial_state_sha256": self._initial_digest,
             "monitors": [{"kind": s.kind, "period": s.period, "variables": list(v),
                           "label": s.label} for s, v, _ in self._monitor_meta],
         }
@@ -1091,6 +1061,75 @@ def run_batch(simulations: Sequence[Simulation], duration: float, *, threads: in
         outcomes[index] = SimulationError(failures[index], result) if index in failures \
             else result
     return outcomes  # type: ignore[return-value]
+
+
+class _NetworkLayout:
+    """A network's connections as the C loop reads them, for one dt, sum kind and number of
+    coupled variables: the same for every Simulation built that way, so the Connectivity
+    keeps it (Connectivity._derived) and its Simulations share these read-only arrays."""
+
+    def __init__(self, connectivity: Connectivity, dt: float, sum_kind: str, n_cvar: int,
+                 self_loops_last: bool):
+        n = connectivity.n_regions
+        row_ptr, col, weight, delay = connectivity.sparse(dt)
+        self.horizon = int(delay.max(initial=0)) + 1
+        if sum_kind == "efferent":
+            # `sum: efferent` (TVB's PreSigmoidal): each node sums its outgoing connections,
+            # so its C function gets the transposed connection lists (codegen/coupling.py).
+            row_ptr, col, weight, delay = _transposed(row_ptr, col, weight, delay)
+        # `sum: reciprocal` (PreSigmoidal(dynamic=False)): connection i <- j reads node i's
+        # own value over i -> j (its delay d_ji), none where w_ji = 0 (offset -1: zero).
+        reverse = _reverse_connections(row_ptr, col) if sum_kind == "reciprocal" else None
+        targets = _rows(row_ptr)  # per connection
+        # zero-length self-connections (TVB's default connectome has 66): coupling blocks
+        # add them at each step
+        self_loops = (col == targets) & (delay == 0)
+        self.self_loops_last = self_loops_last and bool(self_loops.any())
+        if self.self_loops_last:   # each row's zero-length self-connection last
+            last = np.lexsort((self_loops, targets))   # stable: the others keep their order
+            col, weight, delay, self_loops = (a[last] for a in (col, weight, delay, self_loops))
+        # Each connection's read of the mirrored ring, relative to the current slot.
+        offset = (self.horizon - delay.astype(np.int64)) * (n_cvar * n) + col
+        if reverse is not None:
+            # offset of j <- i = (horizon - d_ji) * stride + i: node i's value delayed by d_ji
+            offset = np.where(reverse >= 0, offset[np.maximum(reverse, 0)], -1)
+        self.self_edge = None   # per node, its zero-length self-connection or -1
+        if self_loops.any():
+            self.self_edge = np.full(n, -1, np.int64)
+            self.self_edge[targets[self_loops]] = np.flatnonzero(self_loops)
+        self.row_ptr, self.col, self.weight, self.delay = row_ptr, col, weight, delay
+        self.weight32 = weight.astype(np.float32)
+        self.targets, self.self_loops, self.offset = targets, self_loops, offset
+        self.longest_row = int(np.diff(row_ptr).max(initial=0))
+        self._n_cvar = n_cvar
+        self._block_offsets: dict[int, np.ndarray] = {}
+        for array in self._arrays():
+            array.flags.writeable = False
+
+    def _arrays(self) -> list[np.ndarray]:
+        return [a for a in vars(self).values() if isinstance(a, np.ndarray)] + \
+            list(self._block_offsets.values())
+
+    def block_offset(self, block_steps: int) -> np.ndarray:
+        """Each connection's read of the coupling blocks' node-major ring."""
+        if block_steps not in self._block_offsets:
+            # a zero-length self-connection's products are replaced at each step of a block
+            # (mf_block_step32_*): its reads go to the slots of a block_steps - 1 delay,
+            # which the ring holds (a 0 delay's last steps would read past it)
+            read_delay = np.where(self.self_loops, block_steps - 1, self.delay).astype(np.int64)
+            offset = self.col.astype(np.int64) * (self._n_cvar * 2 * self.horizon) + \
+                (self.horizon - read_delay)
+            offset.flags.writeable = False
+            self._block_offsets[block_steps] = offset
+        return self._block_offsets[block_steps]
+
+
+def _network_layout(connectivity: Connectivity, dt: float, sum_kind: str, n_cvar: int, *,
+                    self_loops_last: bool) -> _NetworkLayout:
+    """The connectivity's layout for these options, kept by it while it is unchanged."""
+    return connectivity._derived(
+        ("layout", float(dt), sum_kind, n_cvar, self_loops_last),
+        lambda: _NetworkLayout(connectivity, dt, sum_kind, n_cvar, self_loops_last))
 
 
 def _rows(row_ptr: np.ndarray) -> np.ndarray:

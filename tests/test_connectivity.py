@@ -128,3 +128,30 @@ def test_what_is_derived_from_a_network_follows_its_edits(sparse):
     copy = pickle.loads(pickle.dumps(network))
     assert "_derived_values" in vars(network) and "_derived_values" not in vars(copy)
     assert copy.digests() == network.digests()
+
+
+def test_simulations_on_one_network_share_its_layout_until_it_changes():
+    """Simulations built alike on one network read the same read-only connection arrays (kept
+    by the network); an edit in place gives the next Simulation new ones, and its run follows
+    the edit as a network built with the edit from scratch does. A loop over many dt values
+    keeps at most DERIVED_CACHE_MAX_KEYS layouts."""
+    from mfgen.runtime.connectivity import DERIVED_CACHE_MAX_KEYS
+
+    model = mfgen.load("tvb_generic_2d_oscillator")
+    weights = np.array([[0.0, 1.0, 0.5], [0.5, 0.0, 2.0], [1.5, 3.0, 0.0]])
+    lengths = np.full((3, 3), 10.0)
+    network = mfgen.Connectivity(weights.copy(), lengths)
+    options = dict(coupling_parameters={"a": 0.1}, seed=3, monitors=[mfgen.Raw()])
+    first, second = (mfgen.Simulation(model, network, **options) for _ in range(2))
+    for name in ("row_ptr", "offset", "weight", "weight32"):
+        assert getattr(first._sim, name) == getattr(second._sim, name), name
+    network.weights[2, 1] = 0.25                     # in place
+    edited = mfgen.Simulation(model, network, **options)
+    assert edited._sim.weight != first._sim.weight
+    weights[2, 1] = 0.25
+    fresh = mfgen.Simulation(model, mfgen.Connectivity(weights, lengths), **options)
+    np.testing.assert_array_equal(edited.run(20.0)["raw"].data, fresh.run(20.0)["raw"].data)
+    assert not np.array_equal(first.run(20.0)["raw"].data, fresh.result()["raw"].data)
+    for step in range(DERIVED_CACHE_MAX_KEYS + 8):
+        mfgen.Simulation(model, network, dt=0.01 * (step + 1), **options)
+    assert len(vars(network)["_derived_values"][1]) <= DERIVED_CACHE_MAX_KEYS
