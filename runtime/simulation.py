@@ -270,9 +270,6 @@ class Simulation:
             n = n_nodes or (np.shape(initial_state)[1] if initial_state is not None else 1)
             connectivity = Connectivity.empty(n)
         self.connectivity = connectivity
-        # provenance of the network as this run copies it (the user may change it later)
-        self._connectivity_digests = {key: value[:16] for key, value in
-                                      connectivity.digests().items()}
         n = connectivity.n_regions
         self.n_nodes = n
         # Coupling function and its parameters (runtime values), as compiled into the module.
@@ -295,6 +292,8 @@ class Simulation:
                                  self_loops_last=coupling_precision == "float64" and bool(
                                      entry.get("blocks")) and not symbol)
         self._self_loops_last = layout.self_loops_last
+        # provenance of the network as this run copies it (the user may change it later)
+        self._connectivity_digests = {key: value[:16] for key, value in layout.digests.items()}
         self.horizon = layout.horizon
         # the mirrored ring (two copies of each slot), float32 in float32 mode (coupling
         # blocks add a node-major copy only where it fits: _blocks_refused)
@@ -1065,12 +1064,15 @@ def run_batch(simulations: Sequence[Simulation], duration: float, *, threads: in
 
 class _NetworkLayout:
     """A network's connections as the C loop reads them, for one dt, sum kind and number of
-    coupled variables: the same for every Simulation built that way, so the Connectivity
-    keeps it (Connectivity._derived) and its Simulations share these read-only arrays."""
+    coupled variables, and the network's digests: the same for every Simulation built that
+    way, so the Connectivity keeps it (Connectivity._derived) and its Simulations share these
+    read-only arrays."""
 
     def __init__(self, connectivity: Connectivity, dt: float, sum_kind: str, n_cvar: int,
                  self_loops_last: bool):
         n = connectivity.n_regions
+        # provenance, kept here so that a Simulation checks the network's values once
+        self.digests = connectivity.digests()
         row_ptr, col, weight, delay = connectivity.sparse(dt)
         self.horizon = int(delay.max(initial=0)) + 1
         if sum_kind == "efferent":
