@@ -18,6 +18,7 @@ from mfgen.codegen.math_functions import SIMD_FUNCTIONS, MathFunction
 from mfgen.codegen.names import c_name
 from mfgen.codegen.optimize import Kernel, optimize
 from mfgen.codegen.printing import numpy_expression
+from mfgen.codegen.schedule import THREAD_NODE_UNIT, Schedule, schedule
 from mfgen.codegen.targets import C, Target
 
 # libmvec (glibc) provides SIMD versions of these (math_functions.py); sqrt/fabs/fmax are
@@ -29,11 +30,6 @@ _SIMD_BY_CLASS = {f.sympy_name: f for f in SIMD_FUNCTIONS.values() if f.sympy_na
 # delay is at least BLOCK_STEPS - 1 steps (coupling.c.j2): eight doubles or floats, one vector
 # register per connection read.
 BLOCK_STEPS = 8
-# Threads split the nodes in runs of this many: whole noise pairs, and whole iterations of the
-# dfun kernels' vectorised node loop (4 doubles with AVX2, 8 with AVX-512, either unrolled
-# twice), so every node is computed by the vector body or by the scalar remainder whatever the
-# thread count: libmvec's and libm's erfc, exp, ... differ in the last bit for some arguments.
-THREAD_NODE_UNIT = 16
 
 # What the runtime's monitors are, by name: C kind 0 samples the state, 1 averages it.
 MONITOR_KINDS = {"raw": 0, "subsample": 0, "temporal_average": 1}
@@ -160,14 +156,27 @@ def render_simulator(target: Target = C) -> SimulatorSource:
     return SimulatorSource(c_source, interface, build_manifest())
 
 
+def _printed_schedule(plan: Schedule, target: Target) -> dict[str, Any]:
+    """A schedule's loops as C text for dfun.c.j2."""
+    def names(symbols: list[sympy.Symbol]) -> list[str]:
+        return [c_name(s.name) for s in symbols]
+
+    return {"split": plan.split, "block": plan.block, "block_values": names(plan.block_values),
+            "loops": [{"kind": loop.kind,
+                       "uses": names(sorted(loop.uses(), key=str)),
+                       "statements": [(c_name(s.name), target.printer(e))
+                                      for s, e in loop.statements],
+                       "outputs": [(k, target.printer(e)) for k, e in loop.outputs],
+                       "loads": names(loop.loads), "stores": names(loop.stores)}
+                      for loop in plan.loops]}
+
+
 def _kernel_source(env: jinja2.Environment, ir: ModelIR, kernel: Kernel, target: Target,
                    interface: str, prefix: str, kernels_only: bool) -> str:
     """dfun.c.j2 for one kernel: prefix_uniform[_nodes], prefix_per_node[_nodes]."""
-    printed = [(c_name(s.name), target.printer(e)) for s, e in kernel.statements]
-    invariant = [(n, v) for (s, _), (n, v) in zip(kernel.statements, printed)
+    invariant = [(c_name(s.name), target.printer(e)) for s, e in kernel.statements
                  if s in kernel.loop_invariant]
-    per_node = [(n, v) for (s, _), (n, v) in zip(kernel.statements, printed)
-                if s not in kernel.loop_invariant]
+    node_statements = [(s, e) for s, e in kernel.statements if s not in kernel.loop_invariant]
     return env.get_template("dfun.c.j2").render(
         version=__version__,
         model_name=ir.name,
@@ -176,10 +185,11 @@ def _kernel_source(env: jinja2.Environment, ir: ModelIR, kernel: Kernel, target:
         slots=[c_name(s) for s in ir.parameter_slots],
         states=[c_name(s.name) for s in ir.states],
         coupling=[c_name(c.name) for c in ir.coupling],
-        statements=printed,
         invariant_statements=invariant,
-        node_statements=per_node,
-        outputs=[target.printer(e) for e in kernel.outputs],
+        # the node loop split at its math calls (schedule.py): with parameters shared by all
+        # nodes (loop invariants hoisted) and with per-node parameters
+        uniform=_printed_schedule(schedule(node_statements, kernel.outputs), target),
+        per_node=_printed_schedule(schedule(kernel.statements, kernel.outputs), target),
         interface=interface,
         prefix=prefix,
         kernels_only=kernels_only,
