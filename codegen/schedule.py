@@ -37,8 +37,8 @@ MAX_BLOCK = 64
 # Splitting pays where long chains of divisions and square roots feed the calls (their latency
 # is what the split lets the CPU overlap), and where few values cross loops. Measured per
 # bundled spec (benchmarks/engine_results.md, round 8): with >= 4 of them before a call and at
-# most 32 values crossing, 0.46-0.93x the time of one loop (ZerlautAdaptation first order,
-# Epileptor codim3, LarterBreakspear); below, 0.97-2.0x (WilsonCowan's sigmoids: 2x, the
+# most 32 values crossing, 0.31-0.93x the time of one loop (EpileptorCodim3, ZerlautAdaptation
+# first order, LarterBreakspear); below, 0.97-2.0x (WilsonCowan's sigmoids: 2x, the
 # second-order kernels' 90 crossing values: 1.05-1.15x), so those keep one loop.
 MIN_LATENCY_OPS = 4
 MAX_BLOCK_VALUES = 32
@@ -153,8 +153,10 @@ def schedule(statements: list[tuple[sympy.Symbol, sympy.Expr]], outputs: list[sy
     loops: list[Loop] = []
     for depth in range(top + 1):
         if depth:
-            loops.append(Loop("calls", [(symbol, expr) for symbol, expr in program
-                                        if symbol in calls and level[symbol] == depth]))
+            # one loop per call: gcc fuses a sin and a cos of one argument in one loop into
+            # sincos, which has no vector form
+            loops += [Loop("calls", [(symbol, expr)]) for symbol, expr in program
+                      if symbol in calls and level[symbol] == depth]
         loops.append(Loop("arithmetic", [(symbol, expr) for symbol, expr in program
                                          if symbol not in calls and level[symbol] == depth],
                           [(k, e) for k, e in enumerate(final) if level_of(e) == depth]))

@@ -27,15 +27,15 @@ void mf_philox(const uint32_t *counter, const uint32_t *key, uint32_t *out)
 /* Standard normals for (seed, step, noisy state q, node): two per Philox call (Box-Muller),
  * so the values depend only on these keys, never on chunking, threads or call order. Nodes
  * i0 .. i1 - 1 of out (i0 even: pair p gives nodes 2p and 2p + 1; i1 is even or n_nodes).
- * The integer Philox rounds run first for a block of pairs, then the transcendental part as
- * one SIMD loop. */
+ * The integer Philox rounds run first for a block of pairs, then the transcendental part in
+ * SIMD loops (libmvec's log, cos, sin). */
 static void mf_normals_nodes(uint64_t seed, int64_t step, int32_t q, int64_t n_nodes,
                              int64_t i0, int64_t i1, double *out)
 {
     enum { BLOCK = 64 };
     const double two_pi = 6.283185307179586;
     const int64_t pairs = (i1 + 1) / 2;
-    double u1[BLOCK], u2[BLOCK], first[BLOCK], second[BLOCK];
+    double u1[BLOCK], u2[BLOCK], radius[BLOCK], first[BLOCK], second[BLOCK];
     for (int64_t start = i0 / 2; start < pairs; start += BLOCK) {
         const int64_t count = pairs - start < BLOCK ? pairs - start : BLOCK;
         for (int64_t p = 0; p < count; p++) {
@@ -47,12 +47,15 @@ static void mf_normals_nodes(uint64_t seed, int64_t step, int32_t q, int64_t n_n
             u1[p] = ((double)(a >> 11) + 1.0) * 0x1.0p-53;   /* (0, 1] */
             u2[p] = (double)(b >> 11) * 0x1.0p-53;           /* [0, 1) */
         }
+        /* cos and sin in loops of their own: in one loop gcc fuses them into sincos, which
+         * has no vector form, and the whole loop (log included) ran scalar */
         #pragma omp simd
         for (int64_t p = 0; p < count; p++) {
-            const double radius = sqrt(-2.0 * log(u1[p]));
-            first[p] = radius * cos(two_pi * u2[p]);
-            second[p] = radius * sin(two_pi * u2[p]);
+            radius[p] = sqrt(-2.0 * log(u1[p]));
+            first[p] = radius[p] * cos(two_pi * u2[p]);
         }
+        #pragma omp simd
+        for (int64_t p = 0; p < count; p++) second[p] = radius[p] * sin(two_pi * u2[p]);
         for (int64_t p = 0; p < count; p++) {
             const int64_t node = 2 * (start + p);
             out[node] = first[p];

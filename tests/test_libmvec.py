@@ -47,3 +47,21 @@ def test_atan2_calls_libmvecs_vector_atan2(tmp_path):
     state = np.random.default_rng(0).uniform(-1, 1, (2, 37))
     dx = model.dfun(state, np.zeros((1, 37)))
     np.testing.assert_allclose(dx[0], np.arctan2(state[1], state[0]), rtol=4 * 2.0**-52, atol=0)
+
+
+def test_a_split_node_loop_vectorises_a_sin_and_a_cos_of_one_argument():
+    """In one loop gcc fuses sin(x) and cos(x) into sincos, which has no vector form (the
+    EpileptorCodim3 kernels ran scalar); split at its calls (codegen/schedule.py), each in a
+    loop of its own, they call libmvec's vector sin and cos where the toolchain links it. The
+    noise's Box-Muller loop likewise (the simulator)."""
+    model = mfgen.load("tvb_epileptor_codim3")
+    library = module_file(cache_root() / "modules" / model.module_key).read_bytes()
+    uses_libmvec = "-DMFGEN_USE_LIBMVEC" in detect_toolchain().flags
+    for function in (b"sin", b"cos"):
+        assert bool(re.search(rb"_ZGV[a-z]N\d+v_" + function + rb"\b", library)) == \
+            uses_libmvec, function
+    simulator = model.simulator_module.__file__
+    with open(simulator, "rb") as handle:
+        code = handle.read()
+    assert bool(re.search(rb"_ZGV[a-z]N\d+v_sin\b", code)) == uses_libmvec
+    assert (b"sincos" in code) != uses_libmvec
