@@ -156,25 +156,38 @@ def render_simulator(target: Target = C) -> SimulatorSource:
     return SimulatorSource(c_source, interface, build_manifest())
 
 
-def _printed_schedule(plan: Schedule, target: Target) -> dict[str, Any]:
-    """A schedule's loops as C text for dfun.c.j2."""
+def _printed_schedule(plan: Schedule, printed: dict[sympy.Expr, str]) -> dict[str, Any]:
+    """A schedule's loops as C text for dfun.c.j2; `printed`: C text of expressions, shared
+    by a kernel's two forms (printing is most of render's time)."""
     def names(symbols: list[sympy.Symbol]) -> list[str]:
         return [c_name(s.name) for s in symbols]
 
     return {"split": plan.split, "block": plan.block, "block_values": names(plan.block_values),
             "loops": [{"kind": loop.kind,
                        "uses": names(sorted(loop.uses(), key=str)),
-                       "statements": [(c_name(s.name), target.printer(e))
-                                      for s, e in loop.statements],
-                       "outputs": [(k, target.printer(e)) for k, e in loop.outputs],
+                       "statements": [(c_name(s.name), printed[e]) for s, e in loop.statements],
+                       "outputs": [(k, printed[e]) for k, e in loop.outputs],
                        "loads": names(loop.loads), "stores": names(loop.stores)}
                       for loop in plan.loops]}
+
+
+class _Printed(dict):
+    """C text of each expression asked for, printed once."""
+
+    def __init__(self, target: Target):
+        super().__init__()
+        self.target = target
+
+    def __missing__(self, expr: sympy.Expr) -> str:
+        self[expr] = text = self.target.printer(expr)
+        return text
 
 
 def _kernel_source(env: jinja2.Environment, ir: ModelIR, kernel: Kernel, target: Target,
                    interface: str, prefix: str, kernels_only: bool) -> str:
     """dfun.c.j2 for one kernel: prefix_uniform[_nodes], prefix_per_node[_nodes]."""
-    invariant = [(c_name(s.name), target.printer(e)) for s, e in kernel.statements
+    printed = _Printed(target)
+    invariant = [(c_name(s.name), printed[e]) for s, e in kernel.statements
                  if s in kernel.loop_invariant]
     node_statements = [(s, e) for s, e in kernel.statements if s not in kernel.loop_invariant]
     return env.get_template("dfun.c.j2").render(
@@ -188,8 +201,8 @@ def _kernel_source(env: jinja2.Environment, ir: ModelIR, kernel: Kernel, target:
         invariant_statements=invariant,
         # the node loop split at its math calls (schedule.py): with parameters shared by all
         # nodes (loop invariants hoisted) and with per-node parameters
-        uniform=_printed_schedule(schedule(node_statements, kernel.outputs), target),
-        per_node=_printed_schedule(schedule(kernel.statements, kernel.outputs), target),
+        uniform=_printed_schedule(schedule(node_statements, kernel.outputs), printed),
+        per_node=_printed_schedule(schedule(kernel.statements, kernel.outputs), printed),
         interface=interface,
         prefix=prefix,
         kernels_only=kernels_only,
