@@ -8,8 +8,8 @@ calls, the kernel becomes short loops over a block of nodes: arithmetic loops, e
 with the arguments of the calls it feeds, and call loops that only evaluate the function over
 the block. Each node's values go through the same operations as in one loop (a product and a
 sum in different loops are not fused into one multiply-add, which the compiler may otherwise
-do): ZerlautAdaptationFirstOrder at 76 nodes, 1.30-1.41 -> 1.05-1.13 us per call with the same
-bits (benchmarks/engine_results.md, round 8).
+do): ZerlautAdaptationFirstOrder at 76 nodes, 1.24 -> 0.91 us per call; EpileptorCodim3, whose
+sin and cos get loops of their own, 7.2 -> 2.2 us (benchmarks/engine_results.md, round 8).
 
 Values crossing loops go through block arrays (`block_values`), of BLOCK_BYTES in all; inputs
 (states, coupling, parameters, loop invariants) are read again where they are used.
@@ -17,6 +17,7 @@ Values crossing loops go through block arrays (`block_values`), of BLOCK_BYTES i
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import sympy
@@ -35,12 +36,14 @@ THREAD_NODE_UNIT = 16
 BLOCK_BYTES = 32 * 1024
 MAX_BLOCK = 64
 # Splitting pays where long chains of divisions and square roots feed the calls (their latency
-# is what the split lets the CPU overlap), and where few values cross loops. Measured per
-# bundled spec (benchmarks/engine_results.md, round 8): with >= 4 of them before a call and at
-# most 32 values crossing, 0.31-0.93x the time of one loop (EpileptorCodim3, ZerlautAdaptation
-# first order, LarterBreakspear); below, 0.97-2.0x (WilsonCowan's sigmoids: 2x, the
-# second-order kernels' 90 crossing values: 1.05-1.15x), so those keep one loop.
-MIN_LATENCY_OPS = 4
+# is what the split lets the CPU overlap), or where one loop would not vectorise at all (a sin
+# and a cos of one argument: gcc fuses them into the scalar sincos), and only where few values
+# cross loops. Measured per bundled spec (benchmarks/engine_results.md, round 8): the AdEx
+# first-order kernels (10-13 before their calls) 0.73-0.79x the time of one loop,
+# EpileptorCodim3 (sin and cos) 0.31x; LarterBreakspear (5 before its calls) 0.93x as a bare
+# kernel but 1.1x in a run, WilsonCowan's sigmoids 2x, the second-order kernels (90 values
+# crossing loops) 1.05-1.15x: those keep one loop.
+MIN_LATENCY_OPS = 8
 MAX_BLOCK_VALUES = 32
 
 
@@ -93,6 +96,14 @@ def _latency_ops(expr: sympy.Expr) -> int:
     """Divisions and square roots in `expr` (the long-latency operations)."""
     return sum(1 for node in sympy.preorder_traversal(expr) if isinstance(node, sympy.Pow)
                and (node.exp.is_negative or node.exp in (sympy.S.Half, -sympy.S.Half)))
+
+
+def _sine_and_cosine(calls: Iterable[sympy.Expr]) -> bool:
+    """Whether a sin and a cos of one argument are among `calls`."""
+    arguments = {type(call).__name__: set() for call in calls}
+    for call in calls:
+        arguments[type(call).__name__].add(call.args)
+    return bool(arguments.get("sin", set()) & arguments.get("cos", set()))
 
 
 def _calls_bottom_up(expr: sympy.Expr) -> list[sympy.Expr]:
@@ -180,7 +191,8 @@ def schedule(statements: list[tuple[sympy.Symbol, sympy.Expr]], outputs: list[sy
     last_calls = max(i for i, loop in enumerate(loops) if loop.kind == "calls")
     feeding = sum(_latency_ops(expr) for loop in loops[:last_calls] if loop.kind == "arithmetic"
                   for _, expr in loop.statements)
-    if feeding < MIN_LATENCY_OPS or len(crossing) > MAX_BLOCK_VALUES:
+    if (feeding < MIN_LATENCY_OPS and not _sine_and_cosine(calls.values())) or \
+            len(crossing) > MAX_BLOCK_VALUES:
         return one_loop
-    block = BLOCK_BYTES // (8 * len(crossing)) // THREAD_NODE_UNIT * THREAD_NODE_UNIT
+    block = BLOCK_BYTES // (8 * max(len(crossing), 1)) // THREAD_NODE_UNIT * THREAD_NODE_UNIT
     return Schedule(loops, crossing, max(THREAD_NODE_UNIT, min(MAX_BLOCK, block)))

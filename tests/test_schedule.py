@@ -12,7 +12,13 @@ import sympy
 from helpers import relative_error
 
 import mfgen
-from mfgen.codegen.schedule import MAX_BLOCK_VALUES, THREAD_NODE_UNIT, is_call, schedule
+from mfgen.codegen.schedule import (
+    MAX_BLOCK_VALUES,
+    MIN_LATENCY_OPS,
+    THREAD_NODE_UNIT,
+    is_call,
+    schedule,
+)
 from mfgen.runtime.checking import DEFAULT_RTOL, random_inputs
 
 x, y, z, a, b, c = sympy.symbols("x y z a b c", real=True)
@@ -24,8 +30,10 @@ def test_a_kernel_without_calls_is_one_loop():
     assert plan.loops[0].statements == [(a, x * y + 1), (b, sympy.sqrt(a) / z + a**2)]
 
 
-# divisions and a square root before the calls: the long chains splitting lets the CPU overlap
-LONG = [(a, 1 / (x * y + 1) + 1 / (x + y) + 1 / (x + 2 * y) + sympy.sqrt(x + 3 * y))]
+# MIN_LATENCY_OPS divisions and square roots before the calls: the long chains splitting lets
+# the CPU overlap
+LONG = [(a, sum((1 / (x + k * y) for k in range(MIN_LATENCY_OPS - 1)), sympy.S.Zero)
+         + sympy.sqrt(x + y + 1))]
 
 
 def test_calls_split_the_loop_by_level():
@@ -51,17 +59,23 @@ def test_calls_split_the_loop_by_level():
     assert plan.block % THREAD_NODE_UNIT == 0
 
 
-def test_only_long_chains_before_the_calls_split_the_loop():
+def test_only_long_chains_or_a_sine_and_cosine_split_the_loop():
     """Under MIN_LATENCY_OPS divisions and square roots before the last call (a sigmoid's
     1 / (1 + exp(...)) has its division after it), or over MAX_BLOCK_VALUES values crossing
-    loops, the kernel stays one loop (measured slower split)."""
+    loops, the kernel stays one loop (measured slower split); a sin and a cos of one argument
+    split it (in one loop gcc fuses them into the scalar sincos)."""
     sigmoid = [(a, x * y + 1), (b, 1 / (1 + sympy.exp(-a))), (c, 1 / (1 + sympy.exp(b / z)))]
     assert not schedule(sigmoid, [c]).split
     assert schedule([*LONG, *sigmoid], [c]).split
+    short = [(a, 1 / (x + y) + sympy.sqrt(x))]
+    assert not schedule([*short, (b, sympy.exp(a))], [b]).split
+    assert not schedule([*short, (b, sympy.sin(a) + sympy.cos(x))], [b]).split
+    assert schedule([*short, (b, sympy.sin(a) + sympy.cos(a))], [b]).split
     many = [(sympy.Symbol(f"t{i}", real=True), x / (y + i)) for i in range(MAX_BLOCK_VALUES + 1)]
     total = sum((symbol for symbol, _ in many), sympy.S.Zero)
     assert not schedule([*many, (a, sympy.exp(x) + total)], [a]).split
-    assert schedule([*many[:4], (a, sympy.exp(x) + sum(s for s, _ in many[:4]))], [a]).split
+    few = many[:MIN_LATENCY_OPS]
+    assert schedule([*few, (a, sympy.exp(x) + sum(s for s, _ in few))], [a]).split
     assert "_block_" not in _kernel_c("tvb_wilson_cowan")
     assert "_block_" in _kernel_c("tvb_zerlaut_adaptation_first_order")
 
