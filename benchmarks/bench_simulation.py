@@ -12,9 +12,9 @@ simulate the same stretch of time.
 Reported: CPU time per simulated second (CPU time of this process, so preemption by other
 jobs on a shared machine does not count; mfgen on one thread), us per step, node-steps/s and
 the ratio. TVB and mfgen alternate in three rounds (a round: mfgen's best of 5 runs, 9 without
---quick, then one TVB run); each side's time is its best round, and the median of the rounds'
-ratios is reported next to the ratio of the bests. Issue 8's expectations are checked on the
-ratio of the bests (--check exits 1 on a miss).
+--quick, then one TVB run; the 1 s row: one round, mfgen's best of 3); each side's time is its
+best round, and the median of the rounds' ratios is reported next to the ratio of the bests.
+Issue 8's expectations are checked on the ratio of the bests (--check exits 1 on a miss).
 
 The initial state is a fraction of each state's TVB range (state_variable_range, where TVB
 draws its random initial conditions), so the first-order Zerlaut model starts with W_i = 0,

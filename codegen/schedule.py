@@ -11,8 +11,8 @@ sum in different loops are not fused into one multiply-add, which the compiler m
 do): ZerlautAdaptationFirstOrder at 76 nodes, 1.24 -> 0.91 us per call; EpileptorCodim3, whose
 sin and cos get loops of their own, 7.2 -> 2.2 us (benchmarks/engine_results.md, round 8).
 
-Values crossing loops go through block arrays (`block_values`), of BLOCK_BYTES in all; inputs
-(states, coupling, parameters, loop invariants) are read again where they are used.
+Values crossing loops go through block arrays (`block_values`); inputs (states, coupling,
+parameters, loop invariants) are read again where they are used.
 """
 
 from __future__ import annotations
@@ -32,12 +32,13 @@ _CALLED = {f.sympy_name for f in SIMD_FUNCTIONS.values() if f.sympy_name}
 # whatever the thread count: libmvec's and libm's erfc, exp, ... differ in the last bit for a
 # third of erfc's arguments. A block is a whole number of runs, for the same reason.
 THREAD_NODE_UNIT = 16
-# The block arrays of one call's loops fit the L1 data cache.
-BLOCK_BYTES = 32 * 1024
-MAX_BLOCK = 64
+# Nodes per block: a whole number of thread runs; at most MAX_BLOCK_VALUES block arrays of it
+# (16 KiB) stay in the L1 data cache.
+BLOCK = 64
 # Splitting pays where long chains of divisions and square roots feed the calls (their latency
 # is what the split lets the CPU overlap), or where one loop would not vectorise at all (a sin
-# and a cos of one argument: gcc fuses them into the scalar sincos), and only where few values
+# and a cos of one argument: gcc fuses them into one sincos call, which it does not vectorise,
+# though libmvec has a vector sincos), and only where few values
 # cross loops. Measured per bundled spec (benchmarks/engine_results.md, round 8): the AdEx
 # first-order kernels (10-13 before their calls) 0.73-0.79x the time of one loop,
 # EpileptorCodim3 (sin and cos) 0.31x; LarterBreakspear (5 before its calls) 0.93x as a bare
@@ -123,6 +124,7 @@ def schedule(statements: list[tuple[sympy.Symbol, sympy.Expr]], outputs: list[sy
     program: list[tuple[sympy.Symbol, sympy.Expr]] = []
     calls: dict[sympy.Symbol, sympy.Expr] = {}
     replaced: dict[sympy.Expr, sympy.Symbol] = {}
+    argument_symbols: dict[sympy.Expr, sympy.Symbol] = {}  # one per argument, however many calls
 
     def extract(expr: sympy.Expr) -> sympy.Expr:
         for call in _calls_bottom_up(expr):
@@ -132,9 +134,11 @@ def schedule(statements: list[tuple[sympy.Symbol, sympy.Expr]], outputs: list[sy
             for argument in call.args:
                 argument = argument.xreplace(replaced)
                 if argument.free_symbols and not argument.is_Symbol:  # E, 2.5: as they are
-                    symbol = sympy.Symbol(f"_arg{len(replaced)}_{len(arguments)}", real=True)
-                    program.append((symbol, argument))
-                    argument = symbol
+                    if argument not in argument_symbols:
+                        symbol = sympy.Symbol(f"_arg{len(argument_symbols)}", real=True)
+                        program.append((symbol, argument))
+                        argument_symbols[argument] = symbol
+                    argument = argument_symbols[argument]
                 arguments.append(argument)
             symbol = sympy.Symbol(f"_call{len(replaced)}", real=True)
             value = call.func(*arguments, evaluate=False)
@@ -147,7 +151,7 @@ def schedule(statements: list[tuple[sympy.Symbol, sympy.Expr]], outputs: list[sy
         program.append((symbol, extract(expr)))
     final = [extract(expr) for expr in outputs]
     one_loop = Schedule([Loop("arithmetic", list(statements), list(enumerate(outputs)))], [],
-                        MAX_BLOCK)
+                        BLOCK)
     if not calls:
         return one_loop
 
@@ -164,8 +168,8 @@ def schedule(statements: list[tuple[sympy.Symbol, sympy.Expr]], outputs: list[sy
     loops: list[Loop] = []
     for depth in range(top + 1):
         if depth:
-            # one loop per call: gcc fuses a sin and a cos of one argument in one loop into
-            # sincos, which has no vector form
+            # one loop per call: gcc fuses a sin and a cos of one argument in one loop into a
+            # sincos call, which it does not vectorise
             loops += [Loop("calls", [(symbol, expr)]) for symbol, expr in program
                       if symbol in calls and level[symbol] == depth]
         loops.append(Loop("arithmetic", [(symbol, expr) for symbol, expr in program
@@ -194,5 +198,4 @@ def schedule(statements: list[tuple[sympy.Symbol, sympy.Expr]], outputs: list[sy
     if (feeding < MIN_LATENCY_OPS and not _sine_and_cosine(calls.values())) or \
             len(crossing) > MAX_BLOCK_VALUES:
         return one_loop
-    block = BLOCK_BYTES // (8 * max(len(crossing), 1)) // THREAD_NODE_UNIT * THREAD_NODE_UNIT
-    return Schedule(loops, crossing, max(THREAD_NODE_UNIT, min(MAX_BLOCK, block)))
+    return Schedule(loops, crossing, BLOCK)

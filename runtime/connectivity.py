@@ -20,10 +20,11 @@ from mfgen.errors import MfgenError
 TVB_SPEED = 3.0  # mm/ms: TVB 2.10's Connectivity.speed default (tvb/datatypes/connectivity.py)
 # Networks up to this many stored values keep what is derived from them (the CSR per dt, the
 # digests, the simulations' layouts) with a copy of the values it came from; larger ones
-# recompute (no second copy). At most DERIVED_CACHE_MAX_KEYS values, the oldest dropped first
-# (a loop over many dt values must not grow it without bound).
+# recompute (no second copy). At most DERIVED_CACHE_MAX_KEYS values, the oldest dropped first:
+# a loop over many dt values must not grow it without bound (a layout of a network at the size
+# limit holds up to ~60 MB).
 DERIVED_CACHE_MAX_VALUES = 1_000_000
-DERIVED_CACHE_MAX_KEYS = 32
+DERIVED_CACHE_MAX_KEYS = 8
 
 
 @dataclass

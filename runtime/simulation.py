@@ -283,15 +283,15 @@ class Simulation:
             raise ValueError(f"coupling '{coupling}' combines {entry['needs_cvars']} coupled "
                              f"variables but model '{model.name}' couples "
                              f"{len(model.cvar)}")
-        self._sum_kind = str(entry["sum"])
+        sum_kind = str(entry["sum"])
         symbol = entry.get("symbol")  # a coupling function of the spec, in the model module
         # float64 sums a row's zero-length self-connection last, in every coupling order: a
         # block sums the rest of the row once and adds it at each step, the same bits
         # (float32 keeps TVB's order: a block stores each connection's products instead)
-        layout = _network_layout(connectivity, self.dt, self._sum_kind, len(model.cvar),
+        layout = _network_layout(connectivity, self.dt, sum_kind, len(model.cvar),
                                  self_loops_last=coupling_precision == "float64" and bool(
                                      entry.get("blocks")) and not symbol)
-        self._self_loops_last = layout.self_loops_last
+        self._layout = layout
         # provenance of the network as this run copies it (the user may change it later)
         self._connectivity_digests = {key: value[:16] for key, value in layout.digests.items()}
         self.horizon = layout.horizon
@@ -1165,14 +1165,24 @@ def _reverse_connections(row_ptr: np.ndarray, col: np.ndarray) -> np.ndarray:
     return np.where(keys[found] == wanted, found, -1)
 
 
+def _same_layout(one: _NetworkLayout, other: _NetworkLayout) -> bool:
+    """Whether two layouts hold the same connections in the same order: the same object where
+    the network keeps its layout, equal arrays where it is too large to keep one. (The same
+    Connectivity object is not enough: its values may have been edited in place between the
+    two Simulations.)"""
+    if one is other:
+        return True
+    pairs = [(getattr(one, name), getattr(other, name))
+             for name in ("row_ptr", "col", "weight", "delay", "offset", "self_edge")]
+    return one.horizon == other.horizon and all(
+        a is b or (a is not None and b is not None and np.array_equal(a, b)) for a, b in pairs)
+
+
 def _share_network(first: Simulation, other: Simulation) -> None:
     """Point `other`'s C context at `first`'s connectome arrays when they are the same
     network (one copy in the cache for the whole batch instead of one per set)."""
     # the offsets are laid out by the number of coupled variables: another model's stride
-    if other is first or other.connectivity is not first.connectivity or \
-            other.horizon != first.horizon or other._sum_kind != first._sum_kind or \
-            other._self_loops_last != first._self_loops_last or \
-            len(other.model.cvar) != len(first.model.cvar):
+    if other is first or not _same_layout(first._layout, other._layout):
         return
     source, target = first._sim, other._sim
     names = ["row_ptr", "offset", "weight", "weight32"]
@@ -1181,7 +1191,7 @@ def _share_network(first: Simulation, other: Simulation) -> None:
         names.append("block_offset")
         if source.self_edge != first._ffi.NULL and target.self_edge != first._ffi.NULL:
             names.append("self_edge")
-    if source.n_sorted_blocks and target.n_sorted_blocks:
+    if source.n_sorted_blocks and target.n_sorted_blocks and first.threads == other.threads:
         # the same connections; edge_values stays each set's own (sets run in parallel)
         names += ["n_sorted_blocks", "sorted_bounds", "sorted_offset", "sorted_edge",
                   "sorted_row"]

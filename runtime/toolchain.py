@@ -34,7 +34,10 @@ BASE_FLAGS = ("-O3", "-fPIC", "-shared", "-fopenmp-simd", "-fno-math-errno", "-f
 # copy of the loop body: a third of a large model's compile time, for at most 3 (AVX2) or 7
 # (AVX-512) nodes per call that then run the scalar loop instead; the Zerlaut kernel at 76
 # nodes (4 such nodes with AVX-512) measured as fast with and without (1.39-1.58 us).
-GCC_FLAGS = ("--param=vect-epilogues-nomask=0",)
+# No loop is peeled for alignment either: a peeled first iteration would depend on an array's
+# address (a team member's copy of the state is elsewhere), and with it whether a node runs in
+# the vector body or in scalar code (libmvec's and libm's functions differ in the last bit).
+GCC_FLAGS = ("--param=vect-epilogues-nomask=0", "--param=vect-max-peeling-for-alignment=0")
 COMPILE_TIMEOUT_S = 600
 # cffi appends its Python wrappers (argument conversion, one call) after the simulator's source:
 # gcc would spend time optimising them at -O3 for nothing measurable per call.

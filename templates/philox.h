@@ -47,8 +47,8 @@ static void mf_normals_nodes(uint64_t seed, int64_t step, int32_t q, int64_t n_n
             u1[p] = ((double)(a >> 11) + 1.0) * 0x1.0p-53;   /* (0, 1] */
             u2[p] = (double)(b >> 11) * 0x1.0p-53;           /* [0, 1) */
         }
-        /* cos and sin in loops of their own: in one loop gcc fuses them into sincos, which
-         * has no vector form, and the whole loop (log included) ran scalar */
+        /* cos and sin in loops of their own: in one loop gcc fuses them into one sincos
+         * call, which it does not vectorise, and the whole loop (log included) ran scalar */
         #pragma omp simd
         for (int64_t p = 0; p < count; p++) {
             radius[p] = sqrt(-2.0 * log(u1[p]));

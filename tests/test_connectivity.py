@@ -155,3 +155,28 @@ def test_simulations_on_one_network_share_its_layout_until_it_changes():
     for step in range(DERIVED_CACHE_MAX_KEYS + 8):
         mfgen.Simulation(model, network, dt=0.01 * (step + 1), **options)
     assert len(vars(network)["_derived_values"][1]) <= DERIVED_CACHE_MAX_KEYS
+
+
+def test_a_batch_runs_each_simulation_on_the_network_it_was_built_with():
+    """run_batch shares connection arrays between sets on the same connections only: a
+    network edited in place between two Simulations gives the second its edited weights, as
+    a network built with the edit does (sharing by the same Connectivity object ran it with
+    the first's)."""
+    from mfgen.runtime.simulation import run_batch
+
+    model = mfgen.load("tvb_generic_2d_oscillator")
+    weights = np.array([[0.0, 1.0, 0.5], [0.5, 0.0, 2.0], [1.5, 3.0, 0.0]])
+    lengths = np.full((3, 3), 10.0)
+    network = mfgen.Connectivity(weights.copy(), lengths)
+    options = dict(coupling_parameters={"a": 0.1}, seed=3, monitors=[mfgen.Raw()])
+    before = mfgen.Simulation(model, network, **options)
+    network.weights[2, 1] = 0.25
+    after = mfgen.Simulation(model, network, **options)
+    same = mfgen.Simulation(model, network, **options)
+    results = run_batch([before, after, same], 20.0)
+    weights[2, 1] = 0.25
+    edited = mfgen.Simulation(model, mfgen.Connectivity(weights, lengths), **options).run(20.0)
+    np.testing.assert_array_equal(results[1]["raw"].data, edited["raw"].data)
+    np.testing.assert_array_equal(results[2]["raw"].data, edited["raw"].data)
+    assert not np.array_equal(results[0]["raw"].data, edited["raw"].data)
+    assert same._sim.weight == after._sim.weight != before._sim.weight

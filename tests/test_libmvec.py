@@ -50,10 +50,10 @@ def test_atan2_calls_libmvecs_vector_atan2(tmp_path):
 
 
 def test_a_split_node_loop_vectorises_a_sin_and_a_cos_of_one_argument():
-    """In one loop gcc fuses sin(x) and cos(x) into sincos, which has no vector form (the
-    EpileptorCodim3 kernels ran scalar); split at its calls (codegen/schedule.py), each in a
-    loop of its own, they call libmvec's vector sin and cos where the toolchain links it. The
-    noise's Box-Muller loop likewise (the simulator)."""
+    """In one loop gcc fuses sin(x) and cos(x) into one sincos call, which it does not
+    vectorise (the EpileptorCodim3 kernels ran scalar); split at its calls
+    (codegen/schedule.py), each in a loop of its own, they call libmvec's vector sin and cos
+    where the toolchain links it. The noise's Box-Muller loop likewise (the simulator)."""
     model = mfgen.load("tvb_epileptor_codim3")
     library = module_file(cache_root() / "modules" / model.module_key).read_bytes()
     uses_libmvec = "-DMFGEN_USE_LIBMVEC" in detect_toolchain().flags

@@ -71,6 +71,10 @@ def test_only_long_chains_or_a_sine_and_cosine_split_the_loop():
     assert not schedule([*short, (b, sympy.exp(a))], [b]).split
     assert not schedule([*short, (b, sympy.sin(a) + sympy.cos(x))], [b]).split
     assert schedule([*short, (b, sympy.sin(a) + sympy.cos(a))], [b]).split
+    # of one compound argument too: it is computed once, for both calls
+    plan = schedule([*short, (b, sympy.sin(a * x) + sympy.cos(a * x))], [b])
+    assert plan.split and [s for s, e in plan.loops[0].statements if e == a * x] == \
+        [sympy.Symbol("_arg0", real=True)]
     many = [(sympy.Symbol(f"t{i}", real=True), x / (y + i)) for i in range(MAX_BLOCK_VALUES + 1)]
     total = sum((symbol for symbol, _ in many), sympy.S.Zero)
     assert not schedule([*many, (a, sympy.exp(x) + total)], [a]).split
@@ -97,36 +101,40 @@ def test_constants_stay_in_a_calls_arguments():
     calls = [expr for loop in plan.loops if loop.kind == "calls" for _, expr in loop.statements]
     # e**(x y): E stays the base (printed exp); x**2.5: 2.5 stays the exponent (pow)
     assert sorted((str(e.base), str(e.exp)) for e in calls) == \
-        [("E", "_arg0_1"), ("x", str(sympy.Float(2.5)))]
+        [("E", "_arg0"), ("x", str(sympy.Float(2.5)))]
     assert plan.split
 
 
-def _nodes_kernel(model: mfgen.CompiledModel):
+def _nodes_kernel(model: mfgen.CompiledModel, per_node: bool):
     signature = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_int64, ctypes.c_int64,
                                  ctypes.c_void_p, ctypes.c_void_p, ctypes.c_double,
                                  ctypes.c_void_p, ctypes.c_void_p)
-    return signature(model.dfun_address(per_node=True))
+    return signature(model.dfun_address(per_node=per_node))
 
 
+@pytest.mark.parametrize("per_node", [False, True], ids=["shared", "per-node"])
 @pytest.mark.parametrize("spec", ["tvb_zerlaut_adaptation_first_order", "tvb_epileptor_codim3"])
-def test_split_kernels_give_each_node_the_same_bits_in_any_thread_range(spec):
-    """Over 3 blocks and a remainder, the per-node kernel run on thread-like ranges (starts on
-    16-node runs, as the simulator splits nodes) gives every node the bits of one call over
-    all nodes, and agrees with the NumPy reference (at `mfgen check`'s tolerance)."""
+def test_split_kernels_give_each_node_the_same_bits_in_any_thread_range(spec, per_node):
+    """Over 3 blocks and a remainder, each kernel (parameters shared by all nodes, and per
+    node) run on thread-like ranges (starts on 16-node runs, as the simulator splits nodes)
+    gives every node the bits of one call over all nodes, and agrees with the NumPy reference
+    (at `mfgen check`'s tolerance)."""
     model = mfgen.load(spec)
     assert "_block_" in _kernel_c(spec)
     n = 3 * 64 + 13
     state, coupling, local, parameters = random_inputs(model, n, np.random.default_rng(5))
-    table, per_node = model.pack_parameters(parameters, n)
-    assert per_node
-    table = np.ascontiguousarray(table)
-    kernel = _nodes_kernel(model)
+    if not per_node:
+        parameters = {}
+    packed, packed_per_node = model.pack_parameters(parameters, n)
+    assert packed_per_node == per_node
+    packed = np.ascontiguousarray(packed, dtype=np.float64)
+    kernel = _nodes_kernel(model, per_node)
 
     def over(ranges):
         out = np.full_like(state, np.nan)
         for begin, end in ranges:
             kernel(n, begin, end, state.ctypes.data, coupling.ctypes.data, local,
-                   table.ctypes.data, out.ctypes.data)
+                   packed.ctypes.data, out.ctypes.data)
         return out
 
     whole = over([(0, n)])
