@@ -11,7 +11,7 @@ import sympy
 from sympy.printing.c import C99CodePrinter
 from sympy.printing.numpy import SciPyPrinter
 
-from mfgen.codegen.math_functions import MATH_FUNCTIONS, printer_names
+from mfgen.codegen.math_functions import MATH_FUNCTIONS, SIMD_FUNCTIONS, MathFunction, printer_names
 from mfgen.codegen.names import BUILTIN_INPUTS, c_name
 
 MAX_MULTIPLY_POWER = 8  # x**n with |n| <= 8 prints as repeated multiplication
@@ -38,6 +38,23 @@ def _double_literal(value: float, infinity: str, nan: str) -> str:
 
 _SQRT_C = MATH_FUNCTIONS["sqrt"].c_name
 _POW_C = MATH_FUNCTIONS["pow"].c_name
+_SIMD_BY_CLASS = {f.sympy_name: f for f in SIMD_FUNCTIONS.values() if f.sympy_name}
+
+
+def vector_call(node: sympy.Basic) -> MathFunction | None:
+    """The SIMD-callable function (libmvec) CPrinter writes `node` as a call of, or None:
+    the rule of _print_Pow (sqrt and small integer powers are no calls) and of the table."""
+    if isinstance(node, sympy.Function):
+        return _SIMD_BY_CLASS.get(type(node).__name__)
+    if isinstance(node, sympy.Pow):
+        exponent = node.exp
+        if node.base == sympy.E:
+            return SIMD_FUNCTIONS["exp"]
+        if exponent in (sympy.S.Half, -sympy.S.Half) or (
+                exponent.is_Integer and 0 < abs(int(exponent)) <= MAX_MULTIPLY_POWER):
+            return None
+        return SIMD_FUNCTIONS["pow"]
+    return None
 
 
 class CPrinter(C99CodePrinter):

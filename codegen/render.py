@@ -17,14 +17,13 @@ from mfgen.codegen.ir import ModelIR
 from mfgen.codegen.math_functions import SIMD_FUNCTIONS, MathFunction
 from mfgen.codegen.names import c_name
 from mfgen.codegen.optimize import Kernel, optimize
-from mfgen.codegen.printing import numpy_expression
+from mfgen.codegen.printing import numpy_expression, vector_call
 from mfgen.codegen.schedule import THREAD_NODE_UNIT, Schedule, schedule
 from mfgen.codegen.targets import C, Target
 
 # libmvec (glibc) provides SIMD versions of these (math_functions.py); sqrt/fabs/fmax are
 # instructions already.
 LIBMVEC_FUNCTIONS = tuple(SIMD_FUNCTIONS)
-_SIMD_BY_CLASS = {f.sympy_name: f for f in SIMD_FUNCTIONS.values() if f.sympy_name}
 
 # Steps of coupling computed in one pass where a coupling sums the history alone and every
 # delay is at least BLOCK_STEPS - 1 steps (coupling.c.j2): eight doubles or floats, one vector
@@ -52,6 +51,9 @@ def _coupling_context(functions: Any, target: Target, bundled: bool = False
          # Coupling functions name their own C variables (x_i, x_j, gx, parameters).
          "pre": target.printer(f.pre, mangle=False),
          "post": target.printer(f.post, mangle=False),
+         # pre is x_j in a plain afferent sum: float32 rows sum eight terms as one vector,
+         # in a model module's own function as in the simulator's (the same bits)
+         "terms_of_sources": f.sums_history_alone,
          "sum": f.sum, "own_inputs": list(f.own_inputs),
          "first_inputs": list(f.first_inputs), "mean_rows": list(f.mean_rows),
          "own": [(row, target.printer(expression, mangle=False)) for row, expression in f.own]}
@@ -136,12 +138,9 @@ def _used_functions(exprs: list[sympy.Expr]) -> list[MathFunction]:
     used: dict[str, MathFunction] = {}
     for expr in exprs:
         for node in sympy.preorder_traversal(expr):
-            if isinstance(node, sympy.Function) and type(node).__name__ in _SIMD_BY_CLASS:
-                function = _SIMD_BY_CLASS[type(node).__name__]
+            function = vector_call(node)
+            if function is not None:
                 used[function.name] = function
-            elif isinstance(node, sympy.Pow) and not node.exp.is_Integer and \
-                    abs(node.exp) != sympy.S.Half:
-                used["pow"] = SIMD_FUNCTIONS["pow"]  # what CPrinter._print_Pow calls
     return [used[name] for name in sorted(used)]
 
 

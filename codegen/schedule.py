@@ -22,10 +22,8 @@ from dataclasses import dataclass, field
 
 import sympy
 
-from mfgen.codegen.math_functions import SIMD_FUNCTIONS
-from mfgen.codegen.printing import MAX_MULTIPLY_POWER
+from mfgen.codegen.printing import vector_call
 
-_CALLED = {f.sympy_name for f in SIMD_FUNCTIONS.values() if f.sympy_name}
 # Threads split the nodes in runs of this many (stages.c.j2): whole noise pairs, and whole
 # iterations of the kernels' vectorised node loops (4 doubles with AVX2, 8 with AVX-512, either
 # unrolled twice), so every node is computed by the vector body or by the scalar remainder
@@ -81,16 +79,7 @@ class Schedule:
 def is_call(node: sympy.Basic) -> bool:
     """Whether the C printer writes `node` as a call of a vector math function (not sqrt,
     not a product of powers)."""
-    if isinstance(node, sympy.Function):
-        return type(node).__name__ in _CALLED
-    if isinstance(node, sympy.Pow):
-        exponent = node.exp
-        if node.base == sympy.E:
-            return True   # printed as exp()
-        if exponent in (sympy.S.Half, -sympy.S.Half):
-            return False  # sqrt: an instruction
-        return not (exponent.is_Integer and 0 < abs(int(exponent)) <= MAX_MULTIPLY_POWER)
-    return False
+    return vector_call(node) is not None
 
 
 def _latency_ops(expr: sympy.Expr) -> int:
