@@ -40,6 +40,7 @@ from harness import (  # noqa: E402
     command,
     cpu_best,
     interleaved,
+    issue_connectome,
     kernel_seconds,
     machine,
     per_call,
@@ -211,10 +212,7 @@ def main() -> int:
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     repeats = 3 if args.quick else 5
-    try:   # issue 8's speed, 4 mm/ms (TVB's default is 3)
-        connectome = mfgen.Connectivity.tvb_default(speed=4.0)
-    except mfgen.MfgenError:
-        connectome = mfgen.Connectivity.synthetic(76, density=0.27, speed=4.0)
+    connectome = issue_connectome()
     model = mfgen.load(SPEC)
     print(f"# Engine benchmark\n\nMachine: {machine()}\nCommand: `{command()}`\n")
     sizes = [(76, 20), (1000, 20), (10_000, 20)] + ([] if args.quick else [(100_000, 20)])

@@ -43,6 +43,7 @@ from harness import (  # noqa: E402
     Expectation,
     command,
     cpu_best,
+    issue_connectome,
     machine,
     random_network,
     report_expectations,
@@ -89,7 +90,6 @@ TABLE_HEADER = ("| model | integrator | mfgen s/s | us/step | M node-steps/s | T
 
 
 # Issue 8: mfgen's simulation over TVB's Simulator on the 76-region connectome, Heun.
-ISSUE_SPEED = 4.0  # mm/ms: issue 8's configuration (TVB's default connectome speed is 3)
 EXPECTED_RATIO = {"tvb_zerlaut_adaptation_first_order": 80.0, "tvb_generic_2d_oscillator": 50.0,
                   "tvb_jansen_rit": 50.0, "tvb_montbrio_pazo_roxin": 50.0}
 
@@ -171,10 +171,7 @@ def main() -> int:
     warnings.filterwarnings("ignore")
     repeats = 5 if args.quick else 9
     seconds = args.tvb_seconds  # the same span as TVB's (see the docstring)
-    try:  # TVB's default 76-region connectome (tvb-data) at issue 8's speed
-        connectome = mfgen.Connectivity.tvb_default(speed=ISSUE_SPEED)
-    except mfgen.MfgenError:
-        connectome = mfgen.Connectivity.synthetic(76, density=0.27, speed=ISSUE_SPEED)
+    connectome = issue_connectome()
     nnz = int(np.count_nonzero(connectome.weights))
     lines = ["# Simulation benchmark", "",
              f"Machine: {machine()}", "", f"Command: `{command()}`", "",
@@ -217,7 +214,7 @@ def main() -> int:
     def row(label: str, integrator: str, ours: float, theirs: float, paired: float) -> None:
         steps = 10_000  # per simulated second at dt = 0.1 ms
         versus = (f"{theirs:.3f} | {theirs / ours:.0f}x | {paired:.0f}x" if theirs == theirs
-                  else "no TVB counterpart | | ")   # NaN: a model TVB does not have
+                  else "TVB not run (no counterpart, or --no-tvb) | | ")   # NaN
         line = (f"| {label} | {integrator} | {ours:.4f} | {ours / steps * 1e6:.2f} | "
                 f"{76 * steps / ours / 1e6:.2f} | {versus} |")
         lines.append(line)

@@ -104,9 +104,9 @@ def main() -> None:
 
 def _largest_difference(traces: np.ndarray, expected: np.ndarray) -> float:
     """Relative to TVB's traces, with a floor of 1e-6 of their largest value."""
-    scale = np.abs(expected).max()
-    return float(np.nanmax(np.abs(traces - expected)
-                           / np.maximum(np.abs(expected), 1e-6 * scale)))
+    from mfgen.runtime.checking import relative_error
+
+    return float(np.nanmax(relative_error(traces, expected, 1e-6, axis=None)))
 
 
 if __name__ == "__main__":

@@ -129,6 +129,18 @@ def interleaved(variants: dict[str, Callable[[], float]], rounds: int = 3) -> di
     return best
 
 
+ISSUE_SPEED = 4.0  # mm/ms: issue 8's configuration (TVB's default connectome speed is 3)
+
+
+def issue_connectome() -> mfgen.Connectivity:
+    """Issue 8's network: TVB's default 76-region connectome (tvb-data) at 4 mm/ms, or a
+    synthetic one of its size and density where tvb-data is missing."""
+    try:
+        return mfgen.Connectivity.tvb_default(speed=ISSUE_SPEED)
+    except mfgen.MfgenError:
+        return mfgen.Connectivity.synthetic(76, density=0.27, speed=ISSUE_SPEED)
+
+
 def random_network(n: int, degree: int, seed: int = 0) -> mfgen.Connectivity:
     """n nodes, `degree` random sources each, weights in [0, 1/degree), tracts 10-150 mm."""
     rng = np.random.default_rng(seed)

@@ -118,7 +118,7 @@ class ModelIR:
                   if e is not None]
         lines += [f"coupling function {f.name} {[p for p, _ in f.parameters]} {f.inputs} "
                   f"{text(f.pre)} {text(f.post)}"
-                  # efferent sums and own rows only where used: other digests stay as they were
+                  # the sum kind and own rows only where not the default (a plain afferent sum)
                   + (f" sum={f.sum}" if f.sum != "afferent" else "")
                   + (f" own={[(r, text(e)) for r, e in f.own]}" if f.own else "")
                   + (f" mean={list(f.mean_rows)}" if f.mean_rows else "")

@@ -18,7 +18,7 @@ from mfgen.codegen.math_functions import SIMD_FUNCTIONS, MathFunction
 from mfgen.codegen.names import c_name
 from mfgen.codegen.optimize import Kernel, optimize
 from mfgen.codegen.printing import numpy_expression, vector_call
-from mfgen.codegen.schedule import THREAD_NODE_UNIT, Schedule, schedule
+from mfgen.codegen.schedule import BLOCK, THREAD_NODE_UNIT, Schedule, schedule
 from mfgen.codegen.targets import C, Target
 
 # libmvec (glibc) provides SIMD versions of these (math_functions.py); sqrt/fabs/fmax are
@@ -161,9 +161,8 @@ def _printed_schedule(plan: Schedule, printed: dict[sympy.Expr, str]) -> dict[st
     def names(symbols: list[sympy.Symbol]) -> list[str]:
         return [c_name(s.name) for s in symbols]
 
-    return {"split": plan.split, "block": plan.block, "block_values": names(plan.block_values),
-            "loops": [{"kind": loop.kind,
-                       "uses": names(sorted(loop.uses(), key=str)),
+    return {"split": plan.split, "block": BLOCK, "block_values": names(plan.block_values),
+            "loops": [{"uses": set(names(list(loop.uses()))),
                        "statements": [(c_name(s.name), printed[e]) for s, e in loop.statements],
                        "outputs": [(k, printed[e]) for k, e in loop.outputs],
                        "loads": names(loop.loads), "stores": names(loop.stores)}

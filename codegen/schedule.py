@@ -69,7 +69,6 @@ class Loop:
 class Schedule:
     loops: list[Loop]
     block_values: list[sympy.Symbol]  # every value a loop stores for a later one
-    block: int                        # nodes per block
 
     @property
     def split(self) -> bool:
@@ -139,8 +138,7 @@ def schedule(statements: list[tuple[sympy.Symbol, sympy.Expr]], outputs: list[sy
     for symbol, expr in statements:
         program.append((symbol, extract(expr)))
     final = [extract(expr) for expr in outputs]
-    one_loop = Schedule([Loop("arithmetic", list(statements), list(enumerate(outputs)))], [],
-                        BLOCK)
+    one_loop = Schedule([Loop("arithmetic", list(statements), list(enumerate(outputs)))], [])
     if not calls:
         return one_loop
 
@@ -187,4 +185,4 @@ def schedule(statements: list[tuple[sympy.Symbol, sympy.Expr]], outputs: list[sy
     if (feeding < MIN_LATENCY_OPS and not _sine_and_cosine(calls.values())) or \
             len(crossing) > MAX_BLOCK_VALUES:
         return one_loop
-    return Schedule(loops, crossing, BLOCK)
+    return Schedule(loops, crossing)

@@ -27,6 +27,13 @@ DERIVED_CACHE_MAX_VALUES = 1_000_000
 DERIVED_CACHE_MAX_KEYS = 8
 
 
+def row_pointers(rows: np.ndarray, n_rows: int) -> np.ndarray:
+    """A CSR's row pointers (n_rows + 1) from each entry's row, entries sorted by row."""
+    row_ptr = np.zeros(n_rows + 1, dtype=np.int64)
+    np.cumsum(np.bincount(rows, minlength=n_rows), out=row_ptr[1:])
+    return row_ptr
+
+
 @dataclass
 class Connectivity:
     weights: np.ndarray  # (n, n), dense; zeros are absent connections
@@ -158,8 +165,7 @@ class Connectivity:
         import scipy.sparse
 
         rows, cols = self._nonzero()
-        row_ptr = np.zeros(self.n_regions + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=self.n_regions), out=row_ptr[1:])
+        row_ptr = row_pointers(rows, self.n_regions)
         if scipy.sparse.issparse(self.weights):
             weights = self.weights.tocoo().data
         else:

@@ -254,7 +254,8 @@ class CompiledModel(ModelBase):
     def bind_dfun(self, state: np.ndarray, coupling: np.ndarray, out: np.ndarray,
                   local_coupling: float = 0.0, **parameters: Any) -> Callable[[], Any]:
         """dfun bound to checked arrays: a call computes it into `out` with no Python checks,
-        only the C shim's (for benchmarks: `dfun` minus its wrapper). Keep the arrays alive."""
+        only the C shim's (`dfun` minus its wrapper, for a caller that calls it in a loop).
+        Keep the arrays alive."""
         self.dfun(state, coupling, local_coupling, out=out, **parameters)  # checks everything
         params, _ = self._pack(parameters, state.shape[1])
         call, bound, lc = self._call, self._bound, float(local_coupling)

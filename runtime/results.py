@@ -287,13 +287,6 @@ def _plain(value: Any) -> Any:
 
 
 # -- writing ----------------------------------------------------------------------------------
-def _digest(*arrays: np.ndarray) -> str:
-    hasher = hashlib.sha256()
-    for array in arrays:
-        hasher.update(np.ascontiguousarray(array, dtype=np.float64).tobytes())
-    return hasher.hexdigest()
-
-
 def _versions() -> dict[str, str]:
     import h5py
 
@@ -328,11 +321,9 @@ def provenance(config: Any, model: Any, connectivity: Any, simulation: Any, dura
     for name, text in spec_sources.items():
         spec_hash.update(name.encode() + b"\0" + text.encode() + b"\0")
     sim_config = simulation.config()
-    weights = connectivity.weights
-    lengths = connectivity.tract_lengths
-    if hasattr(weights, "toarray"):
-        weights, lengths = weights.toarray(), (lengths.toarray() if hasattr(lengths, "toarray")
-                                               else lengths)
+    # the network's two digests (kept by it; a sparse one's of its CSR, never n^2 values)
+    digests = connectivity.digests()
+    network_sha256 = hashlib.sha256("".join(digests[k] for k in sorted(digests)).encode())
     return {
         "format": FORMAT, "format_version": FORMAT_VERSION,
         "model": model.name,
@@ -355,7 +346,7 @@ def provenance(config: Any, model: Any, connectivity: Any, simulation: Any, dura
         "local_coupling": config.local_coupling,
         "noise_nsig": json.dumps(sim_config["noise_nsig"]),
         "connectivity_source": connectivity.source,
-        "connectivity_sha256": _digest(weights, lengths),
+        "connectivity_sha256": network_sha256.hexdigest(),
         "n_regions": connectivity.n_regions,
         "speed_mm_per_ms": connectivity.speed,
         "created_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),

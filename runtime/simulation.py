@@ -26,7 +26,7 @@ import numpy as np
 
 from mfgen import __version__
 from mfgen.errors import MfgenError, did_you_mean
-from mfgen.runtime.connectivity import Connectivity
+from mfgen.runtime.connectivity import Connectivity, row_pointers
 from mfgen.runtime.model import CompiledModel, CompiledModesModel, uniform_states
 
 INT32_MAX = 2**31 - 1  # the C context counts monitor periods in int32
@@ -455,7 +455,7 @@ class Simulation:
         # one row's terms per thread (float32 rows; a float32 block's: block_steps floats,
         # half as many doubles, each)
         per_term = block_steps // 2 if sim.block_steps and coupling_precision == "float32" \
-            and not layout.self_loops.any() else 1
+            and layout.self_edge is None else 1
         sim.max_row = max(layout.longest_row, 1) * per_term
         terms = self._buffers.keep(np.zeros(sim.max_row * self.threads))
         sim.terms = ffi.cast("double *", terms.ctypes.data)
@@ -1073,7 +1073,7 @@ class _NetworkLayout:
         n = connectivity.n_regions
         # provenance, kept here so that a Simulation checks the network's values once
         self.digests = connectivity.digests()
-        row_ptr, col, weight, delay = connectivity.sparse(dt)
+        row_ptr, col, weight, delay = connectivity._csr(dt)   # kept with the layout
         self.horizon = int(delay.max(initial=0)) + 1
         if sum_kind == "efferent":
             # `sum: efferent` (TVB's PreSigmoidal): each node sums its outgoing connections,
@@ -1086,8 +1086,7 @@ class _NetworkLayout:
         # zero-length self-connections (TVB's default connectome has 66): coupling blocks
         # add them at each step
         self_loops = (col == targets) & (delay == 0)
-        self.self_loops_last = self_loops_last and bool(self_loops.any())
-        if self.self_loops_last:   # each row's zero-length self-connection last
+        if self_loops_last and self_loops.any():   # each row's zero-length self-connection last
             last = np.lexsort((self_loops, targets))   # stable: the others keep their order
             col, weight, delay, self_loops = (a[last] for a in (col, weight, delay, self_loops))
         # Each connection's read of the mirrored ring, relative to the current slot.
@@ -1105,12 +1104,9 @@ class _NetworkLayout:
         self.longest_row = int(np.diff(row_ptr).max(initial=0))
         self._n_cvar = n_cvar
         self._block_offsets: dict[int, np.ndarray] = {}
-        for array in self._arrays():
-            array.flags.writeable = False
-
-    def _arrays(self) -> list[np.ndarray]:
-        return [a for a in vars(self).values() if isinstance(a, np.ndarray)] + \
-            list(self._block_offsets.values())
+        for array in vars(self).values():
+            if isinstance(array, np.ndarray):
+                array.flags.writeable = False
 
     def block_offset(self, block_steps: int) -> np.ndarray:
         """Each connection's read of the coupling blocks' node-major ring."""
@@ -1146,9 +1142,7 @@ def _transposed(row_ptr: np.ndarray, col: np.ndarray, weight: np.ndarray, delay:
     n = row_ptr.size - 1
     rows = _rows(row_ptr)
     order = np.argsort(col, kind="stable")
-    transposed_ptr = np.zeros(n + 1, dtype=np.int64)
-    np.add.at(transposed_ptr, col.astype(np.int64) + 1, 1)
-    return (np.cumsum(transposed_ptr), rows[order], np.ascontiguousarray(weight[order]),
+    return (row_pointers(col, n), rows[order], np.ascontiguousarray(weight[order]),
             np.ascontiguousarray(delay[order]))
 
 

@@ -168,12 +168,15 @@ def test_a_truncated_module_is_never_imported(built):
     script = textwrap.dedent(f"""
         import sys, warnings, mfgen
         from mfgen.runtime import loader
-        real = loader._import_file
-        def guarded(name, file):
-            from mfgen.runtime.cache import module_problem
-            assert module_problem(file.parent, name) is None, file
-            return real(name, file)
-        loader._import_file = guarded
+        def guard(real):
+            def guarded(name, file):
+                from mfgen.runtime.cache import module_problem
+                assert module_problem(file.parent, name) is None, file
+                return real(name, file)
+            return guarded
+        # Python extensions (the simulator, the dfun shim) and model libraries (ctypes)
+        loader._import_file = guard(loader._import_file)
+        loader._load_library = guard(loader._load_library)
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             model = mfgen.load({str(path)!r})

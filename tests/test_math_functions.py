@@ -89,6 +89,14 @@ def test_the_simd_declarations_are_the_tables():
     assert [f.name for f in used] == sorted(SIMD_FUNCTIONS)
     # sqrt, abs, max, min are instructions: never declared.
     assert render._used_functions([sympy.sqrt(X), sympy.Abs(X), sympy.Max(X, Y)]) == []
+    # what the printer calls is what is declared: a power over MAX_MULTIPLY_POWER is pow(),
+    # one within it products, e**x exp()
+    for power, called in ((X**10, "pow"), (X**-9, "pow"), (X**8 / Y**3, None),
+                          (sympy.Pow(sympy.E, X, evaluate=False), "exp")):
+        names = [f.name for f in render._used_functions([power])]
+        assert names == ([called] if called else []), power
+        assert (f"{called}(" in c_expression(power)) if called else \
+            "pow(" not in c_expression(power)
 
     text = render._environment().get_template("base.c.j2").render(
         kernels_only=False, version="test", model_name="m", ir_digest="0", interface="",

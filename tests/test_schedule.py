@@ -13,6 +13,7 @@ from helpers import relative_error
 
 import mfgen
 from mfgen.codegen.schedule import (
+    BLOCK,
     MAX_BLOCK_VALUES,
     MIN_LATENCY_OPS,
     THREAD_NODE_UNIT,
@@ -56,7 +57,7 @@ def test_calls_split_the_loop_by_level():
         for symbol in loop.stores:
             assert symbol in defined
             assert any(symbol in later.loads for later in plan.loops[index + 1:])
-    assert plan.block % THREAD_NODE_UNIT == 0
+    assert BLOCK % THREAD_NODE_UNIT == 0   # a block is whole thread runs
 
 
 def test_only_long_chains_or_a_sine_and_cosine_split_the_loop():

@@ -233,9 +233,8 @@ def test_coupling_blocks_are_tvbs_float32_coupling_to_the_last_bit(name, tvb_cou
 
     def error(v: np.ndarray) -> float:
         step = np.diff(np.vstack([history[-1, 0], tvb_v]), axis=0)   # dt * coupling
-        floor = 1e-3 * np.abs(step).max()
-        return float((np.abs(np.diff(np.vstack([history[-1, 0], v]), axis=0) - step)
-                      / np.maximum(np.abs(step), floor)).max())
+        return float(helpers.relative_error(np.diff(np.vstack([history[-1, 0], v]), axis=0),
+                                            step, 1e-3, axis=None).max())
 
     assert tvb_v.shape == (steps, network.n_regions)
     assert error(mfgen_v("float32")) < 1e-11
@@ -286,8 +285,7 @@ def test_float32_coupling_is_tvbs_to_the_last_bit(name, tvb_coupling, parameters
         return (result["raw"]["V"][0] - history[-1, 0]) / DT
 
     def error(c: np.ndarray) -> float:
-        floor = 1e-3 * np.abs(tvb_c).max()
-        return float((np.abs(c - tvb_c) / np.maximum(np.abs(tvb_c), floor)).max())
+        return float(helpers.relative_error(c, tvb_c, 1e-3, axis=None).max())
 
     assert error(mfgen_coupling("float32")) < 1e-11
     assert error(mfgen_coupling("float64")) > 1e-9  # TVB's float32 rounding is visible
