@@ -19,6 +19,14 @@ FIRST_ORDER_SPECS = [
 ]
 
 
+def thread_counts(model: Any, *counts: int) -> tuple[int, ...]:
+    """The thread counts a test runs: all of `counts` where the simulator was built with
+    threads (the default OpenMP target), only the single-thread ones where it was not
+    (MFGEN_TARGET=c)."""
+    threaded = model.simulator_module.lib.mf_max_threads() >= 2
+    return tuple(count for count in counts if threaded or count == 1)
+
+
 def run_in_processes(target: Callable[..., Any], args: tuple, count: int) -> list:
     """Start `count` processes running target(*args, queue) at once; return what each put on
     the queue, after checking that every one exited cleanly.

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import thread_counts
 
 import mfgen
 from mfgen.codegen import integrators as integrator_table
@@ -304,7 +305,7 @@ def test_vectorised_libm_calls_give_one_runs_bits_for_any_thread_count(precision
     network = Connectivity.tvb_default()
     state = np.zeros((model.n_states, network.n_regions))
     state[0], state[1] = 0.005, 0.01
-    teams = (1, 2, 3) if model.simulator_module.lib.mf_max_threads() >= 2 else (1,)
+    teams = thread_counts(model, 1, 2, 3)
     orders = ("rows", "auto")
     runs = {(order, threads): mfgen.Simulation(
         model, network, coupling_precision=precision, coupling_order=order, threads=threads,
@@ -331,7 +332,7 @@ def test_a_team_keeps_observables_and_multiplicative_noise_per_thread(tmp_path):
                            rng.uniform(4.0, 40.0, (n, n)), speed=4.0)
     options = dict(integrator="heun_stochastic", noise={"x1": 1e-4, "z": 1e-5}, seed=5,
                    monitors=[mfgen.Raw(), mfgen.TemporalAverage(0.5, ["x2_minus_x1"])])
-    teams = (1, 2, 3) if model.simulator_module.lib.mf_max_threads() >= 2 else (1,)
+    teams = thread_counts(model, 1, 2, 3)
     runs = [mfgen.Simulation(model, network, threads=threads, **options) for threads in teams]
     assert all(run.coupling_order == "blocks" for run in runs)
     results = [run.run(20.0, chunk_steps=31) for run in runs]
@@ -355,7 +356,7 @@ def test_ring_order_coupling_has_the_bits_of_csr_order(oscillator, precision):
     functions = [c["name"] for c in oscillator.manifest["couplings"]
                  if not c.get("needs_cvars")]
     assert {"linear", "difference", "kuramoto", "sigmoidal"} <= set(functions)
-    threads = (1, 3) if oscillator.simulator_module.lib.mf_max_threads() >= 2 else (1,)
+    threads = thread_counts(oscillator, 1, 3)
     for coupling in functions:
         options = dict(coupling=coupling, coupling_precision=precision, seed=4,
                        integrator="heun_stochastic", noise={"V": 1e-3})
@@ -417,7 +418,7 @@ def test_coupling_blocks_have_the_bits_of_per_step_coupling(oscillator, precisio
     assert (delays == 0).sum() == (51 if self_loops else 0)
     functions = [c["name"] for c in oscillator.manifest["couplings"] if c.get("blocks")]
     assert {"linear", "scaling", "sigmoidal"} <= set(functions)
-    threads = (1, 3) if oscillator.simulator_module.lib.mf_max_threads() >= 2 else (1,)
+    threads = thread_counts(oscillator, 1, 3)
     for coupling in functions:
         options = dict(coupling=coupling, coupling_precision=precision, seed=4,
                        integrator="heun_stochastic", noise={"V": 1e-3},
@@ -609,7 +610,7 @@ def test_a_pre_history_continues_across_threads_and_checkpoints(spec, coupling, 
     whole = mfgen.Simulation(model, network, threads=1, **options)
     assert whole._pre_history.any()  # filled from the initial history
     reference = whole.run(12.0)
-    threads = (2, 3) if model.simulator_module.lib.mf_max_threads() >= 2 else ()
+    threads = thread_counts(model, 2, 3)
     for count in threads:
         result = mfgen.Simulation(model, network, threads=count, **options).run(12.0)
         np.testing.assert_array_equal(result["raw"].data, reference["raw"].data)
