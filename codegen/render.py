@@ -26,8 +26,8 @@ from mfgen.codegen.targets import C, Target
 LIBMVEC_FUNCTIONS = tuple(SIMD_FUNCTIONS)
 
 # Steps of coupling computed in one pass where a coupling sums the history alone and every
-# delay is at least BLOCK_STEPS - 1 steps (coupling.c.j2): eight doubles or floats, one vector
-# register per connection read.
+# delay is at least BLOCK_STEPS - 1 steps (coupling.c.j2): eight floats (one 256-bit register)
+# or doubles (two) per connection read.
 BLOCK_STEPS = 8
 
 # What the runtime's monitors are, by name: C kind 0 samples the state, 1 averages it.

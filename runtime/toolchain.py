@@ -37,7 +37,12 @@ BASE_FLAGS = ("-O3", "-fPIC", "-shared", "-fopenmp-simd", "-fno-math-errno", "-f
 # No loop is peeled for alignment either: a peeled first iteration would depend on an array's
 # address (a team member's copy of the state is elsewhere), and with it whether a node runs in
 # the vector body or in scalar code (libmvec's and libm's functions differ in the last bit).
-GCC_FLAGS = ("--param=vect-epilogues-nomask=0", "--param=vect-max-peeling-for-alignment=0")
+# 256-bit vectors even where gcc's tuning for the -march would pick 512-bit ones (e.g.
+# x86-64-v4): 512-bit arithmetic lowers the core's clock for a while after it, which slowed a
+# whole float64 run (benchmarks/engine_results.md, round 9). MFGEN_CFLAGS comes after and
+# may ask for 512.
+GCC_FLAGS = ("--param=vect-epilogues-nomask=0", "--param=vect-max-peeling-for-alignment=0",
+             "-mprefer-vector-width=256")
 COMPILE_TIMEOUT_S = 600
 # cffi appends its Python wrappers (argument conversion, one call) after the simulator's source:
 # gcc would spend time optimising them at -O3 for nothing measurable per call.
