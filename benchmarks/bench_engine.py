@@ -40,9 +40,11 @@ from harness import (  # noqa: E402
     command,
     cpu_best,
     interleaved,
+    interleaved_rounds,
     issue_connectome,
     kernel_seconds,
     machine,
+    median_ratio,
     per_call,
     random_network,
     report_expectations,
@@ -89,10 +91,10 @@ def step_split(model: mfgen.CompiledModel, connectome: mfgen.Connectivity, preci
         return time.process_time() - start
 
     coupling = np.zeros((len(model.coupling_variables), connectome.n_regions))
-    # The kernel's cost depends on the state it is given (its erfc arguments): 1.24 us at the
-    # initial state, 1.29-1.33 us at the run's later states. The dfun calls of the run are
-    # timed as the bare kernel (called from C) on eight states spread over the run (its Raw
-    # record), the mean of their times; at the initial state too, for comparison.
+    # The kernel's cost depends on the state it is given (its erfc arguments: ~7 % more on
+    # the run's later states than on its initial one). The dfun calls of the run are timed as
+    # the bare kernel (called from C) on eight states spread over the run (its Raw record),
+    # the mean of their times; at the initial state too, for comparison.
     record = create().run(STEPS * 0.1)["raw"].data
     kernels_on = [bare_kernel(model, np.ascontiguousarray(s), coupling, np.empty_like(s))
                   for s in record[STEPS // 16:: STEPS // 8]]
@@ -100,22 +102,22 @@ def step_split(model: mfgen.CompiledModel, connectome: mfgen.Connectivity, preci
     # A run and the bare kernel side by side in each round (this machine's speed drifts by
     # ~20 % within minutes): the ratio of the best of each, and the median of the rounds'
     # ratios (a run's time varies more than the kernel's: its output's fresh pages).
-    steps, kernels, initial = [], [], []
-    for _ in range(5 * repeats):   # cheap (~50 ms a round): enough for stable minima
-        steps.append(run() / STEPS)
-        kernels.append(float(np.mean([kernel_seconds(k, 2_500, 1) for k in kernels_on])))
-        initial.append(kernel_seconds(at_start, 20_000, 1))
-    median_ratio = float(np.median([(s - 2 * k) / (2 * k) for s, k in zip(steps, kernels)]))
-    step, dfun = min(steps), min(kernels)
+    rounds = interleaved_rounds({   # cheap (~50 ms a round): enough for stable minima
+        "step": lambda: run() / STEPS,
+        "kernel": lambda: float(np.mean([kernel_seconds(k, 2_500, 1) for k in kernels_on])),
+        "initial": lambda: kernel_seconds(at_start, 20_000, 1)}, 5 * repeats)
+    engine = [s - 2 * k for s, k in zip(rounds["step"], rounds["kernel"])]
+    median_engine = median_ratio(engine, [2 * k for k in rounds["kernel"]])
+    step, dfun, initial = (min(rounds[name]) for name in ("step", "kernel", "initial"))
     setup = cpu_best(create, repeats)
     wrapper = per_call(lambda: model.dfun(state, coupling), 20_000, repeats)
     # a shared parameter passed by name, as a script or TVB's dfun path passes them
     override = per_call(lambda: model.dfun(state, coupling, weight_noise=1e-4), 20_000, repeats)
-    return {"step_us": step * 1e6, "dfun_us": dfun * 1e6, "initial_us": min(initial) * 1e6,
+    return {"step_us": step * 1e6, "dfun_us": dfun * 1e6, "initial_us": initial * 1e6,
             "wrapper_us": wrapper * 1e6,
             "override_us": override * 1e6,
-            "ratio": (step - 2 * dfun) / (2 * dfun), "median_ratio": median_ratio,
-            "initial_ratio": (step - 2 * min(initial)) / (2 * min(initial)),
+            "ratio": (step - 2 * dfun) / (2 * dfun), "median_ratio": median_engine,
+            "initial_ratio": (step - 2 * initial) / (2 * initial),
             "setup_ms": setup * 1e3}
 
 

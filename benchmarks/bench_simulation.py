@@ -43,8 +43,10 @@ from harness import (  # noqa: E402
     Expectation,
     command,
     cpu_best,
+    interleaved_rounds,
     issue_connectome,
     machine,
+    median_ratio,
     random_network,
     report_expectations,
 )
@@ -200,16 +202,14 @@ def main() -> int:
             tvb = tvb_run(case, connectome, stochastic, span,
                           initial_state(model, connectome.n_regions, case))
             tvb()  # numba compile / cache load
-        rounds = 1 if span >= 0.5 else 3
-        ours, theirs = [], []
-        for _ in range(rounds):
-            ours.append(cpu_best(run, repeats if span < 0.5 else 3) / span)
-            if tvb is not None:
-                theirs.append(cpu_best(tvb, 1) / span)
-        if not theirs:
-            return min(ours), float("nan"), float("nan")
-        paired = float(np.median([t / o for t, o in zip(theirs, ours)]))
-        return min(ours), min(theirs), paired
+        variants = {"ours": lambda: cpu_best(run, repeats if span < 0.5 else 3) / span}
+        if tvb is not None:
+            variants["theirs"] = lambda: cpu_best(tvb, 1) / span
+        measured = interleaved_rounds(variants, 1 if span >= 0.5 else 3)
+        ours = min(measured["ours"])
+        if tvb is None:
+            return ours, float("nan"), float("nan")
+        return ours, min(measured["theirs"]), median_ratio(measured["theirs"], measured["ours"])
 
     def row(label: str, integrator: str, ours: float, theirs: float, paired: float) -> None:
         steps = 10_000  # per simulated second at dt = 0.1 ms

@@ -119,14 +119,25 @@ def kernel_seconds(calls: Callable[[int], None], count: int, repeats: int = 5) -
     return cpu_best(lambda: calls(count), repeats) / count
 
 
-def interleaved(variants: dict[str, Callable[[], float]], rounds: int = 3) -> dict[str, float]:
-    """Each variant measures itself (returns seconds); rounds alternate the variants and the
-    best of each is kept."""
-    best = {name: float("inf") for name in variants}
+def interleaved_rounds(variants: dict[Any, Callable[[], float]], rounds: int = 3
+                       ) -> dict[Any, list[float]]:
+    """Each variant measures itself (returns seconds); rounds alternate the variants (this
+    machine's speed drifts within minutes): every round's measurement of each."""
+    measured: dict[Any, list[float]] = {name: [] for name in variants}
     for _ in range(rounds):
         for name, measure in variants.items():
-            best[name] = min(best[name], measure())
-    return best
+            measured[name].append(measure())
+    return measured
+
+
+def interleaved(variants: dict[Any, Callable[[], float]], rounds: int = 3) -> dict[Any, float]:
+    """The best of each variant's interleaved_rounds."""
+    return {name: min(times) for name, times in interleaved_rounds(variants, rounds).items()}
+
+
+def median_ratio(numerators: list[float], denominators: list[float]) -> float:
+    """The median over rounds of one measurement over another taken in the same round."""
+    return float(np.median([a / b for a, b in zip(numerators, denominators)]))
 
 
 ISSUE_SPEED = 4.0  # mm/ms: issue 8's configuration (TVB's default connectome speed is 3)

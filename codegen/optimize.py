@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import sympy
 
 from mfgen.codegen.ir import LOCAL_COUPLING, ModelIR
+from mfgen.codegen.printing import power_form
 
 TRANSCENDENTAL = ("exp", "erfc", "erf", "sqrt", "log", "tanh", "sin", "cos", "pow")
 
@@ -135,7 +136,8 @@ def count_operations(exprs: list[sympy.Expr]) -> int:
 
 
 def count_calls(exprs: list[sympy.Expr]) -> dict[str, int]:
-    """How many times each transcendental function is evaluated (sqrt includes x**0.5)."""
+    """How many times each transcendental function is evaluated, as the C printer writes
+    the powers (printing.power_form: x**0.5 is a sqrt, e**x an exp, x**12 a pow)."""
     counts = dict.fromkeys(TRANSCENDENTAL, 0)
     for expr in exprs:
         for node in sympy.preorder_traversal(expr):
@@ -143,8 +145,10 @@ def count_calls(exprs: list[sympy.Expr]) -> dict[str, int]:
                 name = type(node).__name__
                 if name in counts:
                     counts[name] += 1
-            elif isinstance(node, sympy.Pow) and not node.exp.is_Integer:
-                counts["sqrt" if abs(node.exp) == sympy.S.Half else "pow"] += 1
+            elif isinstance(node, sympy.Pow):
+                form = power_form(node)
+                if form != "product":
+                    counts["sqrt" if form == "rsqrt" else form] += 1
     return {k: v for k, v in counts.items() if v}
 
 

@@ -41,19 +41,30 @@ _POW_C = MATH_FUNCTIONS["pow"].c_name
 _SIMD_BY_CLASS = {f.sympy_name: f for f in SIMD_FUNCTIONS.values() if f.sympy_name}
 
 
+def power_form(node: sympy.Pow) -> str:
+    """How CPrinter writes a power, the one rule: "exp" (base e), "sqrt" (exponent 1/2),
+    "rsqrt" (-1/2: 1.0/sqrt), "product" (an integer exponent up to MAX_MULTIPLY_POWER in
+    magnitude: repeated multiplication) or "pow" (a call)."""
+    exponent = node.exp
+    if node.base == sympy.E:
+        return "exp"
+    if exponent == sympy.S.Half:
+        return "sqrt"
+    if exponent == -sympy.S.Half:
+        return "rsqrt"
+    if exponent.is_Integer and 0 < abs(int(exponent)) <= MAX_MULTIPLY_POWER:
+        return "product"
+    return "pow"
+
+
 def vector_call(node: sympy.Basic) -> MathFunction | None:
     """The SIMD-callable function (libmvec) CPrinter writes `node` as a call of, or None:
-    the rule of _print_Pow (sqrt and small integer powers are no calls) and of the table."""
+    power_form for powers (sqrt and small integer powers are no calls), the table else."""
     if isinstance(node, sympy.Function):
         return _SIMD_BY_CLASS.get(type(node).__name__)
     if isinstance(node, sympy.Pow):
-        exponent = node.exp
-        if node.base == sympy.E:
-            return SIMD_FUNCTIONS["exp"]
-        if exponent in (sympy.S.Half, -sympy.S.Half) or (
-                exponent.is_Integer and 0 < abs(int(exponent)) <= MAX_MULTIPLY_POWER):
-            return None
-        return SIMD_FUNCTIONS["pow"]
+        form = power_form(node)
+        return SIMD_FUNCTIONS[form] if form in ("exp", "pow") else None
     return None
 
 
@@ -100,13 +111,14 @@ class CPrinter(C99CodePrinter):
 
     def _print_Pow(self, expr: sympy.Pow) -> str:
         base, exponent = expr.base, expr.exp
-        if base == sympy.E:
+        form = power_form(expr)
+        if form == "exp":
             return f"exp({self._print(exponent)})"
-        if exponent == sympy.S.Half:
+        if form == "sqrt":
             return f"{_SQRT_C}({self._print(base)})"
-        if exponent == -sympy.S.Half:
+        if form == "rsqrt":
             return f"(1.0/{_SQRT_C}({self._print(base)}))"
-        if exponent.is_Integer and 0 < abs(int(exponent)) <= MAX_MULTIPLY_POWER:
+        if form == "product":
             factor = self.parenthesize(base, sympy.printing.precedence.PRECEDENCE["Mul"])
             product = "*".join([factor] * abs(int(exponent)))
             return f"({product})" if exponent > 0 else f"(1.0/({product}))"

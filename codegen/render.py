@@ -29,6 +29,8 @@ LIBMVEC_FUNCTIONS = tuple(SIMD_FUNCTIONS)
 # delay is at least BLOCK_STEPS - 1 steps (coupling.c.j2): eight floats (one 256-bit register)
 # or doubles (two) per connection read.
 BLOCK_STEPS = 8
+# the templates' block vectors hold 8 floats or 4 doubles (256 bits): whole ones per block
+assert BLOCK_STEPS % 8 == 0
 
 # What the runtime's monitors are, by name: C kind 0 samples the state, 1 averages it.
 MONITOR_KINDS = {"raw": 0, "subsample": 0, "temporal_average": 1}

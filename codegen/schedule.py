@@ -68,17 +68,15 @@ class Loop:
 @dataclass
 class Schedule:
     loops: list[Loop]
-    block_values: list[sympy.Symbol]  # every value a loop stores for a later one
 
     @property
     def split(self) -> bool:
         return len(self.loops) > 1
 
-
-def is_call(node: sympy.Basic) -> bool:
-    """Whether the C printer writes `node` as a call of a vector math function (not sqrt,
-    not a product of powers)."""
-    return vector_call(node) is not None
+    @property
+    def block_values(self) -> list[sympy.Symbol]:
+        """Every value a loop stores for a later one."""
+        return [symbol for loop in self.loops for symbol in loop.stores]
 
 
 def _latency_ops(expr: sympy.Expr) -> int:
@@ -99,7 +97,7 @@ def _calls_bottom_up(expr: sympy.Expr) -> list[sympy.Expr]:
     """The call nodes of `expr`, each after the calls in its arguments."""
     found: list[sympy.Expr] = []
     for node in sympy.postorder_traversal(expr):
-        if is_call(node) and node not in found:
+        if vector_call(node) is not None and node not in found:
             found.append(node)
     return found
 
@@ -138,7 +136,7 @@ def schedule(statements: list[tuple[sympy.Symbol, sympy.Expr]], outputs: list[sy
     for symbol, expr in statements:
         program.append((symbol, extract(expr)))
     final = [extract(expr) for expr in outputs]
-    one_loop = Schedule([Loop("arithmetic", list(statements), list(enumerate(outputs)))], [])
+    one_loop = Schedule([Loop("arithmetic", list(statements), list(enumerate(outputs)))])
     if not calls:
         return one_loop
 
@@ -185,4 +183,4 @@ def schedule(statements: list[tuple[sympy.Symbol, sympy.Expr]], outputs: list[sy
     if (feeding < MIN_LATENCY_OPS and not _sine_and_cosine(calls.values())) or \
             len(crossing) > MAX_BLOCK_VALUES:
         return one_loop
-    return Schedule(loops, crossing)
+    return Schedule(loops)

@@ -11,6 +11,7 @@ so results do not depend on the chunking.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
@@ -317,8 +318,9 @@ class Simulation:
         # Parameters (shared or per node), noise.
         self.parameters = dict(parameters or {})
         packed, per_node = model.pack_parameters(self.parameters, n)
-        self._parameter_record = {key: np.asarray(value).tolist() for key, value in
-                                  model.parameter_values(**self.parameters).items()}
+        # for the results' config: the defaults with the overrides pack_parameters checked
+        self._parameter_record = {key: np.asarray(value, dtype=float).tolist() for key, value
+                                  in {**model.parameters, **self.parameters}.items()}
         packed = self._buffers.keep(np.ascontiguousarray(packed))
         self.nsig = _as_noise(model, noise)
         noisy = np.flatnonzero(self.nsig).astype(np.int32)
@@ -944,8 +946,7 @@ class Simulation:
             "module_key": model.module_key,
             "ir_digest": model.metadata.get("ir_digest", ""),
             "spec_sources": model.metadata.get("sources", []),
-            "parameters": {key: list(value) if isinstance(value, list) else value
-                           for key, value in self._parameter_record.items()},
+            "parameters": copy.deepcopy(self._parameter_record),
             "integrator": self.integrator,
             "dt": self.dt,
             "steps": self.steps_done,
@@ -1073,7 +1074,7 @@ class _NetworkLayout:
         n = connectivity.n_regions
         # provenance, kept here so that a Simulation checks the network's values once
         self.digests = connectivity.digests()
-        row_ptr, col, weight, delay = connectivity._csr(dt)   # kept with the layout
+        row_ptr, col, weight, delay = connectivity.sparse(dt)   # kept by the network, per dt
         self.horizon = int(delay.max(initial=0)) + 1
         if sum_kind == "efferent":
             # `sum: efferent` (TVB's PreSigmoidal): each node sums its outgoing connections,
@@ -1179,16 +1180,20 @@ def _share_network(first: Simulation, other: Simulation) -> None:
     if other is first or not _same_layout(first._layout, other._layout):
         return
     source, target = first._sim, other._sim
-    names = ["row_ptr", "offset", "weight", "weight32"]
-    if source.block_steps and target.block_steps:
-        # the ring, the block's coupling and its products stay each set's own
-        names.append("block_offset")
-        if source.self_edge != first._ffi.NULL and target.self_edge != first._ffi.NULL:
-            names.append("self_edge")
+    names = []
+    if first._layout is not other._layout:   # one kept layout: its arrays are one copy already
+        names += ["row_ptr", "offset", "weight", "weight32"]
+        if source.block_steps and target.block_steps:
+            # the ring, the block's coupling and its products stay each set's own
+            names.append("block_offset")
+            if source.self_edge != first._ffi.NULL and target.self_edge != first._ffi.NULL:
+                names.append("self_edge")
     if source.n_sorted_blocks and target.n_sorted_blocks and first.threads == other.threads:
         # the same connections; edge_values stays each set's own (sets run in parallel)
         names += ["n_sorted_blocks", "sorted_bounds", "sorted_offset", "sorted_edge",
                   "sorted_row"]
+    if not names:
+        return
     for name in names:
         setattr(target, name, getattr(source, name))
     other._buffers.keep(first._buffers)  # the shared arrays live as long as `other`

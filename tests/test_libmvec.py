@@ -60,6 +60,8 @@ def test_a_split_node_loop_vectorises_a_sin_and_a_cos_of_one_argument():
     for function in (b"sin", b"cos"):
         assert bool(re.search(rb"_ZGV[a-z]N\d+v_" + function + rb"\b", library)) == \
             uses_libmvec, function
+    # and neither kernel (shared or per-node parameters) fell back to gcc's scalar sincos
+    assert (b"sincos" in library) != uses_libmvec
     simulator = model.simulator_module.__file__
     with open(simulator, "rb") as handle:
         code = handle.read()

@@ -18,6 +18,7 @@ from mfgen.codegen.math_functions import (
     SIMD_FUNCTIONS,
     printer_names,
 )
+from mfgen.codegen.optimize import count_calls
 from mfgen.codegen.printing import _C, _NUMPY, c_expression, numpy_expression
 from mfgen.errors import Location, SpecError
 
@@ -97,6 +98,9 @@ def test_the_simd_declarations_are_the_tables():
         assert names == ([called] if called else []), power
         assert (f"{called}(" in c_expression(power)) if called else \
             "pow(" not in c_expression(power)
+        # and the build's call counts say the same (optimize.count_calls)
+        assert count_calls([power]) == ({called: 1} if called else {}), power
+    assert count_calls([1 / sympy.sqrt(X), sympy.sqrt(X), X**1.5]) == {"sqrt": 2, "pow": 1}
 
     text = render._environment().get_template("base.c.j2").render(
         kernels_only=False, version="test", model_name="m", ir_digest="0", interface="",

@@ -227,8 +227,8 @@ def test_coupling_blocks_are_tvbs_float32_coupling_to_the_last_bit(name, tvb_cou
             mfgen.load("tvb_generic_2d_oscillator"), network, duration=steps * DT, dt=DT,
             integrator="euler", coupling=name, coupling_parameters=parameters,
             initial_history=history, parameters=G2D_PROBE, coupling_precision=precision,
-            coupling_order="blocks" if precision == "float32" else "auto")
-        assert precision != "float32" or result.config["coupling_order"] == "blocks"
+            coupling_order="blocks")
+        assert result.config["coupling_order"] == "blocks"
         return result["raw"]["V"]
 
     def error(v: np.ndarray) -> float:
